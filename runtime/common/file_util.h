@@ -1,0 +1,35 @@
+// Small file helpers that throw berth::Error with the path and errno.
+#pragma once
+
+#include <sys/types.h>
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace berth {
+
+std::string ReadFile(const std::string& path);
+// nullopt when the file does not exist; other failures throw.
+std::optional<std::string> ReadFileIfExists(const std::string& path);
+
+// Writes the whole content to an existing file without truncating first (cgroup and
+// proc files want one write(2) of the whole value).
+void WriteToFile(const std::string& path, std::string_view content);
+
+// Crash-safe replace: write a temp file beside the target, fsync it, rename over the
+// target, fsync the directory. A crash leaves either the old or the new content.
+void WriteFileAtomic(const std::string& path, std::string_view content, mode_t mode = 0644);
+
+// mkdir -p; existing directories are fine.
+void MakeDirs(const std::string& path, mode_t mode = 0755);
+
+// rm -rf that never crosses into another mounted filesystem; missing is fine.
+void RemoveTree(const std::string& path);
+
+bool PathExists(const std::string& path);
+
+// Joins two paths with exactly one slash between them.
+std::string JoinPath(std::string_view a, std::string_view b);
+
+}  // namespace berth

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs everything Berth needs to build and test, from Debian's archive only.
+# Safe to run again; does nothing when all packages are present.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake ninja-build pkg-config clang clang-format
+  libgtest-dev libgmock-dev
+  rapidjson-dev libpistache-dev libarchive-dev libssl-dev libcurl4-openssl-dev
+  libseccomp-dev libcap-dev libnl-3-dev libnl-route-3-dev libinih-dev libcli11-dev libspdlog-dev
+  libfmt-dev
+  busybox-static iproute2 util-linux procps psmisc
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
