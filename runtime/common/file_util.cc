@@ -4,8 +4,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <dirent.h>
+#include <cerrno>
 
 #include <cstdio>
 #include <filesystem>

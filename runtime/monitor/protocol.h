@@ -4,13 +4,21 @@
 // How a container comes to be (runtime/linux/container.cc does steps 1-4):
 //  1. The creator forks M, which calls setsid() and prctl(PR_SET_CHILD_SUBREAPER).
 //  2. M clones the container init C into its namespaces. C prepares its root, then blocks
-//     reading `start_fd` (one byte means "exec now"); when its execve fails it writes the
-//     errno as 4 bytes to `exec_err_fd` (close-on-exec, so EOF means the exec happened).
+//     reading `start_fd` (one byte means "exec now"; EOF means the monitor is gone: C must
+//     _exit without exec'ing); when its execve fails it writes the errno as 4 bytes
+//     (native int) to `exec_err_fd` (close-on-exec, so EOF means the exec happened). C
+//     closes every end it does not own — the write end of start_fd, the read ends of
+//     exec_err_fd and the console, and the ready fd — so that EOFs mean what they say.
 //  3. M joins C to its cgroup, writes state.json (the static record, see StateRecord in
-//     runtime/linux/state.h), and then execve()s berth-monitor with the arguments below.
-//     C stays M's child across the execve, so the monitor reaps it.
-//  4. berth-monitor binds <state_dir>/monitor.sock, writes "ok\n" to `ready_fd` and closes
-//     it; the creator returns once it reads that (or an error line "err <text>\n").
+//     runtime/linux/state.h), and then execve()s berth-monitor with the arguments below
+//     (MonitorCommand in launch.h builds argv before the fork and execs without allocating).
+//     C stays M's child across the execve, so the monitor reaps it; the monitor refuses to
+//     run (waitid check) when C is not its child.
+//  4. berth-monitor binds <state_dir>/monitor.sock, writes status.json ("created"), writes
+//     "ok\n" to `ready_fd` and closes it; the creator returns once it reads that line (or an
+//     error line "err <text>\n"; then the monitor has already SIGKILLed and reaped C and
+//     exited non-zero). Read one line, not to EOF: an init that kept a copy of the ready fd
+//     would delay EOF until it execs.
 //
 // Arguments (all required unless marked):
 //   --state-dir DIR       where monitor.sock, status.json, console.log live
@@ -24,11 +32,22 @@
 //   --cgroup-procs PATH   (optional) cgroup.procs, for "kill <sig> all"
 //   --oom-file PATH       (optional) memory.oom_control (v1) or memory.events (v2);
 //                         its "oom_kill N" line says whether the OOM killer struck
+// The monitor chdir()s into --state-dir (so the socket path is short whatever the dir), so
+// the three cgroup paths must be absolute. The fds are made close-on-exec by the monitor;
+// its own stdin/stdout/stderr are replaced by /dev/null. It ignores SIGTERM, SIGINT, SIGHUP
+// and SIGPIPE: the container stops only through "kill". It is a child subreaper and reaps
+// every process re-parented to it; only C's status is recorded.
 //
 // Files the monitor writes in --state-dir, each atomically (temp, fsync, rename):
 //   status.json   {"status":"created|running|paused|stopped","pid":N,
 //                  "started_at":"RFC3339"?, "finished_at":"RFC3339"?,
-//                  "exit_code":N?, "exit_signal":N?, "oom_killed":bool, "oom_kills":N}
+//                  "exit_code":N?, "exit_signal":N?, "exec_errno":N?,
+//                  "oom_killed":bool, "oom_kills":N}
+//                 Times are UTC with nanoseconds ("2026-11-28T02:51:38.123456789Z").
+//                 exit_code and exit_signal exclude each other. exec_errno is set when C's
+//                 execve failed (status stays "created" until C exits, then "stopped").
+//                 oom_killed: oom_kill > 0 and C died of SIGKILL. Parse it with
+//                 ParseStatus (client.h).
 //   console.log   the container's stdout+stderr; when it reaches half of --console-max it
 //                 is renamed to console.log.1 (replacing the older one), so the two files
 //                 together never exceed --console-max.
@@ -40,9 +59,19 @@
 //   "kill <sig> [all]" -> signal C (or every pid in cgroup.procs with "all")
 //   "pause" / "resume" -> freeze / thaw through --freezer; reply when done
 //   "wait"             -> reply only when C has exited: "ok <status.json content>"
-// Errors are "err <errno> <message>". When C has exited and its status is recorded and
-// the console drained, the monitor answers pending "wait"s, unlinks monitor.sock and
-// exits 0: no process of a stopped container remains.
+// Errors are "err <errno> <message>" with these errnos: EINVAL a malformed request or
+// signal (0..64); EBUSY the state forbids it (start when not created, pause when not
+// running, resume when not paused); EOPNOTSUPP no --freezer / --cgroup-procs; ESRCH C has
+// exited; EBUSY also when a freeze did not complete within 2 s (it is undone); otherwise
+// the failed call's errno (start: the errno of C's execve). A SIGKILL sent while paused
+// thaws the cgroup so that it lands. "pause"/"resume" block the monitor for up to 2 s.
+//
+// When C exits the monitor records the status at once (status.json "stopped"), drains
+// the console until EOF or at most 200 ms (a daemonised grandchild may hold the pipe),
+// unlinks monitor.sock, answers pending "wait"s and requests already queued, and exits 0:
+// no process of a stopped container remains but those that escaped its init (use
+// "kill 9 all" first). A client that finds no monitor reads status.json instead
+// (MonitorClient::Wait does).
 #pragma once
 
 namespace berth::monitor {

@@ -31,7 +31,13 @@ CapabilitySets ParseCapabilities(const spec::Capabilities& caps);
 // NET_RAW, SETGID, SETUID, SETFCAP, SETPCAP, NET_BIND_SERVICE, SYS_CHROOT, KILL,
 // AUDIT_WRITE) as spec names, used when berthd builds a spec.
 spec::Capabilities DefaultCapabilities();
+// "CAP_CHOWN", ... for each set bit, lowest first.
 std::vector<std::string> CapabilityNames(uint64_t mask);
+// The running kernel's highest capability number (/proc/sys/kernel/cap_last_cap, read
+// once); parsing skips names above it.
+int LastCapability();
+// Whether the calling thread holds cap (a CAP_* number) in its effective set.
+bool HasEffectiveCapability(int cap);
 
 // A compiled seccomp filter ready to load in the child.
 class SeccompProgram {
@@ -55,8 +61,14 @@ class SeccompProgram {
 // kInvalidArgument naming the field.
 SeccompProgram CompileSeccomp(const spec::Seccomp& seccomp);
 
-// Berth's default profile (see default_seccomp.cc for the list and why each entry).
+// Berth's default profile: allow by default, EPERM for a deny-list (ENOSYS for clone3).
+// docs/security-profile.md lists every entry, why, and how it differs from Docker's.
+// The strict form: as if the container held no capability beyond Docker's defaults.
 spec::Seccomp DefaultSeccompProfile();
+// The form berthd uses: entries whose capability is in the container's bounding set are
+// left out (mount and the namespace rules with CAP_SYS_ADMIN, reboot with CAP_SYS_BOOT,
+// ...), as Docker's profile does, since the capability says the call is meant to work.
+spec::Seccomp DefaultSeccompProfileFor(uint64_t bounding);
 
 // Resolves rlimits and checks them against the caller's hard limits before clone: an
 // unknown type or a soft > hard is kInvalidArgument ("process.rlimits[0]..."); a hard
@@ -68,7 +80,8 @@ struct PreparedRlimit {
 };
 std::vector<PreparedRlimit> PrepareRlimits(const std::vector<spec::Rlimit>& rlimits);
 
-// Everything the child needs, prepared before clone.
+// Everything the child needs, prepared before clone. PrepareProcessSecurity also rejects
+// a umask above 0777 and an oomScoreAdj outside -1000..1000 (kInvalidArgument).
 struct ProcessSecurity {
   bool has_capabilities = false;
   CapabilitySets caps;
@@ -87,9 +100,12 @@ ProcessSecurity PrepareProcessSecurity(const spec::Process& process,
                                        const std::optional<spec::Seccomp>& seccomp);
 
 // Applies everything in the right order for an execve that follows: rlimits, oom score,
-// groups/gid/uid with capabilities kept across the uid switch, capability sets (bounding
-// drop, then permitted/effective/inheritable, then ambient), no_new_privs, and seccomp
-// last so the filter does not have to allow the setup calls. Returns 0 or an errno and
+// PR_SET_KEEPCAPS and the bounding-set drop (needs CAP_SETPCAP, so before the uid
+// switch), groups and gid, uid, capset (permitted/effective/inheritable), ambient,
+// no_new_privs, umask, and seccomp last so the filter does not have to allow the setup
+// calls. Without no_new_privileges the filter is loaded right before setresuid instead,
+// while CAP_SYS_ADMIN is still held (the kernel demands one or the other), so it must
+// allow setresuid/capset/prctl/umask (the default profile does). Returns 0 or an errno and
 // sets *failed_step to a static string naming the step. No exceptions, no allocation.
 int ApplyProcessSecurity(const ProcessSecurity& security, const char** failed_step) noexcept;
 

@@ -93,7 +93,7 @@ struct Device {
 // One line of the device cgroup's allow/deny list.
 struct DeviceRule {
   bool allow = false;
-  std::string type = "a";  // "a", "c", "b"
+  std::string type = "a";        // "a", "c", "b"
   std::optional<int64_t> major;  // nullopt: any ('*')
   std::optional<int64_t> minor;
   std::string access = "rwm";

@@ -1,0 +1,117 @@
+// Finding the cgroup hierarchies from /proc/self/mountinfo.
+#include <set>
+#include <sstream>
+
+#include "runtime/cgroup/cgroup.h"
+#include "runtime/cgroup/cgroup_internal.h"
+#include "runtime/common/file_util.h"
+
+namespace berth::cgroup {
+
+namespace {
+
+// The v1 controllers the kernel knows; super options hold these next to flags such as
+// "rw", "noprefix" or "name=systemd" (a named hierarchy with no controller).
+const std::set<std::string>& KnownV1Controllers() {
+  static const std::set<std::string> names = {
+      "cpu",   "cpuacct",    "cpuset",   "memory",  "devices", "freezer", "net_cls",
+      "blkio", "perf_event", "net_prio", "hugetlb", "pids",    "rdma",    "misc"};
+  return names;
+}
+
+bool IsOctal(char c) { return c >= '0' && c <= '7'; }
+
+// mountinfo escapes space, tab, newline and backslash as \ooo.
+std::string Unescape(const std::string& field) {
+  std::string out;
+  for (size_t i = 0; i < field.size(); ++i) {
+    if (field[i] == '\\' && i + 3 < field.size() && IsOctal(field[i + 1]) &&
+        IsOctal(field[i + 2]) && IsOctal(field[i + 3])) {
+      out += static_cast<char>((field[i + 1] - '0') * 64 + (field[i + 2] - '0') * 8 +
+                               (field[i + 3] - '0'));
+      i += 3;
+    } else {
+      out += field[i];
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> Split(const std::string& s, char sep) {
+  std::vector<std::string> parts;
+  std::string part;
+  std::istringstream in(s);
+  while (std::getline(in, part, sep)) parts.push_back(part);
+  return parts;
+}
+
+struct MountLine {
+  std::string mount_point;
+  std::string fs_type;
+  std::string super_options;
+};
+
+std::optional<MountLine> ParseMountLine(const std::string& line) {
+  std::istringstream in(line);
+  std::vector<std::string> fields;
+  std::string f;
+  while (in >> f) fields.push_back(f);
+  // id parent maj:min root mount_point options [optional...] - fstype source super_options
+  size_t dash = 6;
+  while (dash < fields.size() && fields[dash] != "-") ++dash;
+  if (dash + 3 >= fields.size()) return std::nullopt;
+  return MountLine{Unescape(fields[4]), fields[dash + 1], fields[dash + 3]};
+}
+
+bool IsUnder(const std::string& path, const std::string& root) {
+  if (path == root) return true;
+  std::string prefix = root;
+  if (prefix.empty() || prefix.back() != '/') prefix += '/';
+  return path.compare(0, prefix.size(), prefix) == 0;
+}
+
+}  // namespace
+
+CgroupHost ParseCgroupHost(const std::string& mountinfo, const std::string& root) {
+  CgroupHost host;
+  host.root = root;
+  std::string unified_elsewhere;
+  std::istringstream in(mountinfo);
+  std::string line;
+  while (std::getline(in, line)) {
+    auto m = ParseMountLine(line);
+    if (!m || !IsUnder(m->mount_point, root)) continue;
+    if (m->fs_type == "cgroup2") {
+      if (m->mount_point == root) {
+        host.unified_mount = m->mount_point;
+      } else if (unified_elsewhere.empty()) {
+        unified_elsewhere = m->mount_point;
+      }
+    } else if (m->fs_type == "cgroup") {
+      for (const std::string& opt : Split(m->super_options, ',')) {
+        if (KnownV1Controllers().count(opt)) host.v1_mounts.emplace(opt, m->mount_point);
+      }
+    }
+  }
+  if (!host.unified_mount.empty()) {
+    host.version = CgroupVersion::kV2;
+  } else {
+    host.version = CgroupVersion::kV1;
+    host.unified_mount = unified_elsewhere;
+  }
+  if (!host.unified_mount.empty()) {
+    if (auto controllers =
+            internal::ReadTrimmed(JoinPath(host.unified_mount, "cgroup.controllers"))) {
+      for (const std::string& c : Split(*controllers, ' ')) {
+        if (!c.empty()) host.unified_controllers.push_back(c);
+      }
+    }
+  }
+  return host;
+}
+
+CgroupHost DetectCgroupHost(const std::string& root) {
+  return ParseCgroupHost(ReadFile("/proc/self/mountinfo"), root);
+}
+
+}  // namespace berth::cgroup

@@ -1,0 +1,743 @@
+#include "runtime/linux/container.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "runtime/cgroup/cgroup.h"
+#include "runtime/common/error.h"
+#include "runtime/common/file_util.h"
+#include "runtime/common/scope_guard.h"
+#include "runtime/common/unique_fd.h"
+#include "runtime/linux/mount_plan.h"
+#include "runtime/linux/namespaces.h"
+#include "runtime/linux/rootfs.h"
+#include "runtime/monitor/client.h"
+#include "runtime/monitor/launch.h"
+#include "runtime/security/security.h"
+#include "runtime/spec/parser.h"
+
+namespace berth::container {
+namespace {
+
+struct Pipe {
+  UniqueFd read;
+  UniqueFd write;
+};
+
+Pipe MakePipe() {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) ThrowErrno("pipe2");
+  return {UniqueFd(fds[0]), UniqueFd(fds[1])};
+}
+
+void WriteAllFd(int fd, const void* data, size_t len) {
+  const char* p = static_cast<const char*>(data);
+  while (len > 0) {
+    ssize_t n = ::write(fd, p, len);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return;
+    }
+    p += n;
+    len -= static_cast<size_t>(n);
+  }
+}
+
+// Reads until EOF or `limit` bytes.
+std::string ReadUpTo(int fd, size_t limit) {
+  std::string out;
+  char buf[512];
+  while (out.size() < limit) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<size_t>(n));
+    if (out.find('\n') != std::string::npos) break;
+  }
+  return out;
+}
+
+// Reports a failure from a child process to its creator as one line, then exits.
+[[noreturn]] void ChildFail(int fd, const std::string& message) {
+  std::string line = "err " + message + "\n";
+  WriteAllFd(fd, line.data(), line.size());
+  ::_exit(1);
+}
+
+std::string EnvValue(const std::vector<std::string>& env, std::string_view key) {
+  for (const auto& e : env) {
+    if (e.size() > key.size() && e.compare(0, key.size(), key) == 0 && e[key.size()] == '=') {
+      return e.substr(key.size() + 1);
+    }
+  }
+  return {};
+}
+
+std::vector<char*> CStrings(std::vector<std::string>& v) {
+  std::vector<char*> out;
+  out.reserve(v.size() + 1);
+  for (auto& s : v) out.push_back(s.data());
+  out.push_back(nullptr);
+  return out;
+}
+
+std::string DefaultCgroupPath(const CreateOptions& options) {
+  if (!options.cgroup_path.empty()) return options.cgroup_path;
+  std::string p = options.spec.linux.cgroups_path;
+  // systemd-style "slice:prefix:name" paths are not ours to interpret here.
+  if (!p.empty() && p.find(':') == std::string::npos) {
+    while (!p.empty() && p.front() == '/') p.erase(0, 1);
+    if (p.find("..") != std::string::npos) {
+      throw Error(ErrorKind::kInvalidArgument, "linux.cgroupsPath: must not contain \"..\"");
+    }
+    return p;
+  }
+  return "berth/" + options.id;
+}
+
+// Everything the container's init needs, prepared before clone.
+struct InitPlan {
+  const spec::Spec* spec;
+  RootfsPlan rootfs;
+  security::ProcessSecurity security;
+  NamespacePlan namespaces;
+  int sync_fd;      // socket to M: "go" arrives, "ready"/"err ..." leaves
+  int start_fd;     // read end: one byte = exec now
+  int exec_err_fd;  // write end: errno of a failed execve
+  int stdin_fd;     // -1: keep
+  int stdout_fd;    // -1: keep
+  int stderr_fd;
+  // The creator's and monitor's ends, which the init must not hold: a start pipe it holds
+  // itself would never report the monitor's death as EOF.
+  std::vector<int> close_fds;
+};
+
+// The container's init, from clone until execve. Single-threaded, so allocation is safe;
+// failures are reported as one line on the sync socket.
+[[noreturn]] void RunInit(const InitPlan& p) {
+  try {
+    for (int fd : p.close_fds) {
+      if (fd >= 0) ::close(fd);
+    }
+    char go = 0;
+    if (::read(p.sync_fd, &go, 1) != 1) ::_exit(1);  // M gave up
+    if (p.stdin_fd >= 0 && ::dup2(p.stdin_fd, 0) < 0) ThrowErrno("dup2 stdin");
+    if (p.stdout_fd >= 0 && ::dup2(p.stdout_fd, 1) < 0) ThrowErrno("dup2 stdout");
+    if (p.stderr_fd >= 0 && ::dup2(p.stderr_fd, 2) < 0) ThrowErrno("dup2 stderr");
+    JoinNamespacesInChild(p.namespaces);
+    if (p.namespaces.new_user) {
+      if (::setresgid(0, 0, 0) != 0) ThrowErrno("setresgid", "0");
+      if (::setresuid(0, 0, 0) != 0) ThrowErrno("setresuid", "0");
+    }
+    if (p.namespaces.new_cgroup && ::unshare(CLONE_NEWCGROUP) != 0) {
+      ThrowErrno("unshare", "cgroup namespace");
+    }
+    if (!p.rootfs.hostname.empty() &&
+        ::sethostname(p.rootfs.hostname.data(), p.rootfs.hostname.size()) != 0) {
+      ThrowErrno("sethostname", p.rootfs.hostname);
+    }
+    SetupRootfs(p.rootfs);
+    const auto& proc = p.spec->process;
+    if (::chdir(proc.cwd.c_str()) != 0) {
+      ThrowErrno("chdir", "process.cwd " + proc.cwd);
+    }
+    std::string exe = FindExecutable(proc.args[0], proc.env);
+    if (exe.empty()) {
+      throw Error(ErrorKind::kNotFound,
+                  "process.args[0]: executable file not found in $PATH: \"" + proc.args[0] + "\"");
+    }
+    std::vector<std::string> args = proc.args;
+    std::vector<std::string> env = proc.env;
+    auto argv = CStrings(args);
+    auto envp = CStrings(env);
+    // A session of its own: signals for the creator's terminal must not reach it.
+    ::setsid();
+    const char* step = nullptr;
+    if (int err = security::ApplyProcessSecurity(p.security, &step); err != 0) {
+      ThrowErrnoValue(err, step ? step : "apply security profile");
+    }
+    WriteAllFd(p.sync_fd, "ready\n", 6);
+    ::close(p.sync_fd);
+    char start = 0;
+    ssize_t n;
+    do {
+      n = ::read(p.start_fd, &start, 1);
+    } while (n < 0 && errno == EINTR);
+    if (n != 1) ::_exit(0);  // deleted before it was started
+    ::execve(exe.c_str(), argv.data(), envp.data());
+    int err = errno;
+    WriteAllFd(p.exec_err_fd, &err, sizeof err);
+    ::_exit(127);
+  } catch (const Error& e) {
+    ChildFail(p.sync_fd, e.what());
+  } catch (const std::exception& e) {
+    ChildFail(p.sync_fd, e.what());
+  }
+}
+
+void WriteIdMap(pid_t pid, const char* file, const std::vector<spec::IdMapping>& maps) {
+  if (maps.empty()) return;
+  std::string text;
+  for (const auto& m : maps) {
+    text += std::to_string(m.container_id) + " " + std::to_string(m.host_id) + " " +
+            std::to_string(m.size) + "\n";
+  }
+  std::string path = "/proc/" + std::to_string(pid) + "/" + file;
+  WithContext(std::string("linux.") + (file[0] == 'u' ? "uidMappings" : "gidMappings"),
+              [&] { WriteToFile(path, text); });
+}
+
+}  // namespace
+
+const char* StatusName(Status status) {
+  switch (status) {
+    case Status::kCreated:
+      return "created";
+    case Status::kRunning:
+      return "running";
+    case Status::kPaused:
+      return "paused";
+    case Status::kStopped:
+      return "stopped";
+  }
+  return "unknown";
+}
+
+std::string FindExecutable(const std::string& name, const std::vector<std::string>& env) {
+  auto usable = [](const std::string& path) {
+    struct stat st;
+    return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0111) != 0;
+  };
+  if (name.find('/') != std::string::npos) return usable(name) ? name : std::string();
+  std::string path = EnvValue(env, "PATH");
+  if (path.empty()) path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t end = path.find(':', start);
+    if (end == std::string::npos) end = path.size();
+    std::string dir = path.substr(start, end - start);
+    if (dir.empty()) dir = ".";
+    std::string candidate = dir + "/" + name;
+    if (usable(candidate)) return candidate;
+    start = end + 1;
+  }
+  return {};
+}
+
+StateRecord CreateContainer(const CreateOptions& options) {
+  ValidateContainerId(options.id);
+  const spec::Spec& spec = options.spec;
+  spec::ValidateSpec(spec);
+  const std::string state_dir = StateDir(options.state_root, options.id);
+  MakeDirs(options.state_root, 0700);
+  if (::mkdir(state_dir.c_str(), 0700) != 0) {
+    if (errno == EEXIST) {
+      throw Error(ErrorKind::kAlreadyExists, "container \"" + options.id + "\" already exists");
+    }
+    ThrowErrno("mkdir", state_dir);
+  }
+  Rollback rollback;
+  rollback.Add([state_dir] { RemoveTree(state_dir); });
+
+  // Everything that can fail on bad input, before any process exists.
+  NamespacePlan namespaces = PlanNamespaces(spec);
+  cgroup::CgroupHost host = cgroup::DetectCgroupHost();
+  const std::string cgroup_path = DefaultCgroupPath(options);
+  std::shared_ptr<cgroup::Cgroup> cg = cgroup::OpenCgroup(host, cgroup_path);
+  cg->Create();
+  rollback.Add([cg] {
+    cg->KillAll();
+    cg->Destroy();
+  });
+  spec::Resources resources = spec.linux.resources.value_or(spec::Resources{});
+  resources.devices = EffectiveDeviceRules(spec);
+  cg->Apply(resources);
+
+  RootfsHostInfo host_info;
+  host_info.new_user_namespace = namespaces.new_user;
+  host_info.new_cgroup_namespace = namespaces.new_cgroup;
+  host_info.new_network_namespace =
+      namespaces.new_network || spec.FindNamespace(spec::NamespaceType::kNetwork) != nullptr;
+  host_info.cgroup_host = host;
+  for (const auto& [controller, mount] : host.v1_mounts) {
+    std::string name = mount.substr(mount.rfind('/') + 1);
+    host_info.cgroup_dirs[name] = JoinPath(mount, cgroup_path);
+  }
+  if (!host.unified_mount.empty())
+    host_info.unified_dir = JoinPath(host.unified_mount, cgroup_path);
+
+  InitPlan init;
+  init.spec = &spec;
+  init.rootfs = BuildRootfsPlan(spec, host_info);
+  init.security = security::PrepareProcessSecurity(spec.process, spec.linux.seccomp);
+  init.namespaces = namespaces;
+
+  // The pipes between creator, monitor and init.
+  int sync_pair[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sync_pair) != 0) {
+    ThrowErrno("socketpair");
+  }
+  UniqueFd sync_parent(sync_pair[0]), sync_child(sync_pair[1]);
+  Pipe start = MakePipe();
+  Pipe exec_err = MakePipe();
+  Pipe ready = MakePipe();
+  Pipe console;
+  UniqueFd dev_null;
+  if (!options.inherit_stdio) {
+    console = MakePipe();
+    dev_null.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    if (!dev_null) ThrowErrno("open", "/dev/null");
+  }
+  init.sync_fd = sync_child.get();
+  init.start_fd = start.read.get();
+  init.exec_err_fd = exec_err.write.get();
+  init.stdin_fd = options.inherit_stdio ? -1 : dev_null.get();
+  init.stdout_fd = options.inherit_stdio ? -1 : console.write.get();
+  init.stderr_fd = init.stdout_fd;
+
+  init.close_fds = {sync_parent.get(), start.write.get(), exec_err.read.get(),
+                    ready.read.get(),  ready.write.get(), console.read.get()};
+
+  monitor::MonitorArgs margs;
+  margs.state_dir = state_dir;
+  margs.console_max = options.console_max;
+  if (host.version == cgroup::CgroupVersion::kV2) {
+    std::string dir = cg->DirectoryFor("");
+    margs.freezer = dir + "/cgroup.freeze";
+    margs.cgroup_procs = dir + "/cgroup.procs";
+    margs.oom_file = dir + "/memory.events";
+  } else {
+    if (auto d = cg->DirectoryFor("freezer"); !d.empty()) margs.freezer = d + "/freezer.state";
+    if (auto d = cg->DirectoryFor("pids"); !d.empty()) margs.cgroup_procs = d + "/cgroup.procs";
+    if (auto d = cg->DirectoryFor("memory"); !d.empty()) margs.oom_file = d + "/memory.oom_control";
+  }
+  // Built before the fork: M must not allocate on its way to the monitor.
+  monitor::MonitorCommand monitor_command(margs);
+  monitor::MonitorFds mfds;
+  mfds.start_fd = start.write.get();
+  mfds.exec_err_fd = exec_err.read.get();
+  mfds.ready_fd = ready.write.get();
+  mfds.console_fd = options.inherit_stdio ? -1 : console.read.get();
+
+  StateRecord record;
+  record.oci_version = spec.oci_version.empty() ? "1.0.2" : spec.oci_version;
+  record.id = options.id;
+  record.bundle = options.bundle;
+  record.rootfs = spec.root.path;
+  record.cgroup_path = cgroup_path;
+  record.created = NowRfc3339();
+  record.user_namespace = namespaces.new_user;
+  record.annotations = spec.annotations;
+
+  // Double fork: M ends up in its own session, re-parented away from us, so a long-lived
+  // caller (berthd) never collects its zombie and the monitor outlives the caller.
+  pid_t intermediate = ::fork();
+  if (intermediate < 0) ThrowErrno("fork");
+  if (intermediate == 0) {
+    ::setsid();
+    pid_t m = ::fork();
+    if (m < 0) ChildFail(ready.write.get(), "fork monitor: " + std::string(strerror(errno)));
+    if (m > 0) ::_exit(0);
+    // M.
+    try {
+      ::prctl(PR_SET_CHILD_SUBREAPER, 1);
+      JoinPidNamespaceBeforeClone(namespaces);
+      pid_t init_pid = static_cast<pid_t>(::syscall(SYS_clone, namespaces.clone_flags | SIGCHLD,
+                                                    nullptr, nullptr, nullptr, nullptr));
+      if (init_pid < 0) ThrowErrno("clone", "container init");
+      if (init_pid == 0) {
+        sync_parent.reset();
+        RunInit(init);
+      }
+      sync_child.reset();
+      start.read.reset();
+      exec_err.write.reset();
+      console.write.reset();
+      dev_null.reset();
+      auto kill_init = [init_pid] {
+        ::kill(init_pid, SIGKILL);
+        ::waitpid(init_pid, nullptr, 0);
+      };
+      try {
+        if (namespaces.new_user) {
+          WriteIdMap(init_pid, "uid_map", spec.linux.uid_mappings);
+          WriteIdMap(init_pid, "gid_map", spec.linux.gid_mappings);
+        }
+        cg->AddProcess(init_pid);
+      } catch (const Error& e) {
+        kill_init();
+        ChildFail(ready.write.get(), e.what());
+      }
+      WriteAllFd(sync_parent.get(), "g", 1);
+      std::string reply = ReadUpTo(sync_parent.get(), 8192);
+      if (reply != "ready\n") {
+        kill_init();
+        if (reply.rfind("err ", 0) == 0) {
+          std::string msg = reply.substr(4);
+          while (!msg.empty() && msg.back() == '\n') msg.pop_back();
+          ChildFail(ready.write.get(), msg);
+        }
+        ChildFail(ready.write.get(), "container init exited during setup");
+      }
+      sync_parent.reset();
+      record.init_pid = init_pid;
+      record.monitor_pid = ::getpid();
+      WriteStateRecord(state_dir, record);
+      mfds.init_pid = init_pid;
+      monitor_command.Exec(mfds);
+    } catch (const Error& e) {
+      ChildFail(ready.write.get(), e.what());
+    } catch (const std::exception& e) {
+      ChildFail(ready.write.get(), e.what());
+    }
+  }
+  // The creator.
+  ready.write.reset();
+  sync_child.reset();
+  sync_parent.reset();
+  start.read.reset();
+  start.write.reset();
+  exec_err.read.reset();
+  exec_err.write.reset();
+  console.read.reset();
+  console.write.reset();
+  int wstatus = 0;
+  while (::waitpid(intermediate, &wstatus, 0) < 0 && errno == EINTR) {
+  }
+  std::string reply = ReadUpTo(ready.read.get(), 8192);
+  if (reply != "ok\n") {
+    std::string msg = reply.rfind("err ", 0) == 0 ? reply.substr(4) : "monitor failed to start";
+    while (!msg.empty() && msg.back() == '\n') msg.pop_back();
+    ErrorKind kind = ErrorKind::kSystem;
+    if (msg.find("not found") != std::string::npos || msg.find("ENOENT") != std::string::npos) {
+      kind = ErrorKind::kNotFound;
+    } else if (msg.find("EINVAL") != std::string::npos) {
+      kind = ErrorKind::kInvalidArgument;
+    }
+    throw Error(kind, "create container \"" + options.id + "\": " + msg);
+  }
+  record = ReadStateRecord(options.state_root, options.id);
+  rollback.Commit();
+  return record;
+}
+
+void StartContainer(const std::string& state_root, const std::string& id) {
+  ReadStateRecord(state_root, id);
+  monitor::MonitorClient::Request(StateDir(state_root, id), "start", 10000);
+}
+
+namespace {
+
+ContainerInfo InfoFrom(StateRecord record, const monitor::MonitorStatus& st) {
+  ContainerInfo info;
+  info.record = std::move(record);
+  switch (st.state) {
+    case monitor::MonitorState::kCreated:
+      info.status = Status::kCreated;
+      break;
+    case monitor::MonitorState::kRunning:
+      info.status = Status::kRunning;
+      break;
+    case monitor::MonitorState::kPaused:
+      info.status = Status::kPaused;
+      break;
+    case monitor::MonitorState::kStopped:
+      info.status = Status::kStopped;
+      break;
+  }
+  info.exit_code = st.exit_code;
+  info.exit_signal = st.exit_signal;
+  info.oom_killed = st.oom_killed;
+  info.started_at = st.started_at.value_or("");
+  info.finished_at = st.finished_at.value_or("");
+  return info;
+}
+
+}  // namespace
+
+ContainerInfo QueryContainer(const std::string& state_root, const std::string& id) {
+  StateRecord record = ReadStateRecord(state_root, id);
+  const std::string dir = StateDir(state_root, id);
+  try {
+    std::string payload = monitor::MonitorClient::Request(dir, "state", 5000);
+    return InfoFrom(std::move(record), monitor::ParseStatus(payload));
+  } catch (const Error& e) {
+    if (e.kind() != ErrorKind::kNotFound) throw;
+  }
+  // No monitor: the container has ended; its last status is on disk.
+  if (auto st = monitor::ReadStatusFile(dir)) {
+    auto info = InfoFrom(std::move(record), *st);
+    info.status = Status::kStopped;
+    return info;
+  }
+  ContainerInfo info;
+  info.record = std::move(record);
+  info.status = Status::kStopped;
+  return info;
+}
+
+std::string OciStateJson(const ContainerInfo& info) {
+  auto q = [](const std::string& s) {
+    std::string out = "\"";
+    for (char c : s) {
+      if (c == '"' || c == '\\') {
+        out += '\\';
+        out += c;
+      } else if (static_cast<unsigned char>(c) < 0x20) {
+        char buf[8];
+        snprintf(buf, sizeof buf, "\\u%04x", c);
+        out += buf;
+      } else {
+        out += c;
+      }
+    }
+    return out + "\"";
+  };
+  std::string out =
+      "{\n  \"ociVersion\": " + q(info.record.oci_version) + ",\n  \"id\": " + q(info.record.id) +
+      ",\n  \"status\": " + q(StatusName(info.status)) + ",\n  \"pid\": " +
+      std::to_string(info.status == Status::kStopped ? 0 : info.record.init_pid) +
+      ",\n  \"bundle\": " + q(info.record.bundle) + ",\n  \"rootfs\": " + q(info.record.rootfs) +
+      ",\n  \"created\": " + q(info.record.created);
+  if (info.exit_code) out += ",\n  \"exitCode\": " + std::to_string(*info.exit_code);
+  if (info.exit_signal) out += ",\n  \"exitSignal\": " + std::to_string(*info.exit_signal);
+  if (info.status == Status::kStopped) {
+    out += std::string(",\n  \"oomKilled\": ") + (info.oom_killed ? "true" : "false");
+  }
+  out += ",\n  \"annotations\": {";
+  bool first = true;
+  for (const auto& [k, v] : info.record.annotations) {
+    out += (first ? "\n    " : ",\n    ") + q(k) + ": " + q(v);
+    first = false;
+  }
+  out += first ? "}\n}\n" : "\n  }\n}\n";
+  return out;
+}
+
+void KillContainer(const std::string& state_root, const std::string& id, int signal, bool all) {
+  ReadStateRecord(state_root, id);
+  if (signal <= 0 || signal >= 65) {
+    throw Error(ErrorKind::kInvalidArgument, "invalid signal " + std::to_string(signal));
+  }
+  try {
+    monitor::MonitorClient::Request(StateDir(state_root, id),
+                                    "kill " + std::to_string(signal) + (all ? " all" : ""), 5000);
+  } catch (const Error& e) {
+    if (e.kind() == ErrorKind::kNotFound) {
+      throw Error(ErrorKind::kConflict, "container \"" + id + "\" is not running");
+    }
+    throw;
+  }
+}
+
+ContainerInfo WaitContainer(const std::string& state_root, const std::string& id) {
+  StateRecord record = ReadStateRecord(state_root, id);
+  const std::string dir = StateDir(state_root, id);
+  try {
+    auto info = InfoFrom(std::move(record), monitor::MonitorClient::Wait(dir));
+    info.status = Status::kStopped;
+    return info;
+  } catch (const Error& e) {
+    if (e.kind() != ErrorKind::kNotFound) throw;
+  }
+  return QueryContainer(state_root, id);
+}
+
+void PauseContainer(const std::string& state_root, const std::string& id) {
+  ReadStateRecord(state_root, id);
+  monitor::MonitorClient::Request(StateDir(state_root, id), "pause", 10000);
+}
+
+void ResumeContainer(const std::string& state_root, const std::string& id) {
+  ReadStateRecord(state_root, id);
+  monitor::MonitorClient::Request(StateDir(state_root, id), "resume", 10000);
+}
+
+void DeleteContainer(const std::string& state_root, const std::string& id, bool force) {
+  ContainerInfo info = QueryContainer(state_root, id);
+  const StateRecord& record = info.record;
+  if ((info.status == Status::kRunning || info.status == Status::kPaused) && !force) {
+    throw Error(ErrorKind::kConflict, "container \"" + id + "\" is " + StatusName(info.status) +
+                                          "; stop it first or use --force");
+  }
+  cgroup::CgroupHost host = cgroup::DetectCgroupHost();
+  auto cg = cgroup::OpenCgroup(host, record.cgroup_path);
+  const std::string dir = StateDir(state_root, id);
+  // The monitor is a process of another session: hold a pidfd so that waiting for it
+  // cannot be fooled by pid reuse.
+  UniqueFd monitor_fd;
+  if (record.monitor_pid > 0) {
+    monitor_fd.reset(static_cast<int>(::syscall(SYS_pidfd_open, record.monitor_pid, 0)));
+  }
+  if (info.status != Status::kStopped) {
+    cg->KillAll();
+    // A created init waits on the start pipe; a frozen one must thaw to die.
+    try {
+      WaitContainer(state_root, id);
+    } catch (const Error&) {
+    }
+  }
+  if (monitor_fd) {
+    // The monitor exits right after recording the exit; a pidfd turns readable when its
+    // process has ended (a zombie counts: the monitor's parent is not ours to wait for).
+    struct pollfd pfd = {monitor_fd.get(), POLLIN, 0};
+    while (::poll(&pfd, 1, 2000) < 0 && errno == EINTR) {
+    }
+  }
+  cg->KillAll();
+  cg->Destroy();
+  RemoveTree(dir);
+}
+
+std::vector<std::string> ListContainers(const std::string& state_root) {
+  std::vector<std::string> out;
+  DIR* d = ::opendir(state_root.c_str());
+  if (!d) {
+    if (errno == ENOENT) return out;
+    ThrowErrno("opendir", state_root);
+  }
+  while (auto* e = ::readdir(d)) {
+    std::string name = e->d_name;
+    if (name == "." || name == "..") continue;
+    if (PathExists(JoinPath(JoinPath(state_root, name), "state.json"))) out.push_back(name);
+  }
+  ::closedir(d);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::vector<pid_t> ContainerPids(const std::string& state_root, const std::string& id) {
+  StateRecord record = ReadStateRecord(state_root, id);
+  auto cg = cgroup::OpenCgroup(cgroup::DetectCgroupHost(), record.cgroup_path);
+  return cg->Pids();
+}
+
+int ExecInContainer(const std::string& state_root, const std::string& id,
+                    const ExecOptions& options) {
+  ContainerInfo info = QueryContainer(state_root, id);
+  if (info.status != Status::kRunning) {
+    throw Error(ErrorKind::kConflict, "container \"" + id + "\" is " + StatusName(info.status) +
+                                          "; exec needs a running container");
+  }
+  if (options.args.empty()) throw Error(ErrorKind::kInvalidArgument, "exec: no command given");
+  spec::Spec spec = spec::LoadBundle(info.record.bundle);
+  spec::Process process = spec.process;
+  process.args = options.args;
+  for (const auto& e : options.env) {
+    auto eq = e.find('=');
+    std::string key = e.substr(0, eq);
+    std::erase_if(process.env, [&](const std::string& x) { return x.rfind(key + "=", 0) == 0; });
+    process.env.push_back(e);
+  }
+  if (!options.cwd.empty()) process.cwd = options.cwd;
+  if (options.uid) process.user.uid = *options.uid;
+  if (options.gid) process.user.gid = *options.gid;
+  security::ProcessSecurity sec = security::PrepareProcessSecurity(process, spec.linux.seccomp);
+  NamespaceFds ns = OpenContainerNamespaces(info.record.init_pid);
+  auto cg = cgroup::OpenCgroup(cgroup::DetectCgroupHost(), info.record.cgroup_path);
+
+  int sync_pair[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sync_pair) != 0)
+    ThrowErrno("socketpair");
+  UniqueFd sync_parent(sync_pair[0]), sync_child(sync_pair[1]);
+  Pipe exec_err = MakePipe();
+
+  pid_t joiner = ::fork();
+  if (joiner < 0) ThrowErrno("fork");
+  if (joiner == 0) {
+    sync_parent.reset();
+    exec_err.read.reset();
+    try {
+      char go;
+      if (::read(sync_child.get(), &go, 1) != 1) ::_exit(126);
+      EnterNamespaces(ns);
+      pid_t child = ::fork();
+      if (child < 0) ThrowErrno("fork");
+      if (child == 0) {
+        if (options.stdin_fd != 0) ::dup2(options.stdin_fd, 0);
+        if (options.stdout_fd != 1) ::dup2(options.stdout_fd, 1);
+        if (options.stderr_fd != 2) ::dup2(options.stderr_fd, 2);
+        int err = 0;
+        if (::chdir(process.cwd.c_str()) != 0) err = errno;
+        std::string exe = err ? std::string() : FindExecutable(process.args[0], process.env);
+        if (!err && exe.empty()) err = ENOENT;
+        std::vector<std::string> args = process.args, env = process.env;
+        auto argv = CStrings(args);
+        auto envp = CStrings(env);
+        const char* step = nullptr;
+        if (!err) err = security::ApplyProcessSecurity(sec, &step);
+        if (!err) {
+          ::execve(exe.c_str(), argv.data(), envp.data());
+          err = errno;
+        }
+        WriteAllFd(exec_err.write.get(), &err, sizeof err);
+        ::_exit(127);
+      }
+      exec_err.write.reset();
+      int st = 0;
+      while (::waitpid(child, &st, 0) < 0 && errno == EINTR) {
+      }
+      if (WIFSIGNALED(st)) {
+        // Report the signal to our parent the same way, without a core dump.
+        ::signal(WTERMSIG(st), SIG_DFL);
+        ::prctl(PR_SET_DUMPABLE, 0);
+        ::kill(::getpid(), WTERMSIG(st));
+      }
+      ::_exit(WIFEXITED(st) ? WEXITSTATUS(st) : 126);
+    } catch (const Error& e) {
+      ChildFail(sync_child.get(), e.what());
+    }
+  }
+  sync_child.reset();
+  exec_err.write.reset();
+  auto reap = [joiner] {
+    int st = 0;
+    while (::waitpid(joiner, &st, 0) < 0 && errno == EINTR) {
+    }
+    return st;
+  };
+  try {
+    cg->AddProcess(joiner);
+  } catch (...) {
+    ::kill(joiner, SIGKILL);
+    reap();
+    throw;
+  }
+  WriteAllFd(sync_parent.get(), "g", 1);
+  std::string err_line = ReadUpTo(sync_parent.get(), 8192);
+  int exec_errno = 0;
+  ssize_t n = ::read(exec_err.read.get(), &exec_errno, sizeof exec_errno);
+  int st = reap();
+  if (err_line.rfind("err ", 0) == 0) {
+    throw Error(ErrorKind::kSystem,
+                "exec in \"" + id + "\": " + err_line.substr(4, err_line.size() - 5));
+  }
+  if (n == sizeof exec_errno) {
+    if (exec_errno == ENOENT) {
+      throw Error(ErrorKind::kNotFound, "exec in \"" + id +
+                                            "\": executable file not found in $PATH: \"" +
+                                            options.args[0] + "\"");
+    }
+    ThrowErrnoValue(exec_errno, "exec", options.args[0]);
+  }
+  return st;
+}
+
+}  // namespace berth::container

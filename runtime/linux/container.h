@@ -1,0 +1,100 @@
+// The container lifecycle on one host, as the OCI runtime commands name it: create,
+// start, state, kill, delete, exec. berth-runtime's verbs call these one-to-one; berthd
+// calls them for Nova's instance lifecycle.
+//
+// create: the caller prepares everything that can fail on bad input (spec, mount plan,
+// security profile, cgroup with its limits) before any process exists, then a
+// double fork leaves a process M in its own session; M clones the container init C into
+// its namespaces, puts it in the cgroup, and execs berth-monitor, which stays C's parent
+// for the container's life (see runtime/monitor/protocol.h). Any failure rolls back every
+// step already made: no cgroup, process or state directory remains.
+#pragma once
+
+#include <sys/types.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "runtime/linux/state.h"
+#include "runtime/spec/spec.h"
+
+namespace berth::container {
+
+struct CreateOptions {
+  std::string id;
+  std::string state_root = "/run/berth-runtime";
+  std::string bundle;  // recorded in the state; the spec is already loaded
+  spec::Spec spec;     // root.path absolute
+  // Relative to the cgroup hierarchy roots; empty: the spec's cgroupsPath, else
+  // "berth/<id>".
+  std::string cgroup_path;
+  // Foreground use (berth-runtime run): the container gets our stdin/stdout/stderr.
+  // Otherwise stdin is /dev/null and stdout+stderr go to the monitor's console log.
+  bool inherit_stdio = false;
+  unsigned long console_max = 1u << 20;
+};
+
+StateRecord CreateContainer(const CreateOptions& options);
+
+// Releases a created container into its process; fails (kConflict) unless created.
+void StartContainer(const std::string& state_root, const std::string& id);
+
+enum class Status { kCreated, kRunning, kPaused, kStopped };
+const char* StatusName(Status status);
+
+struct ContainerInfo {
+  StateRecord record;
+  Status status = Status::kStopped;
+  std::optional<int> exit_code;
+  std::optional<int> exit_signal;
+  bool oom_killed = false;
+  std::string started_at;
+  std::string finished_at;
+};
+
+ContainerInfo QueryContainer(const std::string& state_root, const std::string& id);
+// The OCI state document ("ociVersion", "id", "status", "pid", "bundle", "annotations"),
+// plus "created" and, once stopped, the exit details.
+std::string OciStateJson(const ContainerInfo& info);
+
+// Sends `signal` to the init, or with `all` to every process in the container's cgroup.
+void KillContainer(const std::string& state_root, const std::string& id, int signal, bool all);
+
+// Waits until the container's init exits; returns its info (stopped).
+ContainerInfo WaitContainer(const std::string& state_root, const std::string& id);
+
+void PauseContainer(const std::string& state_root, const std::string& id);
+void ResumeContainer(const std::string& state_root, const std::string& id);
+
+// Removes a created or stopped container (running or paused: kConflict unless force, which
+// kills every process first). Leaves no process, cgroup or state behind.
+void DeleteContainer(const std::string& state_root, const std::string& id, bool force);
+
+std::vector<std::string> ListContainers(const std::string& state_root);
+
+// Processes in the container's cgroup, as host pids.
+std::vector<pid_t> ContainerPids(const std::string& state_root, const std::string& id);
+
+struct ExecOptions {
+  std::vector<std::string> args;
+  std::vector<std::string> env;  // added to (and overriding) the container's env
+  std::string cwd;               // empty: the container's cwd
+  std::optional<uint32_t> uid;
+  std::optional<uint32_t> gid;
+  int stdin_fd = 0;
+  int stdout_fd = 1;
+  int stderr_fd = 2;
+};
+
+// Runs a process inside a running container: its namespaces, its cgroup, its security
+// profile (capabilities, no_new_privs, seccomp, user). Returns the wait status
+// (as waitpid gives it).
+int ExecInContainer(const std::string& state_root, const std::string& id,
+                    const ExecOptions& options);
+
+// PATH lookup as execvp does it, but with the container's PATH, from inside its root.
+// Returns the absolute path or empty.
+std::string FindExecutable(const std::string& name, const std::vector<std::string>& env);
+
+}  // namespace berth::container

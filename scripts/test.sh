@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The whole default test suite: installs what is missing (Debian packages only), builds
+# with -Werror, checks formatting, runs every unit and integration test (integration tests
+# need root: real namespaces, mounts, cgroups), then checks nothing was left behind.
+# Takes about 5 minutes on a 2-core machine from a clean clone (most of it the build).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "test.sh: run as root (integration tests create namespaces, mounts and cgroups)" >&2
+  exit 1
+fi
+
+./scripts/deps.sh
+./scripts/build.sh
+./scripts/format_check.sh
+
+BUILD_DIR=${BERTH_BUILD_DIR:-build}
+status=0
+# Unit tests in parallel; integration tests one at a time (they share the host's cgroups).
+ctest --test-dir "$BUILD_DIR" -L unit -j2 --output-on-failure --timeout 300 || status=1
+ctest --test-dir "$BUILD_DIR" -L integration --output-on-failure --timeout 600 || status=1
+./scripts/leak_check.sh || status=1
+exit $status

@@ -1,0 +1,104 @@
+#include "runtime/store/blob/blob_store.h"
+
+#include <dirent.h>
+#include <gtest/gtest.h>
+
+#include "runtime/common/error.h"
+#include "runtime/common/file_util.h"
+#include "tests/support/test_env.h"
+
+namespace berth::store {
+namespace {
+
+size_t CountEntries(const std::string& dir) {
+  size_t n = 0;
+  DIR* d = opendir(dir.c_str());
+  if (!d) return 0;
+  while (struct dirent* e = readdir(d)) {
+    if (std::string_view(e->d_name) != "." && std::string_view(e->d_name) != "..") ++n;
+  }
+  closedir(d);
+  return n;
+}
+
+TEST(BlobStoreTest, PutReadListDelete) {
+  berth::testing::TempDir tmp;
+  BlobStore store(tmp.path());
+  Digest d = store.Put("hello");
+  EXPECT_EQ(d, Digest::Of("hello"));
+  EXPECT_TRUE(store.Exists(d));
+  EXPECT_EQ(store.Read(d), "hello");
+  EXPECT_EQ(store.Size(d), 5u);
+  EXPECT_EQ(store.Path(d), tmp.path() + "/blobs/sha256/" + d.hex());
+  Digest d2 = store.Put("world");
+  auto list = store.List();
+  ASSERT_EQ(list.size(), 2u);
+  EXPECT_TRUE((list[0] == d && list[1] == d2) || (list[0] == d2 && list[1] == d));
+  // Writing the same content again is fine.
+  EXPECT_EQ(store.Put("hello", d), d);
+  store.Delete(d);
+  EXPECT_FALSE(store.Exists(d));
+  try {
+    store.Read(d);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kNotFound);
+  }
+  EXPECT_EQ(CountEntries(tmp.path() + "/ingest"), 0u);
+}
+
+TEST(BlobStoreTest, DigestMismatchNamesBothAndLeavesNothing) {
+  berth::testing::TempDir tmp;
+  BlobStore store(tmp.path());
+  BlobWriter w = store.Ingest();
+  w.Write("some data");
+  Digest expected = Digest::Of("other data");
+  try {
+    w.Commit(expected);
+    FAIL() << "mismatch accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kInvalidArgument);
+    EXPECT_NE(e.message().find(expected.str()), std::string::npos) << e.message();
+    EXPECT_NE(e.message().find(Digest::Of("some data").str()), std::string::npos) << e.message();
+  }
+  EXPECT_EQ(CountEntries(tmp.path() + "/ingest"), 0u);
+  EXPECT_EQ(CountEntries(tmp.path() + "/blobs/sha256"), 0u);
+}
+
+TEST(BlobStoreTest, SizeMismatch) {
+  berth::testing::TempDir tmp;
+  BlobStore store(tmp.path());
+  BlobWriter w = store.Ingest();
+  w.Write("12345");
+  try {
+    w.Commit(Digest::Of("12345"), 4);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kInvalidArgument);
+    EXPECT_NE(e.message().find("size mismatch"), std::string::npos);
+  }
+  EXPECT_EQ(CountEntries(tmp.path() + "/ingest"), 0u);
+}
+
+TEST(BlobStoreTest, AbandonedWriterRemovesItsTempFile) {
+  berth::testing::TempDir tmp;
+  BlobStore store(tmp.path());
+  {
+    BlobWriter w = store.Ingest();
+    w.Write("partial");
+    EXPECT_EQ(CountEntries(tmp.path() + "/ingest"), 1u);
+  }
+  EXPECT_EQ(CountEntries(tmp.path() + "/ingest"), 0u);
+  EXPECT_TRUE(store.List().empty());
+}
+
+TEST(BlobStoreTest, ListIgnoresStrayFiles) {
+  berth::testing::TempDir tmp;
+  BlobStore store(tmp.path());
+  WriteFileAtomic(tmp.path() + "/blobs/sha256/not-a-digest", "x");
+  store.Put("a");
+  EXPECT_EQ(store.List().size(), 1u);
+}
+
+}  // namespace
+}  // namespace berth::store
