@@ -2,12 +2,15 @@
 // stdio, forward signals to it, and exit with its status after deleting it.
 #include <signal.h>
 
+#include <chrono>
 #include <climits>
+#include <cstdio>
 #include <cstdlib>
 #include <thread>
 
 #include "runtime/cli/commands.h"
 #include "runtime/common/error.h"
+#include "runtime/common/phase_timer.h"
 #include "runtime/linux/container.h"
 #include "runtime/spec/parser.h"
 
@@ -28,9 +31,11 @@ void AddRun(CLI::App& app, const GlobalOptions& g, int& exit_code) {
   cmd->add_option("id", *id)->required();
   cmd->callback([&g, &exit_code, bundle, id, detach] {
     container::CreateOptions o;
+    PhaseTimer timer("berth-runtime run");
     o.id = *id;
     o.state_root = g.root;
     o.spec = spec::LoadBundle(*bundle);
+    timer.Mark("load");
     char real[PATH_MAX];
     o.bundle = ::realpath(bundle->c_str(), real) ? real : *bundle;
     o.inherit_stdio = !*detach;
@@ -39,8 +44,10 @@ void AddRun(CLI::App& app, const GlobalOptions& g, int& exit_code) {
     for (int s : kForwardedSignals) sigaddset(&forwarded, s);
     if (!*detach) pthread_sigmask(SIG_BLOCK, &forwarded, nullptr);
     container::CreateContainer(o);
+    timer.Mark("create");
     try {
       container::StartContainer(g.root, *id);
+      timer.Mark("start");
     } catch (...) {
       container::DeleteContainer(g.root, *id, true);
       throw;
@@ -60,7 +67,9 @@ void AddRun(CLI::App& app, const GlobalOptions& g, int& exit_code) {
       }
     }).detach();
     auto info = container::WaitContainer(g.root, *id);
+    timer.Mark("wait");
     container::DeleteContainer(g.root, *id, true);
+    timer.Mark("delete");
     if (info.exit_code) {
       exit_code = *info.exit_code;
     } else if (info.exit_signal) {

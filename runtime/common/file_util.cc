@@ -58,7 +58,9 @@ void WriteToFile(const std::string& path, std::string_view content) {
   WriteAll(fd.get(), content, path);
 }
 
-void WriteFileAtomic(const std::string& path, std::string_view content, mode_t mode) {
+void WriteFileAtomic(const std::string& path, std::string_view content, mode_t mode,
+                     Durability durability) {
+  const bool durable = durability == Durability::kDurable;
   std::string dir = ".";
   if (auto slash = path.rfind('/'); slash != std::string::npos) {
     dir = slash == 0 ? "/" : path.substr(0, slash);
@@ -69,7 +71,7 @@ void WriteFileAtomic(const std::string& path, std::string_view content, mode_t m
     if (!fd) ThrowErrno("open", tmp);
     try {
       WriteAll(fd.get(), content, tmp);
-      if (::fsync(fd.get()) != 0) ThrowErrno("fsync", tmp);
+      if (durable && ::fsync(fd.get()) != 0) ThrowErrno("fsync", tmp);
     } catch (...) {
       ::unlink(tmp.c_str());
       throw;
@@ -80,6 +82,7 @@ void WriteFileAtomic(const std::string& path, std::string_view content, mode_t m
     ::unlink(tmp.c_str());
     ThrowErrnoValue(err, "rename", path);
   }
+  if (!durable) return;
   UniqueFd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!dfd) ThrowErrno("open", dir);
   if (::fsync(dfd.get()) != 0) ThrowErrno("fsync", dir);

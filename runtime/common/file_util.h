@@ -17,9 +17,18 @@ std::optional<std::string> ReadFileIfExists(const std::string& path);
 // proc files want one write(2) of the whole value).
 void WriteToFile(const std::string& path, std::string_view content);
 
-// Crash-safe replace: write a temp file beside the target, fsync it, rename over the
-// target, fsync the directory. A crash leaves either the old or the new content.
-void WriteFileAtomic(const std::string& path, std::string_view content, mode_t mode = 0644);
+enum class Durability {
+  // fsync the file and its directory: a power loss leaves the old or the new content.
+  // For records that outlive the host's uptime (berthd's instances and images).
+  kDurable,
+  // Rename only: readers never see a torn file, but a power loss may lose the write. For
+  // runtime state under /run, which describes processes that a power loss ends anyway.
+  kAtomicOnly,
+};
+
+// Replaces the file through a temp file beside it and rename(2).
+void WriteFileAtomic(const std::string& path, std::string_view content, mode_t mode = 0644,
+                     Durability durability = Durability::kDurable);
 
 // mkdir -p; existing directories are fine.
 void MakeDirs(const std::string& path, mode_t mode = 0755);

@@ -20,6 +20,7 @@
 #include "runtime/cgroup/cgroup.h"
 #include "runtime/common/error.h"
 #include "runtime/common/file_util.h"
+#include "runtime/common/phase_timer.h"
 #include "runtime/common/scope_guard.h"
 #include "runtime/common/unique_fd.h"
 #include "runtime/linux/mount_plan.h"
@@ -146,6 +147,7 @@ struct InitPlan {
       if (::setresgid(0, 0, 0) != 0) ThrowErrno("setresgid", "0");
       if (::setresuid(0, 0, 0) != 0) ThrowErrno("setresuid", "0");
     }
+    if (p.namespaces.new_network) BringUpLoopback();
     if (p.namespaces.new_cgroup && ::unshare(CLONE_NEWCGROUP) != 0) {
       ThrowErrno("unshare", "cgroup namespace");
     }
@@ -204,6 +206,21 @@ void WriteIdMap(pid_t pid, const char* file, const std::vector<spec::IdMapping>&
               [&] { WriteToFile(path, text); });
 }
 
+// "berth/<id>" leaves "berth" behind in every hierarchy once the last container is gone;
+// remove such parents when empty (rmdir refuses a group that still has children).
+void RemoveEmptyCgroupParents(const cgroup::CgroupHost& host, std::string path) {
+  std::vector<std::string> roots;
+  for (const auto& [controller, mount] : host.v1_mounts) roots.push_back(mount);
+  if (!host.unified_mount.empty()) roots.push_back(host.unified_mount);
+  std::sort(roots.begin(), roots.end());
+  roots.erase(std::unique(roots.begin(), roots.end()), roots.end());
+  for (auto slash = path.rfind('/'); slash != std::string::npos && slash > 0;
+       slash = path.rfind('/')) {
+    path.resize(slash);
+    for (const auto& root : roots) ::rmdir(JoinPath(root, path).c_str());
+  }
+}
+
 }  // namespace
 
 const char* StatusName(Status status) {
@@ -242,6 +259,7 @@ std::string FindExecutable(const std::string& name, const std::vector<std::strin
 }
 
 StateRecord CreateContainer(const CreateOptions& options) {
+  PhaseTimer timer("create");
   ValidateContainerId(options.id);
   const spec::Spec& spec = options.spec;
   spec::ValidateSpec(spec);
@@ -258,10 +276,13 @@ StateRecord CreateContainer(const CreateOptions& options) {
 
   // Everything that can fail on bad input, before any process exists.
   NamespacePlan namespaces = PlanNamespaces(spec);
+  timer.Mark("validate");
   cgroup::CgroupHost host = cgroup::DetectCgroupHost();
+  timer.Mark("detect cgroups");
   const std::string cgroup_path = DefaultCgroupPath(options);
   std::shared_ptr<cgroup::Cgroup> cg = cgroup::OpenCgroup(host, cgroup_path);
   cg->Create();
+  timer.Mark("cgroup create");
   rollback.Add([cg] {
     cg->KillAll();
     cg->Destroy();
@@ -269,6 +290,7 @@ StateRecord CreateContainer(const CreateOptions& options) {
   spec::Resources resources = spec.linux.resources.value_or(spec::Resources{});
   resources.devices = EffectiveDeviceRules(spec);
   cg->Apply(resources);
+  timer.Mark("cgroup apply");
 
   RootfsHostInfo host_info;
   host_info.new_user_namespace = namespaces.new_user;
@@ -288,6 +310,7 @@ StateRecord CreateContainer(const CreateOptions& options) {
   init.rootfs = BuildRootfsPlan(spec, host_info);
   init.security = security::PrepareProcessSecurity(spec.process, spec.linux.seccomp);
   init.namespaces = namespaces;
+  timer.Mark("plan");
 
   // The pipes between creator, monitor and init.
   int sync_pair[2];
@@ -346,6 +369,7 @@ StateRecord CreateContainer(const CreateOptions& options) {
   record.user_namespace = namespaces.new_user;
   record.annotations = spec.annotations;
 
+  timer.Mark("pipes+command");
   // Double fork: M ends up in its own session, re-parented away from us, so a long-lived
   // caller (berthd) never collects its zombie and the monitor outlives the caller.
   pid_t intermediate = ::fork();
@@ -421,7 +445,9 @@ StateRecord CreateContainer(const CreateOptions& options) {
   int wstatus = 0;
   while (::waitpid(intermediate, &wstatus, 0) < 0 && errno == EINTR) {
   }
+  timer.Mark("fork");
   std::string reply = ReadUpTo(ready.read.get(), 8192);
+  timer.Mark("monitor ready");
   if (reply != "ok\n") {
     std::string msg = reply.rfind("err ", 0) == 0 ? reply.substr(4) : "monitor failed to start";
     while (!msg.empty() && msg.back() == '\n') msg.pop_back();
@@ -435,6 +461,7 @@ StateRecord CreateContainer(const CreateOptions& options) {
   }
   record = ReadStateRecord(options.state_root, options.id);
   rollback.Commit();
+  timer.Mark("done");
   return record;
 }
 
@@ -603,6 +630,7 @@ void DeleteContainer(const std::string& state_root, const std::string& id, bool 
   }
   cg->KillAll();
   cg->Destroy();
+  RemoveEmptyCgroupParents(host, record.cgroup_path);
   RemoveTree(dir);
 }
 

@@ -1,9 +1,14 @@
 #include "runtime/linux/namespaces.h"
 
 #include <fcntl.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sched.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <cstring>
 
 #include "runtime/common/error.h"
 
@@ -110,6 +115,16 @@ void JoinPidNamespaceBeforeClone(const NamespacePlan& plan) {
 
 void JoinNamespacesInChild(const NamespacePlan& plan) {
   for (const auto& [flag, path] : plan.joins) SetNs(path, flag);
+}
+
+void BringUpLoopback() {
+  UniqueFd sock(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!sock) ThrowErrno("socket", "lo");
+  struct ifreq ifr = {};
+  std::strncpy(ifr.ifr_name, "lo", IFNAMSIZ - 1);
+  if (::ioctl(sock.get(), SIOCGIFFLAGS, &ifr) != 0) ThrowErrno("SIOCGIFFLAGS", "lo");
+  ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+  if (::ioctl(sock.get(), SIOCSIFFLAGS, &ifr) != 0) ThrowErrno("SIOCSIFFLAGS", "lo");
 }
 
 NamespaceFds OpenContainerNamespaces(pid_t init_pid) {

@@ -33,6 +33,9 @@ NamespacePlan PlanNamespaces(const spec::Spec& spec);
 void JoinPidNamespaceBeforeClone(const NamespacePlan& plan);
 void JoinNamespacesInChild(const NamespacePlan& plan);
 
+// A new network namespace starts with "lo" down; containers expect 127.0.0.1 to work.
+void BringUpLoopback();
+
 // A running container's namespaces, for exec: only those that differ from ours.
 struct NamespaceFds {
   std::vector<std::pair<int, UniqueFd>> fds;  // (CLONE_NEW* type, fd), in join order

@@ -89,7 +89,9 @@ std::string StateDir(const std::string& state_root, const std::string& id) {
 }
 
 void WriteStateRecord(const std::string& state_dir, const StateRecord& record) {
-  WriteFileAtomic(JoinPath(state_dir, "state.json"), SerializeStateRecord(record), 0600);
+  // Runtime state lives as long as the processes it describes: atomic, not durable.
+  WriteFileAtomic(JoinPath(state_dir, "state.json"), SerializeStateRecord(record), 0600,
+                  Durability::kAtomicOnly);
 }
 
 StateRecord ReadStateRecord(const std::string& state_root, const std::string& id) {

@@ -187,14 +187,14 @@ int WriteFileAtomic(int dirfd, const char* name, const char* data, size_t len) {
   int fd = ::openat(dirfd, tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return errno;
   int err = 0;
-  if (!WriteAll(fd, data, len) || ::fsync(fd) != 0) err = errno;
+  if (!WriteAll(fd, data, len)) err = errno;
   if (::close(fd) != 0 && err == 0) err = errno;
   if (err == 0 && ::renameat(dirfd, tmp.c_str(), dirfd, name) != 0) err = errno;
   if (err != 0) {
     ::unlinkat(dirfd, tmp.c_str(), 0);
     return err;
   }
-  return ::fsync(dirfd) == 0 ? 0 : errno;
+  return 0;
 }
 
 long long MonotonicMs() {

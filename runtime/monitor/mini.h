@@ -62,7 +62,8 @@ ssize_t ReadSmallFile(const char* path, char* buf, size_t cap);
 // Writes the whole value with one write(2), as cgroup files want. 0 or an errno.
 int WriteSmallFile(const char* path, const char* value);
 
-// Crash-safe replace of dirfd/name: temp file, fsync, rename, fsync dir. 0 or an errno.
+// Atomic replace of dirfd/name: temp file, rename (readers never see a torn file; not
+// fsynced, see protocol.h). 0 or an errno.
 int WriteFileAtomic(int dirfd, const char* name, const char* data, size_t len);
 
 long long MonotonicMs();

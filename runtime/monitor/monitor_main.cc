@@ -618,7 +618,6 @@ void Finish(Monitor& m) {
   for (Client& c : m.clients) {
     if (c.fd >= 0) CloseClient(c);
   }
-  if (m.log_fd >= 0) ::fsync(m.log_fd);
 }
 
 void Loop(Monitor& m) {

@@ -38,7 +38,8 @@
 // and SIGPIPE: the container stops only through "kill". It is a child subreaper and reaps
 // every process re-parented to it; only C's status is recorded.
 //
-// Files the monitor writes in --state-dir, each atomically (temp, fsync, rename):
+// Files the monitor writes in --state-dir, each atomically (temp file, rename; no fsync:
+// runtime state describes live processes, which a power loss ends anyway):
 //   status.json   {"status":"created|running|paused|stopped","pid":N,
 //                  "started_at":"RFC3339"?, "finished_at":"RFC3339"?,
 //                  "exit_code":N?, "exit_signal":N?, "exec_errno":N?,

@@ -34,9 +34,10 @@ TEST_F(ContainerTest, OwnHostnameAndPid1) {
   EXPECT_NE(std::string(host), "berth-test");
 }
 
-TEST_F(ContainerTest, NewNetworkNamespaceHasOnlyLoopback) {
-  RunToExit("net", BaseSpec({"sh", "-c", "ls /sys/class/net"}));
-  EXPECT_EQ(Console("net"), "lo\n");
+TEST_F(ContainerTest, NewNetworkNamespaceHasOnlyLoopbackAndItIsUp) {
+  RunToExit("net", BaseSpec({"sh", "-c", "ls /sys/class/net; cat /sys/class/net/lo/flags"}));
+  // 0x9: IFF_UP | IFF_LOOPBACK.
+  EXPECT_EQ(Console("net"), "lo\n0x9\n");
 }
 
 TEST_F(ContainerTest, HostMountsAreInvisible) {

@@ -1,0 +1,164 @@
+#include "driver/server/config.h"
+
+#include <fcntl.h>
+#include <ini.h>
+#include <openssl/crypto.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <charconv>
+#include <functional>
+#include <map>
+
+#include "driver/server/names.h"
+#include "runtime/common/error.h"
+#include "runtime/common/file_util.h"
+#include "runtime/common/unique_fd.h"
+
+namespace berth::server {
+namespace {
+
+struct ParseState {
+  Config config;
+  std::string error;
+};
+
+uint64_t ToUnsigned(const std::string& where, const char* value, uint64_t max) {
+  std::string_view s(value);
+  uint64_t v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p != s.data() + s.size() || s.empty() || v > max) {
+    throw Error(ErrorKind::kInvalidArgument,
+                where + ": want an integer 0.." + std::to_string(max) + ", got \"" + value + "\"");
+  }
+  return v;
+}
+
+using Setter = std::function<void(Config&, const std::string& where, const char* value)>;
+
+const std::map<std::string, Setter>& Setters() {
+  static const std::map<std::string, Setter> kSetters = {
+      {"DEFAULT.log_level",
+       [](Config& c, const std::string& w, const char* v) {
+         static const char* kLevels[] = {"trace", "debug", "info", "warn",
+                                         "error", "critical", "off"};
+         for (const char* l : kLevels) {
+           if (std::string(v) == l) {
+             c.log_level = v;
+             return;
+           }
+         }
+         throw Error(ErrorKind::kInvalidArgument, w + ": unknown log level \"" + v + "\"");
+       }},
+      {"DEFAULT.state_dir", [](Config& c, const std::string&, const char* v) { c.state_dir = v; }},
+      {"DEFAULT.run_dir", [](Config& c, const std::string&, const char* v) { c.run_dir = v; }},
+      {"api.listen", [](Config& c, const std::string&, const char* v) { c.listen = v; }},
+      {"api.port",
+       [](Config& c, const std::string& w, const char* v) {
+         c.port = static_cast<uint16_t>(ToUnsigned(w, v, 65535));
+       }},
+      {"api.token_file", [](Config& c, const std::string&, const char* v) { c.token_file = v; }},
+      {"api.max_body_size",
+       [](Config& c, const std::string& w, const char* v) {
+         c.max_body_size = ToUnsigned(w, v, uint64_t{1} << 30);
+       }},
+      {"api.max_upload_size",
+       [](Config& c, const std::string& w, const char* v) {
+         c.max_upload_size = ToUnsigned(w, v, uint64_t{1} << 34);
+       }},
+      {"api.threads",
+       [](Config& c, const std::string& w, const char* v) {
+         c.threads = static_cast<int>(ToUnsigned(w, v, 256));
+         if (c.threads == 0) throw Error(ErrorKind::kInvalidArgument, w + ": want at least 1");
+       }},
+      {"storage.driver",
+       [](Config& c, const std::string&, const char* v) { c.storage_driver = v; }},
+      {"instances.cgroup_parent",
+       [](Config& c, const std::string& w, const char* v) {
+         std::string s = v;
+         if (s.empty() || s.find("..") != std::string::npos || s[0] == '/') {
+           throw Error(ErrorKind::kInvalidArgument, w + ": want a relative cgroup path");
+         }
+         c.cgroup_parent = s;
+       }},
+      {"instances.console_max_bytes",
+       [](Config& c, const std::string& w, const char* v) {
+         c.console_max_bytes = ToUnsigned(w, v, uint64_t{1} << 32);
+       }},
+      {"instances.default_stop_timeout",
+       [](Config& c, const std::string& w, const char* v) {
+         c.default_stop_timeout = static_cast<int>(ToUnsigned(w, v, 3600));
+       }},
+      {"instances.exec_max_output",
+       [](Config& c, const std::string& w, const char* v) {
+         c.exec_max_output = ToUnsigned(w, v, uint64_t{64} << 20);
+       }},
+  };
+  return kSetters;
+}
+
+int OnValue(void* user, const char* section, const char* name, const char* value, int lineno) {
+  auto* st = static_cast<ParseState*>(user);
+  std::string sec = section[0] ? section : "DEFAULT";
+  std::string key = sec + "." + name;
+  std::string where = "[" + sec + "] " + name + " (line " + std::to_string(lineno) + ")";
+  auto it = Setters().find(key);
+  if (it == Setters().end()) {
+    st->config.warnings.push_back("unknown option " + where + " ignored");
+    return 1;
+  }
+  try {
+    it->second(st->config, where, value);
+  } catch (const Error& e) {
+    if (st->error.empty()) st->error = e.message();
+    return 0;
+  }
+  return 1;
+}
+
+}  // namespace
+
+Config ParseConfig(const std::string& text) {
+  ParseState st;
+  int rc = ini_parse_string(text.c_str(), OnValue, &st);
+  if (!st.error.empty()) throw Error(ErrorKind::kInvalidArgument, st.error);
+  if (rc != 0) {
+    throw Error(ErrorKind::kInvalidArgument, "syntax error at line " + std::to_string(rc));
+  }
+  return st.config;
+}
+
+Config LoadConfig(const std::string& path) {
+  return WithContext(path, [&] { return ParseConfig(ReadFile(path)); });
+}
+
+std::string LoadOrCreateToken(const std::string& path) {
+  if (auto existing = ReadFileIfExists(path)) {
+    struct stat st;
+    if (::stat(path.c_str(), &st) != 0) ThrowErrno("stat", path);
+    if (st.st_mode & 077) {
+      throw Error(ErrorKind::kInvalidArgument,
+                  path + ": token file is accessible by group or others; chmod 600 it");
+    }
+    std::string token = *existing;
+    while (!token.empty() && (token.back() == '\n' || token.back() == '\r' || token.back() == ' ')) {
+      token.pop_back();
+    }
+    if (token.size() < 16) {
+      throw Error(ErrorKind::kInvalidArgument, path + ": token shorter than 16 characters");
+    }
+    return token;
+  }
+  std::string dir = path.substr(0, path.rfind('/'));
+  if (!dir.empty() && !PathExists(dir)) MakeDirs(dir, 0700);
+  std::string token = RandomHex(32);
+  WriteFileAtomic(path, token + "\n", 0600);
+  return token;
+}
+
+bool ConstantTimeEquals(const std::string& a, const std::string& b) {
+  if (a.size() != b.size()) return false;
+  return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+}  // namespace berth::server

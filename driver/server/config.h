@@ -1,0 +1,50 @@
+// berthd's configuration: an INI file with OpenStack-style sections, read with inih. Every
+// option has a default (etc/berthd.conf.example documents them all), so an empty or
+// missing file is a valid configuration.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace berth::server {
+
+struct Config {
+  // [DEFAULT]
+  std::string log_level = "info";  // trace|debug|info|warn|error|critical|off
+  std::string state_dir = "/var/lib/berth";
+  std::string run_dir = "/run/berth";
+  // [api]
+  std::string listen = "127.0.0.1";
+  uint16_t port = 8780;  // 0: pick a free port and log it
+  std::string token_file = "/etc/berth/admin-token";
+  uint64_t max_body_size = 1 << 20;          // JSON request bodies
+  uint64_t max_upload_size = uint64_t{1} << 30;  // image archives sent as the request body
+  int threads = 4;
+  // [storage]
+  std::string storage_driver = "overlay";
+  // [instances]
+  std::string cgroup_parent = "berth";
+  uint64_t console_max_bytes = 1 << 20;
+  int default_stop_timeout = 10;  // seconds
+  uint64_t exec_max_output = 1 << 20;
+
+  std::vector<std::string> warnings;  // unknown options, reported once logging is up
+
+  std::string instances_dir() const { return state_dir + "/instances"; }
+  std::string containers_dir() const { return run_dir + "/containers"; }
+};
+
+// Parses INI text; a bad value is kInvalidArgument naming section, key and line.
+Config ParseConfig(const std::string& text);
+// Reads the file (missing: kNotFound) and parses it.
+Config LoadConfig(const std::string& path);
+
+// Reads the admin token, or creates the file (mode 0600, its directory 0700 when made)
+// with a fresh random token. A file readable by others is refused (kInvalidArgument).
+std::string LoadOrCreateToken(const std::string& path);
+
+// Compares two secrets in time that does not depend on where they differ.
+bool ConstantTimeEquals(const std::string& a, const std::string& b);
+
+}  // namespace berth::server

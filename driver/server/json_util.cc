@@ -1,0 +1,133 @@
+#include "driver/server/json_util.h"
+
+#include <rapidjson/error/en.h>
+
+#include "runtime/common/error.h"
+
+namespace berth::server {
+namespace {
+
+[[noreturn]] void Bad(const std::string& path, std::string_view want) {
+  throw Error(ErrorKind::kInvalidArgument, path + ": want " + std::string(want));
+}
+
+const rapidjson::Value* Member(const rapidjson::Value& obj, const char* field) {
+  auto it = obj.FindMember(field);
+  if (it == obj.MemberEnd() || it->value.IsNull()) return nullptr;
+  return &it->value;
+}
+
+}  // namespace
+
+rapidjson::Document ParseJsonObject(std::string_view text, std::string_view what) {
+  rapidjson::Document doc;
+  // Iterative parsing: a deeply nested document cannot exhaust the stack.
+  doc.Parse<rapidjson::kParseIterativeFlag>(text.data(), text.size());
+  if (doc.HasParseError()) {
+    throw Error(ErrorKind::kInvalidArgument,
+                std::string(what) + ": malformed JSON at offset " +
+                    std::to_string(doc.GetErrorOffset()) + ": " +
+                    rapidjson::GetParseError_En(doc.GetParseError()));
+  }
+  if (!doc.IsObject()) throw Error(ErrorKind::kInvalidArgument, std::string(what) + ": want an object");
+  return doc;
+}
+
+std::optional<std::string> OptString(const rapidjson::Value& obj, const char* field,
+                                     const std::string& path) {
+  const rapidjson::Value* v = Member(obj, field);
+  if (!v) return std::nullopt;
+  if (!v->IsString()) Bad(path, "a string");
+  return std::string(v->GetString(), v->GetStringLength());
+}
+
+std::optional<int64_t> OptInt(const rapidjson::Value& obj, const char* field,
+                              const std::string& path) {
+  const rapidjson::Value* v = Member(obj, field);
+  if (!v) return std::nullopt;
+  if (!v->IsInt64()) Bad(path, "an integer");
+  return v->GetInt64();
+}
+
+std::optional<bool> OptBool(const rapidjson::Value& obj, const char* field,
+                            const std::string& path) {
+  const rapidjson::Value* v = Member(obj, field);
+  if (!v) return std::nullopt;
+  if (!v->IsBool()) Bad(path, "a boolean");
+  return v->GetBool();
+}
+
+std::optional<std::vector<std::string>> OptStringArray(const rapidjson::Value& obj,
+                                                       const char* field,
+                                                       const std::string& path) {
+  const rapidjson::Value* v = Member(obj, field);
+  if (!v) return std::nullopt;
+  if (!v->IsArray()) Bad(path, "an array of strings");
+  std::vector<std::string> out;
+  for (rapidjson::SizeType i = 0; i < v->Size(); ++i) {
+    const auto& e = (*v)[i];
+    if (!e.IsString()) Bad(path + "[" + std::to_string(i) + "]", "a string");
+    out.emplace_back(e.GetString(), e.GetStringLength());
+  }
+  return out;
+}
+
+std::optional<std::map<std::string, std::string>> OptStringMap(const rapidjson::Value& obj,
+                                                               const char* field,
+                                                               const std::string& path) {
+  const rapidjson::Value* v = Member(obj, field);
+  if (!v) return std::nullopt;
+  if (!v->IsObject()) Bad(path, "an object of strings");
+  std::map<std::string, std::string> out;
+  for (auto it = v->MemberBegin(); it != v->MemberEnd(); ++it) {
+    std::string key(it->name.GetString(), it->name.GetStringLength());
+    if (!it->value.IsString()) Bad(path + "." + key, "a string");
+    out[key] = std::string(it->value.GetString(), it->value.GetStringLength());
+  }
+  return out;
+}
+
+const rapidjson::Value* OptObject(const rapidjson::Value& obj, const char* field,
+                                  const std::string& path) {
+  const rapidjson::Value* v = Member(obj, field);
+  if (v && !v->IsObject()) Bad(path, "an object");
+  return v;
+}
+
+void WriteString(JsonWriter& w, const char* key, std::string_view value) {
+  w.Key(key);
+  w.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
+}
+
+void WriteStringArray(JsonWriter& w, const char* key, const std::vector<std::string>& values) {
+  w.Key(key);
+  w.StartArray();
+  for (const auto& v : values) w.String(v.data(), static_cast<rapidjson::SizeType>(v.size()));
+  w.EndArray();
+}
+
+void WriteStringMap(JsonWriter& w, const char* key, const std::map<std::string, std::string>& m) {
+  w.Key(key);
+  w.StartObject();
+  for (const auto& [k, v] : m) {
+    w.Key(k.data(), static_cast<rapidjson::SizeType>(k.size()));
+    w.String(v.data(), static_cast<rapidjson::SizeType>(v.size()));
+  }
+  w.EndObject();
+}
+
+std::string ErrorJson(int code, std::string_view message) {
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  w.StartObject();
+  w.Key("error");
+  w.StartObject();
+  w.Key("code");
+  w.Int(code);
+  WriteString(w, "message", message);
+  w.EndObject();
+  w.EndObject();
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+}  // namespace berth::server

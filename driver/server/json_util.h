@@ -1,0 +1,50 @@
+// RapidJSON helpers for berthd. RapidJSON asserts on a wrong type, so request fields are
+// read only through these checked accessors: a wrong or missing field is kInvalidArgument
+// naming it ("flavor.vcpus: want an integer").
+#pragma once
+
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace berth::server {
+
+using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
+
+// Parses a request body that must be a JSON object; kInvalidArgument otherwise.
+rapidjson::Document ParseJsonObject(std::string_view text, std::string_view what = "body");
+
+// Checked reads from an object. `field` is the name in the object and `path` the name used
+// in messages. Absent (or null) gives nullopt; a wrong type throws.
+std::optional<std::string> OptString(const rapidjson::Value& obj, const char* field,
+                                     const std::string& path);
+std::optional<int64_t> OptInt(const rapidjson::Value& obj, const char* field,
+                              const std::string& path);
+std::optional<bool> OptBool(const rapidjson::Value& obj, const char* field,
+                            const std::string& path);
+std::optional<std::vector<std::string>> OptStringArray(const rapidjson::Value& obj,
+                                                       const char* field,
+                                                       const std::string& path);
+std::optional<std::map<std::string, std::string>> OptStringMap(const rapidjson::Value& obj,
+                                                               const char* field,
+                                                               const std::string& path);
+// nullptr when absent; kInvalidArgument when present and not an object.
+const rapidjson::Value* OptObject(const rapidjson::Value& obj, const char* field,
+                                  const std::string& path);
+
+// Writer shorthands.
+void WriteString(JsonWriter& w, const char* key, std::string_view value);
+void WriteStringArray(JsonWriter& w, const char* key, const std::vector<std::string>& values);
+void WriteStringMap(JsonWriter& w, const char* key, const std::map<std::string, std::string>& m);
+
+// {"error": {"code": N, "message": "..."}}
+std::string ErrorJson(int code, std::string_view message);
+
+}  // namespace berth::server
