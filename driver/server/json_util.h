@@ -48,3 +48,9 @@ void WriteStringMap(JsonWriter& w, const char* key, const std::map<std::string, 
 std::string ErrorJson(int code, std::string_view message);
 
 }  // namespace berth::server
+
+namespace berth::server {
+// Replaces bytes that are not valid UTF-8 with U+FFFD, so console output and exec output
+// can travel in a JSON string.
+std::string SanitizeUtf8(std::string_view in);
+}  // namespace berth::server

@@ -16,10 +16,11 @@ void AddCreate(CLI::App& app, const GlobalOptions& g, int& exit_code) {
   cmd->add_option("-b,--bundle", *bundle, "bundle directory (config.json and rootfs)");
   cmd->add_option("--pid-file", *pid_file, "write the init's pid here");
   cmd->add_option("--console-max", *console_max, "console log bound in bytes");
-  std::string ignored;
-  cmd->add_option("--console-socket", ignored, "not supported (terminal containers)");
+  auto console_socket = std::make_shared<std::string>();
+  cmd->add_option("--console-socket", *console_socket,
+                  "unix socket that receives the pty master (process.terminal)");
   cmd->add_option("id", *id, "container id")->required();
-  cmd->callback([&g, &exit_code, bundle, id, pid_file, console_max] {
+  cmd->callback([&g, &exit_code, bundle, id, pid_file, console_max, console_socket] {
     container::CreateOptions o;
     o.id = *id;
     o.state_root = g.root;
@@ -28,6 +29,7 @@ void AddCreate(CLI::App& app, const GlobalOptions& g, int& exit_code) {
     char real[4096];
     if (::realpath(bundle->c_str(), real)) o.bundle = real;
     o.console_max = *console_max;
+    o.console_socket = *console_socket;
     auto record = container::CreateContainer(o);
     if (!pid_file->empty()) {
       FILE* f = std::fopen(pid_file->c_str(), "w");

@@ -7,7 +7,9 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -125,6 +127,7 @@ struct InitPlan {
   int stdin_fd;     // -1: keep
   int stdout_fd;    // -1: keep
   int stderr_fd;
+  bool terminal = false;  // stdin is a pty slave: make it the controlling terminal
   // The creator's and monitor's ends, which the init must not hold: a start pipe it holds
   // itself would never report the monitor's death as EOF.
   std::vector<int> close_fds;
@@ -171,6 +174,7 @@ struct InitPlan {
     auto envp = CStrings(env);
     // A session of its own: signals for the creator's terminal must not reach it.
     ::setsid();
+    if (p.terminal && ::ioctl(0, TIOCSCTTY, 0) != 0) ThrowErrno("TIOCSCTTY", "/dev/console");
     const char* step = nullptr;
     if (int err = security::ApplyProcessSecurity(p.security, &step); err != 0) {
       ThrowErrnoValue(err, step ? step : "apply security profile");
@@ -219,6 +223,54 @@ void RemoveEmptyCgroupParents(const cgroup::CgroupHost& host, std::string path) 
     path.resize(slash);
     for (const auto& root : roots) ::rmdir(JoinPath(root, path).c_str());
   }
+}
+
+struct Pty {
+  UniqueFd master;
+  UniqueFd slave;
+  std::string slave_path;
+};
+
+Pty OpenPty() {
+  UniqueFd master(::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC));
+  if (!master) ThrowErrno("posix_openpt");
+  if (::grantpt(master.get()) != 0) ThrowErrno("grantpt");
+  if (::unlockpt(master.get()) != 0) ThrowErrno("unlockpt");
+  char name[128];
+  if (::ptsname_r(master.get(), name, sizeof name) != 0) ThrowErrno("ptsname");
+  UniqueFd slave(::open(name, O_RDWR | O_NOCTTY | O_CLOEXEC));
+  if (!slave) ThrowErrno("open", name);
+  return {std::move(master), std::move(slave), name};
+}
+
+UniqueFd ConnectUnix(const std::string& path) {
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) ThrowErrno("socket", path);
+  struct sockaddr_un addr = {};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof addr.sun_path) ThrowErrnoValue(ENAMETOOLONG, "connect", path);
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ThrowErrno("connect console socket", path);
+  }
+  return fd;
+}
+
+void SendFd(int sock, int fd) {
+  char data = 'T';
+  struct iovec iov = {&data, 1};
+  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  struct msghdr msg = {};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  struct cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
+  cmsg->cmsg_level = SOL_SOCKET;
+  cmsg->cmsg_type = SCM_RIGHTS;
+  cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+  std::memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
+  if (::sendmsg(sock, &msg, 0) != 1) ThrowErrno("sendmsg", "console socket");
 }
 
 }  // namespace
@@ -323,7 +375,15 @@ StateRecord CreateContainer(const CreateOptions& options) {
   Pipe ready = MakePipe();
   Pipe console;
   UniqueFd dev_null;
-  if (!options.inherit_stdio) {
+  UniqueFd pty_slave;
+  const bool terminal = spec.process.terminal;
+  if (terminal) {
+    // console.read is the pty master: the monitor reads it like a pipe.
+    auto [master, slave, slave_path] = OpenPty();
+    console.read = std::move(master);
+    pty_slave = std::move(slave);
+    init.rootfs.console = slave_path;
+  } else if (!options.inherit_stdio) {
     console = MakePipe();
     dev_null.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
     if (!dev_null) ThrowErrno("open", "/dev/null");
@@ -331,9 +391,20 @@ StateRecord CreateContainer(const CreateOptions& options) {
   init.sync_fd = sync_child.get();
   init.start_fd = start.read.get();
   init.exec_err_fd = exec_err.write.get();
-  init.stdin_fd = options.inherit_stdio ? -1 : dev_null.get();
-  init.stdout_fd = options.inherit_stdio ? -1 : console.write.get();
-  init.stderr_fd = init.stdout_fd;
+  init.terminal = terminal;
+  if (terminal) {
+    init.stdin_fd = init.stdout_fd = init.stderr_fd = pty_slave.get();
+  } else {
+    init.stdin_fd = options.inherit_stdio ? -1 : dev_null.get();
+    init.stdout_fd = options.inherit_stdio ? -1 : console.write.get();
+    init.stderr_fd = init.stdout_fd;
+  }
+  UniqueFd console_socket;
+  if (terminal && !options.console_socket.empty()) {
+    console_socket = ConnectUnix(options.console_socket);
+    SendFd(console_socket.get(), console.read.get());
+    console.read.reset();  // the caller owns the terminal now
+  }
 
   init.close_fds = {sync_parent.get(), start.write.get(), exec_err.read.get(),
                     ready.read.get(),  ready.write.get(), console.read.get()};
@@ -357,7 +428,7 @@ StateRecord CreateContainer(const CreateOptions& options) {
   mfds.start_fd = start.write.get();
   mfds.exec_err_fd = exec_err.read.get();
   mfds.ready_fd = ready.write.get();
-  mfds.console_fd = options.inherit_stdio ? -1 : console.read.get();
+  mfds.console_fd = console.read ? console.read.get() : -1;
 
   StateRecord record;
   record.oci_version = spec.oci_version.empty() ? "1.0.2" : spec.oci_version;
@@ -395,6 +466,7 @@ StateRecord CreateContainer(const CreateOptions& options) {
       exec_err.write.reset();
       console.write.reset();
       dev_null.reset();
+      pty_slave.reset();
       auto kill_init = [init_pid] {
         ::kill(init_pid, SIGKILL);
         ::waitpid(init_pid, nullptr, 0);
@@ -442,6 +514,7 @@ StateRecord CreateContainer(const CreateOptions& options) {
   exec_err.write.reset();
   console.read.reset();
   console.write.reset();
+  pty_slave.reset();
   int wstatus = 0;
   while (::waitpid(intermediate, &wstatus, 0) < 0 && errno == EINTR) {
   }

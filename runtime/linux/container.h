@@ -33,6 +33,10 @@ struct CreateOptions {
   // Otherwise stdin is /dev/null and stdout+stderr go to the monitor's console log.
   bool inherit_stdio = false;
   unsigned long console_max = 1u << 20;
+  // process.terminal: the init gets a pty (its stdio, controlling terminal and
+  // /dev/console). The master goes to this unix socket (SCM_RIGHTS, as runc and crun
+  // do) when given, else to the monitor, which logs it like any console output.
+  std::string console_socket;
 };
 
 StateRecord CreateContainer(const CreateOptions& options);

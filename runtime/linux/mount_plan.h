@@ -56,6 +56,7 @@ struct RootfsPlan {
   std::vector<std::string> readonly_paths;
   bool readonly_root = false;
   std::string hostname;  // empty: leave as is
+  std::string console;   // host path of the pty slave to bind at /dev/console
   std::map<std::string, std::string> sysctl;
 };
 

@@ -114,6 +114,11 @@ void MakeDevice(const RootfsPlan& plan, const DeviceNode& dev) {
 
 void PopulateDev(const RootfsPlan& plan) {
   for (const auto& dev : plan.devices) MakeDevice(plan, dev);
+  if (!plan.console.empty()) {
+    std::string console = SecureJoin(plan.rootfs, "/dev/console");
+    CreateMountTarget(console, false);
+    Mount(plan.console, console, "", MS_BIND, "");
+  }
   for (const auto& [link_target, link] : plan.dev_symlinks) {
     std::string path = SecureJoin(plan.rootfs, link);
     if (::symlink(link_target.c_str(), path.c_str()) != 0 && errno != EEXIST) {
@@ -226,7 +231,7 @@ void SetupRootfs(const RootfsPlan& plan) {
   for (const auto& m : plan.mounts) {
     WithContext("mount " + m.destination, [&] { DoMount(plan, m); });
   }
-  if (plan.populate_dev || !plan.devices.empty()) {
+  if (plan.populate_dev || !plan.devices.empty() || !plan.console.empty()) {
     mode_t old = ::umask(0);
     try {
       WithContext("populate /dev", [&] { PopulateDev(plan); });

@@ -95,7 +95,7 @@ TarWriter::~TarWriter() {
   }
 }
 
-long long TarWriter::Write(struct archive*, void* self, const void* data, size_t size) {
+long TarWriter::Write(struct archive*, void* self, const void* data, size_t size) {
   auto* w = static_cast<TarWriter*>(self);
   try {
     w->sink_(data, size);
@@ -105,7 +105,7 @@ long long TarWriter::Write(struct archive*, void* self, const void* data, size_t
   }
   w->hash_.Update(data, size);
   w->size_ += size;
-  return static_cast<long long>(size);
+  return static_cast<long>(size);
 }
 
 void TarWriter::Check(int r, const std::string& what) {

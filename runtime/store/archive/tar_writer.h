@@ -60,7 +60,7 @@ class TarWriter {
   uint64_t size() const { return size_; }
 
  private:
-  static long long Write(struct archive*, void* self, const void* data, size_t size);
+  static long Write(struct archive*, void* self, const void* data, size_t size);  // la_ssize_t
   void Check(int r, const std::string& what);
 
   ByteSink sink_;

@@ -73,10 +73,21 @@ std::vector<Mount> OverlaySnapshotter::MountsFor(
     m.options.push_back(lower);
   } else {
     m.options.push_back(lower);
+    // The upper dir must stay a plain picture of the layer for Changes(): no redirect or
+    // metacopy xattrs (both off by default on most kernels; say so in case they aren't).
+    m.options.push_back("redirect_dir=off");
+    m.options.push_back("metacopy=off");
     m.options.push_back("upperdir=" + fs);
     m.options.push_back("workdir=" + SnapshotDir(rec.id) + "/work");
   }
   return {m};
+}
+
+std::vector<DiffEntry> OverlaySnapshotter::ChangesFor(
+    const SnapshotRecord& rec, const std::vector<const SnapshotRecord*>& chain) const {
+  std::vector<std::string> lowers;
+  for (const SnapshotRecord* c : chain) lowers.push_back(FsDir(*c));
+  return OverlayDiff(FsDir(rec), lowers);
 }
 
 void OverlaySnapshotter::OnCommit(const SnapshotRecord& rec) {
@@ -108,6 +119,11 @@ std::vector<Mount> VfsSnapshotter::MountsFor(
     return {Bind(chain.empty() ? FsDir(rec) : FsDir(*chain[0]), true)};
   }
   return {Bind(FsDir(rec), false)};
+}
+
+std::vector<DiffEntry> VfsSnapshotter::ChangesFor(
+    const SnapshotRecord& rec, const std::vector<const SnapshotRecord*>& chain) const {
+  return TreeDiff(FsDir(rec), chain.empty() ? "" : FsDir(*chain[0]));
 }
 
 std::unique_ptr<Snapshotter> OpenSnapshotter(const std::string& driver, const std::string& root) {

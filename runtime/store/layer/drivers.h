@@ -28,6 +28,8 @@ class OverlaySnapshotter : public LocalSnapshotter {
                   const SnapshotDb& db) override;
   std::vector<Mount> MountsFor(const SnapshotRecord& rec,
                                const std::vector<const SnapshotRecord*>& chain) const override;
+  std::vector<DiffEntry> ChangesFor(const SnapshotRecord& rec,
+                                    const std::vector<const SnapshotRecord*>& chain) const override;
   void OnCommit(const SnapshotRecord& rec) override;
   void RemoveDirs(const SnapshotRecord& rec) override;
 
@@ -46,6 +48,8 @@ class VfsSnapshotter : public LocalSnapshotter {
                   const SnapshotDb& db) override;
   std::vector<Mount> MountsFor(const SnapshotRecord& rec,
                                const std::vector<const SnapshotRecord*>& chain) const override;
+  std::vector<DiffEntry> ChangesFor(const SnapshotRecord& rec,
+                                    const std::vector<const SnapshotRecord*>& chain) const override;
 };
 
 // True when the running kernel lists overlay in /proc/filesystems.

@@ -290,4 +290,17 @@ std::string LocalSnapshotter::ApplyDir(const std::string& key) const {
   return FsDir(rec);
 }
 
+std::vector<DiffEntry> LocalSnapshotter::Changes(const std::string& key) const {
+  SnapshotDb db;
+  {
+    UniqueFd lock = Lock(false);
+    db = Load();
+  }
+  const SnapshotRecord& rec = Find(db, key);
+  if (rec.info.kind == SnapshotKind::kView) {
+    throw Error(ErrorKind::kInvalidArgument, "snapshot \"" + key + "\" is a view: it has no changes");
+  }
+  return WithContext("diff " + key, [&] { return ChangesFor(rec, Chain(db, rec.info.parent)); });
+}
+
 }  // namespace berth::store

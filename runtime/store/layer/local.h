@@ -36,6 +36,7 @@ class LocalSnapshotter : public Snapshotter {
   void Walk(const std::function<void(const SnapshotInfo&)>& fn) const override;
   SnapshotUsage Usage(const std::string& key) const override;
   std::string ApplyDir(const std::string& key) const override;
+  std::vector<DiffEntry> Changes(const std::string& key) const override;
 
   const std::string& root() const { return root_; }
   std::string SnapshotDir(const std::string& id) const { return root_ + "/snapshots/" + id; }
@@ -48,6 +49,8 @@ class LocalSnapshotter : public Snapshotter {
                           const SnapshotDb& db) = 0;
   virtual std::vector<Mount> MountsFor(const SnapshotRecord& rec,
                                        const std::vector<const SnapshotRecord*>& chain) const = 0;
+  virtual std::vector<DiffEntry> ChangesFor(
+      const SnapshotRecord& rec, const std::vector<const SnapshotRecord*>& chain) const = 0;
   virtual void OnCommit(const SnapshotRecord& /*rec*/) {}
   virtual void RemoveDirs(const SnapshotRecord& rec);
   // The directory whose content is this snapshot's own data (Usage, ApplyDir).

@@ -18,6 +18,8 @@
 #include <string>
 #include <vector>
 
+#include "runtime/store/layer/diff.h"
+
 namespace berth::store {
 
 enum class SnapshotKind { kActive, kView, kCommitted };
@@ -68,6 +70,10 @@ class Snapshotter {
   virtual SnapshotInfo Stat(const std::string& key) const = 0;
   virtual void Walk(const std::function<void(const SnapshotInfo&)>& fn) const = 0;
   virtual SnapshotUsage Usage(const std::string& key) const = 0;
+
+  // The changes of an Active or Committed snapshot against its parent, in tar order
+  // (diff.h). For an Active one the caller keeps writers away (berthd freezes the container).
+  virtual std::vector<DiffEntry> Changes(const std::string& key) const = 0;
 
   // The host directory where a layer diff is applied for an Active snapshot (overlay: the
   // upper dir; vfs: the full copy).

@@ -228,5 +228,16 @@ TEST_F(ContainerTest, DevHasTheStandardNodes) {
   EXPECT_NE(out.find("null-ok"), std::string::npos) << out;
 }
 
+TEST_F(ContainerTest, TerminalGivesAPtyAndDevConsole) {
+  spec::Spec s = BaseSpec({"sh", "-c", "test -t 0 && test -t 1 && echo is-a-tty; "
+                                       "test -c /dev/console && echo has-console"});
+  s.process.terminal = true;
+  RunToExit("tty", s);
+  std::string out = Console("tty");
+  // A pty turns "\n" into "\r\n".
+  EXPECT_NE(out.find("is-a-tty\r\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("has-console"), std::string::npos) << out;
+}
+
 }  // namespace
 }  // namespace berth::testing

@@ -1,0 +1,721 @@
+#include "driver/server/instance_manager.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <thread>
+
+#include <spdlog/spdlog.h>
+
+#include "driver/server/names.h"
+#include "runtime/common/error.h"
+#include "runtime/common/file_util.h"
+#include "runtime/common/scope_guard.h"
+#include "runtime/common/unique_fd.h"
+#include "runtime/linux/container.h"
+#include "runtime/security/security.h"
+#include "runtime/store/layer/mount.h"
+
+namespace berth::server {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+[[noreturn]] void Conflict(const std::string& msg) { throw Error(ErrorKind::kConflict, msg); }
+[[noreturn]] void Invalid(const std::string& msg) {
+  throw Error(ErrorKind::kInvalidArgument, msg);
+}
+
+// Reads a file of the image's root without following its symlinks out of it: the root is
+// the tenant's, so /etc/passwd may be a link to anywhere on the host.
+std::string ReadInRoot(const std::string& root, const char* rel) {
+  UniqueFd dir(::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!dir) return "";
+  struct open_how how = {};
+  how.flags = O_RDONLY | O_CLOEXEC;
+  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+  UniqueFd fd(static_cast<int>(::syscall(SYS_openat2, dir.get(), rel, &how, sizeof how)));
+  if (!fd) return "";
+  std::string out;
+  char buf[8192];
+  ssize_t n;
+  while ((n = ::read(fd.get(), buf, sizeof buf)) > 0 && out.size() < (1 << 20)) out.append(buf, n);
+  return out;
+}
+
+bool IsMountPoint(const std::string& path) {
+  std::ifstream in("/proc/self/mountinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    // id parent major:minor root mountpoint ...
+    size_t pos = 0;
+    for (int field = 0; field < 4 && pos != std::string::npos; ++field) {
+      pos = line.find(' ', pos);
+      if (pos != std::string::npos) ++pos;
+    }
+    if (pos == std::string::npos) continue;
+    size_t end = line.find(' ', pos);
+    if (line.compare(pos, end - pos, path) == 0) return true;
+  }
+  return false;
+}
+
+// Last `lines` lines of text.
+std::string Tail(const std::string& text, size_t lines) {
+  if (lines == 0) return "";
+  size_t pos = text.size();
+  if (pos > 0 && text[pos - 1] == '\n') --pos;
+  size_t count = 0;
+  while (pos > 0) {
+    size_t nl = text.rfind('\n', pos - 1);
+    if (nl == std::string::npos) return text;
+    if (++count == lines) return text.substr(nl + 1);
+    pos = nl;
+  }
+  return text;
+}
+
+std::string ReadFd(int fd, uint64_t max, bool* truncated) {
+  std::string out;
+  if (::lseek(fd, 0, SEEK_SET) < 0) ThrowErrno("lseek", "exec output");
+  char buf[16384];
+  ssize_t n;
+  while ((n = ::read(fd, buf, sizeof buf)) > 0) {
+    size_t room = max - std::min<uint64_t>(max, out.size());
+    if (static_cast<size_t>(n) > room) {
+      out.append(buf, room);
+      *truncated = true;
+      break;
+    }
+    out.append(buf, n);
+  }
+  return out;
+}
+
+bool PowerStateAllows(PowerState s, std::initializer_list<PowerState> allowed) {
+  for (PowerState a : allowed) {
+    if (s == a) return true;
+  }
+  return false;
+}
+
+[[noreturn]] void WrongState(const std::string& action, const std::string& uuid, PowerState s) {
+  Conflict("cannot " + action + " instance " + uuid + " while it is " + PowerStateName(s));
+}
+
+}  // namespace
+
+std::string SnapshotKey(const std::string& uuid) { return "instance-" + uuid; }
+
+void WriteInstanceJson(JsonWriter& w, const InstanceView& v) {
+  const InstanceRecord& r = v.record;
+  w.StartObject();
+  WriteString(w, "uuid", r.uuid);
+  WriteString(w, "name", r.name);
+  WriteString(w, "image", r.image_id);
+  WriteString(w, "image_ref", r.image_ref);
+  w.Key("flavor");
+  w.StartObject();
+  w.Key("vcpus");
+  w.Int64(r.flavor.vcpus);
+  w.Key("memory_mb");
+  w.Int64(r.flavor.memory_mb);
+  w.Key("root_gb");
+  w.Int64(r.flavor.root_gb);
+  WriteStringMap(w, "extra_specs", r.flavor.extra_specs);
+  w.EndObject();
+  w.Key("power_state");
+  w.Int(static_cast<int>(v.power_state));
+  WriteString(w, "power_state_name", PowerStateName(v.power_state));
+  w.Key("task_state");
+  if (v.task_state.empty()) {
+    w.Null();
+  } else {
+    w.String(v.task_state.c_str());
+  }
+  WriteString(w, "desired_state", DesiredStateName(r.desired));
+  w.Key("pid");
+  w.Int(v.pid);
+  if (v.exit_code) {
+    w.Key("exit_code");
+    w.Int(*v.exit_code);
+  }
+  if (v.exit_signal) {
+    w.Key("exit_signal");
+    w.Int(*v.exit_signal);
+  }
+  w.Key("oom_killed");
+  w.Bool(v.oom_killed);
+  WriteStringArray(w, "command", r.command);
+  WriteStringMap(w, "metadata", r.metadata);
+  WriteString(w, "created_at", r.created_at);
+  WriteString(w, "launched_at", r.launched_at);
+  w.EndObject();
+}
+
+InstanceManager::InstanceManager(const Config& config, store::ImageStore& images,
+                                 Metrics& metrics)
+    : config_(config), images_(images), metrics_(metrics) {
+  cgroup_host_ = cgroup::DetectCgroupHost();
+  if (cgroup_host_.version == cgroup::CgroupVersion::kV1) {
+    auto it = cgroup_host_.v1_mounts.find("memory");
+    swap_accounting_ = it != cgroup_host_.v1_mounts.end() &&
+                       PathExists(it->second + "/memory.memsw.limit_in_bytes");
+  }
+  bounding_caps_ = security::ParseCapabilities(security::DefaultCapabilities()).bounding;
+  MakeDirs(config_.instances_dir(), 0700);
+  MakeDirs(config_.containers_dir(), 0700);
+}
+
+std::string InstanceManager::InstanceDir(const std::string& uuid) const {
+  return JoinPath(config_.instances_dir(), uuid);
+}
+std::string InstanceManager::RootfsDir(const std::string& uuid) const {
+  return JoinPath(InstanceDir(uuid), "rootfs");
+}
+std::string InstanceManager::RecordPath(const std::string& uuid) const {
+  return JoinPath(InstanceDir(uuid), "instance.json");
+}
+std::string InstanceManager::CgroupPath(const std::string& uuid) const {
+  return config_.cgroup_parent + "/" + uuid;
+}
+bool InstanceManager::ContainerExists(const std::string& uuid) const {
+  return PathExists(JoinPath(container::StateDir(config_.containers_dir(), uuid), "state.json"));
+}
+
+InstanceManager::InstancePtr InstanceManager::Find(const std::string& uuid) {
+  std::shared_lock lock(map_mu_);
+  auto it = instances_.find(uuid);
+  if (it == instances_.end()) {
+    throw Error(ErrorKind::kNotFound, "instance " + uuid + " not found");
+  }
+  return it->second;
+}
+
+void InstanceManager::SetTask(Instance& inst, const std::string& task) {
+  std::lock_guard lock(inst.mu);
+  inst.task = task;
+}
+
+void InstanceManager::SaveRecord(Instance& inst, const InstanceRecord& record) {
+  WriteFileAtomic(RecordPath(record.uuid), InstanceToJson(record), 0600);
+  std::lock_guard lock(inst.mu);
+  inst.record = record;
+}
+
+InstanceView InstanceManager::ViewOf(const Instance& inst) {
+  InstanceRecord record;
+  std::string task;
+  {
+    std::lock_guard lock(inst.mu);
+    record = inst.record;
+    task = inst.task;
+  }
+  return ViewOf(record, task);
+}
+
+InstanceView InstanceManager::ViewOf(const InstanceRecord& record, const std::string& task) {
+  InstanceView v;
+  v.record = record;
+  v.task_state = task;
+  if (task == "spawning" || task == "deleting") {
+    v.power_state = PowerState::kNoState;
+    return v;
+  }
+  if (record.desired == DesiredState::kStopped) {
+    v.power_state = PowerState::kShutdown;
+    return v;
+  }
+  if (!ContainerExists(record.uuid)) {
+    // The container vanished under a running instance (a host reboot, a manual delete).
+    v.power_state = PowerState::kCrashed;
+    return v;
+  }
+  container::ContainerInfo info;
+  try {
+    info = container::QueryContainer(config_.containers_dir(), record.uuid);
+  } catch (const Error& e) {
+    spdlog::warn("instance {}: query container: {}", record.uuid, e.message());
+    v.power_state = PowerState::kCrashed;
+    return v;
+  }
+  switch (info.status) {
+    case container::Status::kCreated:
+      v.power_state = PowerState::kNoState;
+      break;
+    case container::Status::kRunning:
+      v.power_state = PowerState::kRunning;
+      v.pid = info.record.init_pid;
+      break;
+    case container::Status::kPaused:
+      v.power_state = record.desired == DesiredState::kSuspended ? PowerState::kSuspended
+                                                                  : PowerState::kPaused;
+      v.pid = info.record.init_pid;
+      break;
+    case container::Status::kStopped:
+      // A VM that powered itself off is SHUTDOWN; one killed (by a signal or the OOM
+      // killer) has CRASHED.
+      v.power_state = (info.exit_signal || info.oom_killed) ? PowerState::kCrashed
+                                                             : PowerState::kShutdown;
+      break;
+  }
+  v.exit_code = info.exit_code;
+  v.exit_signal = info.exit_signal;
+  v.oom_killed = info.oom_killed;
+  return v;
+}
+
+void InstanceManager::EnsureRootfsMounted(const std::string& uuid) {
+  const std::string rootfs = RootfsDir(uuid);
+  if (IsMountPoint(rootfs)) return;
+  MakeDirs(rootfs, 0755);
+  store::PerformMounts(images_.layers().Mounts(SnapshotKey(uuid)), rootfs);
+}
+
+void InstanceManager::Launch(const InstanceRecord& record, const store::ImageConfig& image) {
+  const std::string rootfs = RootfsDir(record.uuid);
+  SpecInputs in;
+  in.instance = &record;
+  in.image = &image.config;
+  in.rootfs = rootfs;
+  in.etc_passwd = ReadInRoot(rootfs, "etc/passwd");
+  in.etc_group = ReadInRoot(rootfs, "etc/group");
+  in.bounding_caps = bounding_caps_;
+  in.swap_accounting = swap_accounting_;
+  container::CreateOptions o;
+  o.id = record.uuid;
+  o.state_root = config_.containers_dir();
+  o.bundle = InstanceDir(record.uuid);
+  o.spec = BuildInstanceSpec(in);
+  o.cgroup_path = CgroupPath(record.uuid);
+  o.console_max = config_.console_max_bytes;
+  container::CreateContainer(o);
+  Rollback rollback;
+  rollback.Add([&] { container::DeleteContainer(config_.containers_dir(), record.uuid, true); });
+  container::StartContainer(config_.containers_dir(), record.uuid);
+  rollback.Commit();
+}
+
+InstanceView InstanceManager::Create(const rapidjson::Value& body) {
+  auto started = Clock::now();
+  InstanceRecord rec;
+  std::string uuid = OptString(body, "uuid", "uuid").value_or("");
+  if (uuid.empty()) {
+    uuid = GenerateUuid();
+  } else if (!IsUuid(uuid)) {
+    Invalid("uuid: want a uuid like 0e4f5a9c-1b2d-4c3e-8f70-123456789abc");
+  }
+  for (char& c : uuid) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  rec.uuid = uuid;
+  rec.name = OptString(body, "name", "name").value_or("");
+  if (rec.name.empty()) rec.name = GenerateName();
+  if (rec.name.size() > 63) Invalid("name: at most 63 characters (it becomes the hostname)");
+  for (char c : rec.name) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == '/') Invalid("name: control characters and '/' are not allowed");
+  }
+  auto image_ref = OptString(body, "image", "image");
+  if (!image_ref || image_ref->empty()) Invalid("image: missing");
+  rec.image_ref = *image_ref;
+  const rapidjson::Value* flavor = OptObject(body, "flavor", "flavor");
+  if (flavor) rec.flavor = ParseFlavor(*flavor, "flavor");
+  rec.command = OptStringArray(body, "command", "command").value_or(std::vector<std::string>{});
+  rec.env = OptStringArray(body, "env", "env").value_or(std::vector<std::string>{});
+  rec.metadata = OptStringMap(body, "metadata", "metadata").value_or(std::map<std::string, std::string>{});
+  rec.user_data = OptString(body, "user_data", "user_data").value_or("");
+  if (rec.user_data.size() > 65535) Invalid("user_data: at most 65535 bytes, as Nova allows");
+  FlavorToResources(rec.flavor, swap_accounting_);  // extra specs checked before anything is made
+  rec.created_at = container::NowRfc3339();
+  rec.desired = DesiredState::kRunning;
+
+  auto inst = std::make_shared<Instance>();
+  inst->record = rec;
+  inst->task = "spawning";
+  std::lock_guard op(inst->op_mu);
+  {
+    std::unique_lock lock(map_mu_);
+    if (instances_.count(uuid) || PathExists(InstanceDir(uuid))) {
+      throw Error(ErrorKind::kAlreadyExists, "instance " + uuid + " already exists");
+    }
+    instances_[uuid] = inst;
+  }
+  Rollback rollback;
+  rollback.Add([this, uuid] {
+    std::unique_lock lock(map_mu_);
+    instances_.erase(uuid);
+  });
+
+  const std::string dir = InstanceDir(uuid);
+  if (::mkdir(dir.c_str(), 0700) != 0) ThrowErrno("mkdir", dir);
+  rollback.Add([dir] { RemoveTree(dir); });
+
+  store::ImageRecord image;
+  {
+    // An image cannot be removed between being resolved and getting a snapshot on it.
+    std::lock_guard image_lock(image_mu_);
+    image = images_.Get(rec.image_ref);
+    images_.layers().Prepare(SnapshotKey(uuid), image.top_chain().str());
+  }
+  rollback.Add([this, uuid] { images_.layers().Remove(SnapshotKey(uuid)); });
+  rec.image_id = image.id.str();
+  rec.stop_signal = image.config.config.stop_signal;
+  ParseSignal(rec.stop_signal);
+
+  const std::string rootfs = RootfsDir(uuid);
+  MakeDirs(rootfs, 0755);
+  store::PerformMounts(images_.layers().Mounts(SnapshotKey(uuid)), rootfs);
+  rollback.Add([rootfs] { store::UnmountAll(rootfs, true); });
+
+  Launch(rec, image.config);
+  rollback.Add([this, uuid] { container::DeleteContainer(config_.containers_dir(), uuid, true); });
+
+  rec.launched_at = container::NowRfc3339();
+  SaveRecord(*inst, rec);  // the commit point: from here on the instance exists
+  rollback.Commit();
+  SetTask(*inst, "");
+  double seconds = std::chrono::duration<double>(Clock::now() - started).count();
+  metrics_.ObserveSpawn(seconds);
+  spdlog::info("instance {} ({}) spawned from {} in {:.1f} ms", uuid, rec.name, rec.image_id,
+               seconds * 1000);
+  return ViewOf(*inst);
+}
+
+std::vector<InstanceView> InstanceManager::List() {
+  std::vector<InstancePtr> all;
+  {
+    std::shared_lock lock(map_mu_);
+    for (const auto& [uuid, inst] : instances_) all.push_back(inst);
+  }
+  std::vector<InstanceView> out;
+  for (const auto& inst : all) out.push_back(ViewOf(*inst));
+  return out;
+}
+
+InstanceView InstanceManager::Get(const std::string& uuid) { return ViewOf(*Find(uuid)); }
+
+void InstanceManager::TearDown(const std::string& uuid) {
+  if (ContainerExists(uuid)) {
+    container::DeleteContainer(config_.containers_dir(), uuid, true);
+  } else {
+    // A container whose state vanished may still have a cgroup.
+    try {
+      auto cg = cgroup::OpenCgroup(cgroup_host_, CgroupPath(uuid));
+      cg->KillAll();
+      cg->Destroy();
+    } catch (const Error&) {
+    }
+  }
+  store::UnmountAll(RootfsDir(uuid), true);
+  try {
+    images_.layers().Remove(SnapshotKey(uuid));
+  } catch (const Error& e) {
+    if (e.kind() != ErrorKind::kNotFound) throw;
+  }
+  RemoveTree(InstanceDir(uuid));
+}
+
+void InstanceManager::Delete(const std::string& uuid) {
+  InstancePtr inst = Find(uuid);
+  std::lock_guard op(inst->op_mu);
+  if (inst->gone) throw Error(ErrorKind::kNotFound, "instance " + uuid + " not found");
+  SetTask(*inst, "deleting");
+  // Unlinked first: a crash from here on leaves a directory without a record, which the
+  // next start removes completely.
+  if (::unlink(RecordPath(uuid).c_str()) != 0 && errno != ENOENT) {
+    SetTask(*inst, "");
+    ThrowErrno("unlink", RecordPath(uuid));
+  }
+  {
+    UniqueFd dir(::open(InstanceDir(uuid).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (dir) ::fsync(dir.get());
+  }
+  {
+    std::unique_lock lock(map_mu_);
+    instances_.erase(uuid);
+    inst->gone = true;
+  }
+  TearDown(uuid);
+  spdlog::info("instance {} deleted", uuid);
+}
+
+void InstanceManager::PowerOff(const InstanceRecord& record, int timeout_s) {
+  const std::string& uuid = record.uuid;
+  const std::string root = config_.containers_dir();
+  if (ContainerExists(uuid)) {
+    auto info = container::QueryContainer(root, uuid);
+    if (info.status == container::Status::kPaused) {
+      container::ResumeContainer(root, uuid);  // a frozen init cannot act on a signal
+      info.status = container::Status::kRunning;
+    }
+    if (info.status == container::Status::kRunning && timeout_s > 0) {
+      try {
+        container::KillContainer(root, uuid, ParseSignal(record.stop_signal), false);
+      } catch (const Error& e) {
+        if (e.kind() != ErrorKind::kConflict) throw;  // ended meanwhile
+      }
+      auto deadline = Clock::now() + std::chrono::seconds(timeout_s);
+      while (Clock::now() < deadline &&
+             container::QueryContainer(root, uuid).status != container::Status::kStopped) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+    }
+    // Keep the last console output: the container's state directory goes with it.
+    std::string console;
+    std::string cdir = container::StateDir(root, uuid);
+    if (auto old = ReadFileIfExists(JoinPath(cdir, "console.log.1"))) console += *old;
+    if (auto cur = ReadFileIfExists(JoinPath(cdir, "console.log"))) console += *cur;
+    WriteFileAtomic(JoinPath(InstanceDir(uuid), "console.last.log"), console, 0600);
+    container::DeleteContainer(root, uuid, true);
+  }
+  store::UnmountAll(RootfsDir(uuid), true);
+}
+
+InstanceView InstanceManager::Action(const std::string& uuid, const rapidjson::Value& body) {
+  auto action = OptString(body, "action", "action");
+  if (!action) Invalid("action: missing");
+  InstancePtr inst = Find(uuid);
+  std::lock_guard op(inst->op_mu);
+  if (inst->gone) throw Error(ErrorKind::kNotFound, "instance " + uuid + " not found");
+  InstanceView now = ViewOf(*inst);
+  InstanceRecord rec = now.record;
+  const PowerState ps = now.power_state;
+  const std::string root = config_.containers_dir();
+  ScopeGuard clear_task([&] { SetTask(*inst, ""); });
+
+  auto timeout = [&] {
+    auto t = OptInt(body, "timeout", "timeout");
+    if (t && (*t < 0 || *t > 3600)) Invalid("timeout: want 0..3600 seconds");
+    return static_cast<int>(t.value_or(config_.default_stop_timeout));
+  };
+  auto start = [&] {
+    if (ContainerExists(uuid)) container::DeleteContainer(root, uuid, true);  // exited leftover
+    EnsureRootfsMounted(uuid);
+    store::ImageRecord image = images_.Get(rec.image_id);
+    Launch(rec, image.config);
+    rec.desired = DesiredState::kRunning;
+    rec.launched_at = container::NowRfc3339();
+    SaveRecord(*inst, rec);
+  };
+
+  if (*action == "start") {
+    if (!PowerStateAllows(ps, {PowerState::kShutdown, PowerState::kCrashed})) {
+      WrongState("start", uuid, ps);
+    }
+    SetTask(*inst, "powering-on");
+    start();
+  } else if (*action == "stop") {
+    if (rec.desired == DesiredState::kStopped) WrongState("stop", uuid, ps);
+    int t = timeout();
+    SetTask(*inst, "powering-off");
+    PowerOff(rec, t);
+    rec.desired = DesiredState::kStopped;
+    SaveRecord(*inst, rec);
+  } else if (*action == "reboot") {
+    std::string type = OptString(body, "type", "type").value_or("SOFT");
+    for (char& c : type) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    if (type != "SOFT" && type != "HARD") Invalid("type: want SOFT or HARD");
+    if (type == "SOFT" && ps != PowerState::kRunning) WrongState("soft-reboot", uuid, ps);
+    if (ps == PowerState::kNoState) WrongState("reboot", uuid, ps);
+    int t = type == "HARD" ? 0 : timeout();
+    SetTask(*inst, type == "HARD" ? "rebooting_hard" : "rebooting");
+    PowerOff(rec, t);
+    start();
+  } else if (*action == "pause" || *action == "suspend") {
+    if (ps != PowerState::kRunning) WrongState(*action, uuid, ps);
+    SetTask(*inst, *action == "pause" ? "pausing" : "suspending");
+    container::PauseContainer(root, uuid);
+    rec.desired = *action == "pause" ? DesiredState::kPaused : DesiredState::kSuspended;
+    SaveRecord(*inst, rec);
+  } else if (*action == "unpause" || *action == "resume") {
+    PowerState want = *action == "unpause" ? PowerState::kPaused : PowerState::kSuspended;
+    if (ps != want) WrongState(*action, uuid, ps);
+    SetTask(*inst, *action == "unpause" ? "unpausing" : "resuming");
+    container::ResumeContainer(root, uuid);
+    rec.desired = DesiredState::kRunning;
+    SaveRecord(*inst, rec);
+  } else if (*action == "resize") {
+    const rapidjson::Value* f = OptObject(body, "flavor", "flavor");
+    if (!f) Invalid("flavor: missing");
+    Flavor flavor = ParseFlavor(*f, "flavor");
+    spec::Resources res = FlavorToResources(flavor, swap_accounting_);
+    SetTask(*inst, "resize_migrating");
+    if (PowerStateAllows(ps, {PowerState::kRunning, PowerState::kPaused, PowerState::kSuspended})) {
+      auto cg = cgroup::OpenCgroup(cgroup_host_, CgroupPath(uuid));
+      try {
+        cg->Apply(res);
+      } catch (Error& e) {
+        // The kernel refuses a memory limit below what the instance uses (EBUSY).
+        if (e.sys_errno() == EBUSY) throw Error(ErrorKind::kConflict, e.message());
+        throw;
+      }
+    } else if (ps == PowerState::kNoState) {
+      WrongState("resize", uuid, ps);
+    }
+    rec.flavor = flavor;
+    SaveRecord(*inst, rec);
+  } else {
+    Invalid("action: unknown action \"" + *action +
+            "\" (start, stop, reboot, pause, unpause, suspend, resume, resize)");
+  }
+  clear_task.Dismiss();
+  SetTask(*inst, "");
+  spdlog::info("instance {}: {} done", uuid, *action);
+  return ViewOf(*inst);
+}
+
+std::string InstanceManager::Console(const std::string& uuid, size_t lines) {
+  InstancePtr inst = Find(uuid);
+  std::string text;
+  std::string cdir = container::StateDir(config_.containers_dir(), uuid);
+  if (ContainerExists(uuid)) {
+    if (auto old = ReadFileIfExists(JoinPath(cdir, "console.log.1"))) text += *old;
+    if (auto cur = ReadFileIfExists(JoinPath(cdir, "console.log"))) text += *cur;
+  } else if (auto last = ReadFileIfExists(JoinPath(InstanceDir(uuid), "console.last.log"))) {
+    text = *last;
+  }
+  return Tail(text, lines);
+}
+
+cgroup::CgroupStats InstanceManager::Stats(const std::string& uuid) {
+  InstancePtr inst = Find(uuid);
+  InstanceView v = ViewOf(*inst);
+  if (!PowerStateAllows(v.power_state,
+                        {PowerState::kRunning, PowerState::kPaused, PowerState::kSuspended})) {
+    WrongState("read stats of", uuid, v.power_state);
+  }
+  return cgroup::OpenCgroup(cgroup_host_, CgroupPath(uuid))->Stats();
+}
+
+ExecResult InstanceManager::Exec(const std::string& uuid, const rapidjson::Value& body) {
+  auto args = OptStringArray(body, "command", "command");
+  if (!args || args->empty()) Invalid("command: want a non-empty array of strings");
+  container::ExecOptions o;
+  o.args = *args;
+  o.env = OptStringArray(body, "env", "env").value_or(std::vector<std::string>{});
+  for (const auto& e : o.env) {
+    if (e.find('=') == std::string::npos || e[0] == '=') Invalid("env: want KEY=value, got \"" + e + "\"");
+  }
+  o.cwd = OptString(body, "cwd", "cwd").value_or("");
+  if (!o.cwd.empty() && o.cwd[0] != '/') Invalid("cwd: want an absolute path");
+  InstancePtr inst = Find(uuid);
+  InstanceView v = ViewOf(*inst);
+  if (v.power_state != PowerState::kRunning) WrongState("exec in", uuid, v.power_state);
+  UniqueFd in(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  UniqueFd out(::memfd_create("berth-exec-stdout", MFD_CLOEXEC));
+  UniqueFd err(::memfd_create("berth-exec-stderr", MFD_CLOEXEC));
+  if (!in || !out || !err) ThrowErrno("open exec stdio");
+  o.stdin_fd = in.get();
+  o.stdout_fd = out.get();
+  o.stderr_fd = err.get();
+  int status = container::ExecInContainer(config_.containers_dir(), uuid, o);
+  ExecResult r;
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  r.stdout_text = ReadFd(out.get(), config_.exec_max_output, &r.truncated);
+  r.stderr_text = ReadFd(err.get(), config_.exec_max_output, &r.truncated);
+  return r;
+}
+
+bool InstanceManager::ImageInUse(const std::string& image_id) {
+  std::shared_lock lock(map_mu_);
+  for (const auto& [uuid, inst] : instances_) {
+    std::lock_guard l(inst->mu);
+    if (inst->record.image_id == image_id) return true;
+  }
+  return false;
+}
+
+Flavor InstanceManager::UsedResources() {
+  Flavor used;
+  used.vcpus = used.memory_mb = used.root_gb = 0;
+  std::shared_lock lock(map_mu_);
+  for (const auto& [uuid, inst] : instances_) {
+    std::lock_guard l(inst->mu);
+    used.vcpus += inst->record.flavor.vcpus;
+    used.memory_mb += inst->record.flavor.memory_mb;
+    used.root_gb += inst->record.flavor.root_gb;
+  }
+  return used;
+}
+
+std::map<std::string, int> InstanceManager::CountByState() {
+  std::map<std::string, int> out;
+  for (PowerState s : {PowerState::kNoState, PowerState::kRunning, PowerState::kPaused,
+                       PowerState::kShutdown, PowerState::kCrashed, PowerState::kSuspended}) {
+    out[PowerStateName(s)] = 0;
+  }
+  for (const auto& v : List()) ++out[PowerStateName(v.power_state)];
+  return out;
+}
+
+void InstanceManager::Recover() {
+  const std::string dir = config_.instances_dir();
+  std::vector<std::string> names;
+  if (DIR* d = ::opendir(dir.c_str())) {
+    while (auto* e = ::readdir(d)) {
+      std::string n = e->d_name;
+      if (n != "." && n != "..") names.push_back(n);
+    }
+    ::closedir(d);
+  }
+  const std::string root = config_.containers_dir();
+  for (const auto& uuid : names) {
+    try {
+      auto text = ReadFileIfExists(RecordPath(uuid));
+      if (!text) {
+        spdlog::warn("instance {}: half-made or half-deleted (no instance.json); removing", uuid);
+        TearDown(uuid);
+        continue;
+      }
+      InstanceRecord rec = InstanceFromJson(*text, RecordPath(uuid));
+      if (rec.uuid != uuid) Invalid("uuid \"" + rec.uuid + "\" does not match its directory");
+      if (rec.desired == DesiredState::kStopped && ContainerExists(uuid)) {
+        // A start that did not reach its record: undo it, the instance stays stopped.
+        container::DeleteContainer(root, uuid, true);
+        store::UnmountAll(RootfsDir(uuid), true);
+      }
+      if (rec.desired != DesiredState::kStopped) EnsureRootfsMounted(uuid);
+      auto inst = std::make_shared<Instance>();
+      inst->record = rec;
+      std::unique_lock lock(map_mu_);
+      instances_[uuid] = inst;
+    } catch (const Error& e) {
+      spdlog::error("instance {}: not re-attached: {}", uuid, e.message());
+    }
+  }
+  // Containers and snapshots that no instance owns are leftovers of an interrupted spawn.
+  for (const auto& id : container::ListContainers(root)) {
+    if (instances_.count(id)) continue;
+    spdlog::warn("container {} belongs to no instance; removing", id);
+    try {
+      container::DeleteContainer(root, id, true);
+    } catch (const Error& e) {
+      spdlog::error("container {}: {}", id, e.message());
+    }
+  }
+  std::vector<std::string> orphans;
+  images_.layers().Walk([&](const store::SnapshotInfo& s) {
+    if (s.kind == store::SnapshotKind::kActive && s.name.rfind("instance-", 0) == 0 &&
+        !instances_.count(s.name.substr(9))) {
+      orphans.push_back(s.name);
+    }
+  });
+  for (const auto& key : orphans) {
+    spdlog::warn("snapshot {} belongs to no instance; removing", key);
+    try {
+      images_.layers().Remove(key);
+    } catch (const Error& e) {
+      spdlog::error("snapshot {}: {}", key, e.message());
+    }
+  }
+  auto counts = CountByState();
+  spdlog::info("re-attached {} instances ({} running)", instances_.size(), counts["RUNNING"]);
+}
+
+}  // namespace berth::server

@@ -1,0 +1,125 @@
+// Every instance on the host and Nova's lifecycle over them: spawn, delete, start, stop,
+// reboot, pause/unpause, suspend/resume, resize, console, stats, exec, and the re-attach
+// after a berthd restart.
+//
+// Concurrency: the map of instances is guarded by a shared_mutex (lookups shared, insert
+// and erase exclusive). Each instance has an operation mutex that serialises the
+// operations on it (operations on different instances run in parallel) and a small mutex
+// for its record, so reads (GET) never wait behind a slow stop.
+//
+// Crash safety: instance.json is written atomically and only once the instance is
+// complete; a directory without it is a half-made (or half-deleted: delete unlinks it
+// first) instance that Recover() removes with its container, mount and snapshot.
+#pragma once
+
+#include <sys/types.h>
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <vector>
+
+#include "driver/server/config.h"
+#include "driver/server/instance.h"
+#include "driver/server/json_util.h"
+#include "driver/server/metrics.h"
+#include "runtime/cgroup/cgroup.h"
+#include "runtime/store/image/image_store.h"
+
+namespace berth::server {
+
+// An instance as the API shows it: the record plus what the container says now.
+struct InstanceView {
+  InstanceRecord record;
+  PowerState power_state = PowerState::kNoState;
+  std::string task_state;  // "" when idle; "spawning", "powering-off", ...
+  pid_t pid = 0;           // the init's host pid while it runs
+  std::optional<int> exit_code;
+  std::optional<int> exit_signal;
+  bool oom_killed = false;
+};
+void WriteInstanceJson(JsonWriter& w, const InstanceView& v);
+
+struct ExecResult {
+  int exit_code = 0;
+  std::string stdout_text;
+  std::string stderr_text;
+  bool truncated = false;
+};
+
+class InstanceManager {
+ public:
+  InstanceManager(const Config& config, store::ImageStore& images, Metrics& metrics);
+
+  // Reads <state>/instances/*, removes half-made ones, re-attaches to the rest.
+  void Recover();
+
+  // POST /v1/instances body (already parsed). Returns the new instance.
+  InstanceView Create(const rapidjson::Value& body);
+  std::vector<InstanceView> List();
+  InstanceView Get(const std::string& uuid);
+  void Delete(const std::string& uuid);
+  // POST /v1/instances/{uuid}/action body.
+  InstanceView Action(const std::string& uuid, const rapidjson::Value& body);
+  std::string Console(const std::string& uuid, size_t lines);
+  cgroup::CgroupStats Stats(const std::string& uuid);
+  ExecResult Exec(const std::string& uuid, const rapidjson::Value& body);
+
+  // True when an instance's disk sits on the image (its snapshot has the image's layers).
+  bool ImageInUse(const std::string& image_id);
+  // Serialises image removal against spawns that are resolving an image.
+  std::mutex& image_mutex() { return image_mu_; }
+  Flavor UsedResources();  // sum of the flavors of all instances
+  std::map<std::string, int> CountByState();
+  const cgroup::CgroupHost& cgroup_host() const { return cgroup_host_; }
+
+ private:
+  struct Instance {
+    std::mutex op_mu;        // serialises operations on this instance
+    mutable std::mutex mu;   // guards record and task
+    InstanceRecord record;
+    std::string task;
+    bool gone = false;       // deleted while another request waited for op_mu
+  };
+  using InstancePtr = std::shared_ptr<Instance>;
+
+  InstancePtr Find(const std::string& uuid);
+  InstanceView ViewOf(const Instance& inst);
+  InstanceView ViewOf(const InstanceRecord& record, const std::string& task);
+  void SetTask(Instance& inst, const std::string& task);
+  void SaveRecord(Instance& inst, const InstanceRecord& record);
+
+  std::string InstanceDir(const std::string& uuid) const;
+  std::string RootfsDir(const std::string& uuid) const;
+  std::string RecordPath(const std::string& uuid) const;
+  std::string CgroupPath(const std::string& uuid) const;
+  bool ContainerExists(const std::string& uuid) const;
+
+  // Creates and starts the container on the (mounted) rootfs; returns the init pid.
+  void Launch(const InstanceRecord& record, const store::ImageConfig& image);
+  void EnsureRootfsMounted(const std::string& uuid);
+  // Asks the init to stop, waits `timeout_s`, then kills; deletes the container and
+  // unmounts the root (the snapshot, the instance's disk, stays).
+  void PowerOff(const InstanceRecord& record, int timeout_s);
+  // Removes everything of an instance; missing pieces are fine.
+  void TearDown(const std::string& uuid);
+
+  Config config_;
+  store::ImageStore& images_;
+  Metrics& metrics_;
+  cgroup::CgroupHost cgroup_host_;
+  bool swap_accounting_ = false;
+  uint64_t bounding_caps_ = 0;
+
+  std::shared_mutex map_mu_;
+  std::map<std::string, InstancePtr> instances_;
+  std::mutex image_mu_;
+};
+
+// Snapshot key of an instance's disk.
+std::string SnapshotKey(const std::string& uuid);
+
+}  // namespace berth::server

@@ -1,0 +1,99 @@
+// berthd's REST server (Pistache): init -> setupRoutes -> serve. Every route comes from one
+// table (Routes()), from which both the router and the OpenAPI document are made, so the
+// two cannot disagree.
+#pragma once
+
+#include <pistache/endpoint.h>
+#include <pistache/http.h>
+#include <pistache/router.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "driver/server/config.h"
+#include "driver/server/instance_manager.h"
+#include "driver/server/metrics.h"
+#include "runtime/common/error.h"
+#include "runtime/store/image/image_store.h"
+
+namespace berth::server {
+
+using Pistache::Http::ResponseWriter;
+using Pistache::Rest::Request;
+
+// The one place an error kind becomes an HTTP status. `for_body`: a limit hit by the
+// request body itself (413) rather than by storage (507).
+int HttpStatusFor(ErrorKind kind, bool for_body = false);
+
+class ApiServer;
+
+struct RouteDef {
+  Pistache::Http::Method method;
+  const char* path;  // Pistache syntax: /v1/instances/:uuid
+  void (ApiServer::*handler)(const Request&, ResponseWriter&);
+  const char* summary;
+  bool auth = true;
+  bool raw_upload = false;  // body may be an archive up to max_upload_size
+};
+
+// "GET", "POST", ...
+const char* MethodName(Pistache::Http::Method m);
+// /v1/instances/:uuid -> /v1/instances/{uuid}
+std::string OpenApiPath(const std::string& pistache_path);
+// The OpenAPI 3 document for a route table.
+std::string BuildOpenApi(const std::vector<RouteDef>& routes, const std::string& version);
+
+class ApiServer {
+ public:
+  explicit ApiServer(Config config);
+  ~ApiServer();
+
+  static const std::vector<RouteDef>& Routes();
+
+  // Opens the stores, re-attaches instances, loads the token, binds the socket.
+  void init();
+  void setupRoutes();
+  // Serves in Pistache's threads and returns.
+  void serve();
+  void shutdown();
+  uint16_t port() const;
+  // (method, path) pairs the router was given, for the OpenAPI check.
+  const std::vector<std::pair<std::string, std::string>>& registered() const {
+    return registered_;
+  }
+
+  // Handlers.
+  void doHealthz(const Request&, ResponseWriter&);
+  void doVersions(const Request&, ResponseWriter&);
+  void doOpenApi(const Request&, ResponseWriter&);
+  void doMetrics(const Request&, ResponseWriter&);
+  void doHost(const Request&, ResponseWriter&);
+  void doListImages(const Request&, ResponseWriter&);
+  void doImportImage(const Request&, ResponseWriter&);
+  void doShowImage(const Request&, ResponseWriter&);
+  void doDeleteImage(const Request&, ResponseWriter&);
+  void doListInstances(const Request&, ResponseWriter&);
+  void doCreateInstance(const Request&, ResponseWriter&);
+  void doShowInstance(const Request&, ResponseWriter&);
+  void doDeleteInstance(const Request&, ResponseWriter&);
+  void doInstanceAction(const Request&, ResponseWriter&);
+  void doConsole(const Request&, ResponseWriter&);
+  void doStats(const Request&, ResponseWriter&);
+  void doExec(const Request&, ResponseWriter&);
+
+ private:
+  void Dispatch(const RouteDef& def, const Request& req, ResponseWriter resp);
+  std::string InstanceParam(const Request& req) const;
+
+  Config config_;
+  std::string token_;
+  Metrics metrics_;
+  std::unique_ptr<store::ImageStore> images_;
+  std::unique_ptr<InstanceManager> instances_;
+  std::shared_ptr<Pistache::Http::Endpoint> endpoint_;
+  Pistache::Rest::Router router_;
+  std::vector<std::pair<std::string, std::string>> registered_;
+};
+
+}  // namespace berth::server
