@@ -22,6 +22,7 @@ void AddExec(CLI::App& app, const GlobalOptions& g, int& exit_code);
 void AddList(CLI::App& app, const GlobalOptions& g, int& exit_code);
 void AddPs(CLI::App& app, const GlobalOptions& g, int& exit_code);
 void AddPauseResume(CLI::App& app, const GlobalOptions& g, int& exit_code);
+void AddStats(CLI::App& app, const GlobalOptions& g, int& exit_code);
 void AddSpec(CLI::App& app, const GlobalOptions& g, int& exit_code);
 
 // "SIGKILL", "KILL", "kill" or "9" -> 9; kInvalidArgument otherwise.

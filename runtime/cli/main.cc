@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   berth::cli::AddList(app, g, exit_code);
   berth::cli::AddPs(app, g, exit_code);
   berth::cli::AddPauseResume(app, g, exit_code);
+  berth::cli::AddStats(app, g, exit_code);
   berth::cli::AddSpec(app, g, exit_code);
   try {
     app.parse(argc, argv);

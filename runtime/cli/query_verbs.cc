@@ -101,6 +101,16 @@ void AddPs(CLI::App& app, const GlobalOptions& g, int& exit_code) {
   });
 }
 
+void AddStats(CLI::App& app, const GlobalOptions& g, int& exit_code) {
+  auto* cmd = app.add_subcommand("stats", "print a container's resource usage as JSON");
+  auto id = std::make_shared<std::string>();
+  cmd->add_option("id", *id)->required();
+  cmd->callback([&g, &exit_code, id] {
+    std::fputs(container::StatsJson(container::ContainerStats(g.root, *id)).c_str(), stdout);
+    exit_code = 0;
+  });
+}
+
 void AddSpec(CLI::App& app, const GlobalOptions&, int& exit_code) {
   auto* cmd = app.add_subcommand("spec", "write a default config.json into the bundle");
   auto bundle = std::make_shared<std::string>(".");

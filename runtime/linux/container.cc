@@ -6,12 +6,12 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -722,6 +722,30 @@ std::vector<std::string> ListContainers(const std::string& state_root) {
   ::closedir(d);
   std::sort(out.begin(), out.end());
   return out;
+}
+
+cgroup::CgroupStats ContainerStats(const std::string& state_root, const std::string& id) {
+  StateRecord record = ReadStateRecord(state_root, id);
+  return cgroup::OpenCgroup(cgroup::DetectCgroupHost(), record.cgroup_path)->Stats();
+}
+
+std::string StatsJson(const cgroup::CgroupStats& s) {
+  auto opt = [](const std::optional<uint64_t>& v) {
+    return v ? std::to_string(*v) : std::string("null");
+  };
+  return "{\"cpu\": {\"usage_ns\": " + std::to_string(s.cpu_usage_ns) +
+         ", \"user_ns\": " + std::to_string(s.cpu_user_ns) +
+         ", \"system_ns\": " + std::to_string(s.cpu_system_ns) +
+         ", \"throttled_periods\": " + std::to_string(s.cpu_throttled_periods) +
+         "}, \"memory\": {\"usage_bytes\": " + std::to_string(s.memory_usage_bytes) +
+         ", \"max_usage_bytes\": " + std::to_string(s.memory_max_usage_bytes) +
+         ", \"limit_bytes\": " + opt(s.memory_limit_bytes) +
+         ", \"cache_bytes\": " + std::to_string(s.memory_cache_bytes) +
+         ", \"oom_kills\": " + std::to_string(s.oom_kills) +
+         "}, \"pids\": {\"current\": " + std::to_string(s.pids_current) +
+         ", \"limit\": " + opt(s.pids_limit) +
+         "}, \"io\": {\"read_bytes\": " + std::to_string(s.io_read_bytes) +
+         ", \"write_bytes\": " + std::to_string(s.io_write_bytes) + "}}\n";
 }
 
 std::vector<pid_t> ContainerPids(const std::string& state_root, const std::string& id) {

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "runtime/cgroup/cgroup.h"
 #include "runtime/linux/state.h"
 #include "runtime/spec/spec.h"
 
@@ -76,6 +77,10 @@ void ResumeContainer(const std::string& state_root, const std::string& id);
 void DeleteContainer(const std::string& state_root, const std::string& id, bool force);
 
 std::vector<std::string> ListContainers(const std::string& state_root);
+
+// Resource usage of the container's cgroup (cpu, memory, oom kills, pids, io).
+cgroup::CgroupStats ContainerStats(const std::string& state_root, const std::string& id);
+std::string StatsJson(const cgroup::CgroupStats& stats);
 
 // Processes in the container's cgroup, as host pids.
 std::vector<pid_t> ContainerPids(const std::string& state_root, const std::string& id);

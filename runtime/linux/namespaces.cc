@@ -2,9 +2,9 @@
 
 #include <fcntl.h>
 #include <net/if.h>
+#include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
-#include <sched.h>
 #include <sys/stat.h>
 #include <unistd.h>
 

@@ -1,6 +1,7 @@
 #include "runtime/store/image/image_store.h"
 
 #include <dirent.h>
+#include <sys/file.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -330,16 +331,7 @@ class Importer {
       if (std::find(rec.names.begin(), rec.names.end(), n) == rec.names.end())
         rec.names.push_back(n);
     }
-    store_.SaveRecord(rec);
-    // The names now belong to this image alone.
-    for (ImageRecord other : store_.List()) {
-      if (other.id == rec.id) continue;
-      size_t before = other.names.size();
-      std::erase_if(other.names, [&](const std::string& n) {
-        return std::find(rec.names.begin(), rec.names.end(), n) != rec.names.end();
-      });
-      if (other.names.size() != before) store_.SaveRecord(other);
-    }
+    store_.SaveRecordTakingNames(rec);
     undo.Commit();
     result.image = rec;
     return result;
@@ -360,7 +352,7 @@ class Importer {
       Digest chain = ChainId(parent, *diff_id);
       if (Committed(chain.str())) {
         if (auto known = store_.LoadLayerRecord(chain)) return *known;
-        return LayerRecord{*diff_id, chain, pl.blob.value_or(*diff_id), 0};
+        return LayerRecord{*diff_id, chain, pl.blob.value_or(*diff_id), 0, {}, 0};
       }
     }
     std::string key = "extract-" + RandomSuffix() + "-" + (diff_id ? diff_id->hex() : "rootfs");
@@ -395,7 +387,7 @@ class Importer {
       throw Error(ErrorKind::kInvalidArgument,
                   "diff_id mismatch: expected " + diff_id->str() + ", got " + got.diff_id.str());
     }
-    LayerRecord rec{got.diff_id, ChainId(parent, got.diff_id), got.blob, got.diff_size};
+    LayerRecord rec{got.diff_id, ChainId(parent, got.diff_id), got.blob, got.diff_size, {}, 0};
     try {
       layers.Commit(rec.chain_id.str(), key);
     } catch (const Error& e) {
@@ -414,14 +406,7 @@ class Importer {
     return rec;
   }
 
-  bool Committed(const std::string& name) {
-    try {
-      return store_.layers_->Stat(name).kind == SnapshotKind::kCommitted;
-    } catch (const Error& e) {
-      if (e.kind() == ErrorKind::kNotFound) return false;
-      throw;
-    }
-  }
+  bool Committed(const std::string& name) { return store_.IsCommitted(name); }
 
   std::string RootfsConfig(const std::vector<LayerRecord>& layers) {
     rapidjson::StringBuffer buf;
@@ -469,6 +454,7 @@ ImageStore::ImageStore(std::string root, const std::string& driver)
 }
 
 ImportResult ImageStore::Import(const std::string& path, const ImportOptions& options) {
+  UniqueFd lock = LockStore(false);
   return WithContext("import " + path, [&] { return Importer(*this, path, options).Run(); });
 }
 
@@ -526,7 +512,8 @@ std::string ImageStore::RecordToJson(const ImageRecord& r) {
   return std::string(buf.GetString(), buf.GetSize());
 }
 
-ImageRecord ImageStore::RecordFromJson(const std::string& json, const std::string& path) const {
+ImageRecord ImageStore::RecordFromJson(const std::string& json, const std::string& path,
+                                       bool with_config) const {
   auto corrupt = [&](const std::string& what) {
     return Error(ErrorKind::kInternal, "corrupt image record " + path + ": " + what);
   };
@@ -553,7 +540,7 @@ ImageRecord ImageStore::RecordFromJson(const std::string& json, const std::strin
   for (const auto& l : doc["layers"].GetArray()) {
     if (!l.IsObject()) throw corrupt("layers");
     r.layers.push_back({Digest::Parse(str(l, "diff_id")), Digest::Parse(str(l, "chain_id")),
-                        Digest::Parse(str(l, "blob")), u64(l, "size")});
+                        Digest::Parse(str(l, "blob")), u64(l, "size"), {}, 0});
   }
   if (r.layers.empty()) throw corrupt("no layers");
   if (!doc.HasMember("source")) throw corrupt("source");
@@ -562,12 +549,43 @@ ImageRecord ImageStore::RecordFromJson(const std::string& json, const std::strin
   if (!doc.HasMember("imported") || !doc["imported"].IsInt64()) throw corrupt("imported");
   r.imported = doc["imported"].GetInt64();
   r.size = u64(doc, "size");
-  r.config = ParseImageConfig(blobs_.Read(r.id));
+  if (with_config) r.config = ParseImageConfig(blobs_.Read(r.id));
   return r;
 }
 
 void ImageStore::SaveRecord(const ImageRecord& r) {
   WriteFileAtomic(RecordPath(r.id), RecordToJson(r), 0600);
+}
+
+void ImageStore::SaveRecordTakingNames(const ImageRecord& rec) {
+  SaveRecord(rec);
+  for (ImageRecord other : List()) {
+    if (other.id == rec.id) continue;
+    size_t before = other.names.size();
+    std::erase_if(other.names, [&](const std::string& n) {
+      return std::find(rec.names.begin(), rec.names.end(), n) != rec.names.end();
+    });
+    if (other.names.size() != before) SaveRecord(other);
+  }
+}
+
+UniqueFd ImageStore::LockStore(bool exclusive) const {
+  std::string path = root_ + "/store.lock";
+  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (!fd) ThrowErrno("open", path);
+  while (::flock(fd.get(), exclusive ? LOCK_EX : LOCK_SH) != 0) {
+    if (errno != EINTR) ThrowErrno("flock", path);
+  }
+  return fd;
+}
+
+bool ImageStore::IsCommitted(const std::string& name) const {
+  try {
+    return layers_->Stat(name).kind == SnapshotKind::kCommitted;
+  } catch (const Error& e) {
+    if (e.kind() == ErrorKind::kNotFound) return false;
+    throw;
+  }
 }
 
 void ImageStore::SaveLayerRecord(const LayerRecord& l) {
@@ -582,6 +600,12 @@ void ImageStore::SaveLayerRecord(const LayerRecord& l) {
   w.String(l.blob.str().c_str());
   w.Key("size");
   w.Uint64(l.size);
+  if (l.tar_digest) {
+    w.Key("tar_digest");
+    w.String(l.tar_digest->str().c_str());
+    w.Key("tar_size");
+    w.Uint64(l.tar_size);
+  }
   w.EndObject();
   WriteFileAtomic(root_ + "/layerdb/" + l.chain_id.hex() + ".json",
                   std::string(buf.GetString(), buf.GetSize()), 0600);
@@ -601,7 +625,14 @@ std::optional<LayerRecord> ImageStore::LoadLayerRecord(const Digest& chain) cons
       !doc.HasMember("size") || !doc["size"].IsUint64()) {
     return std::nullopt;  // a damaged side record only loses the size
   }
-  return LayerRecord{Digest::Parse(*diff), chain, Digest::Parse(*blob), doc["size"].GetUint64()};
+  LayerRecord rec{Digest::Parse(*diff), chain, Digest::Parse(*blob), doc["size"].GetUint64(), {},
+                  0};
+  auto tar = field("tar_digest");
+  if (tar && Digest::IsValid(*tar) && doc.HasMember("tar_size") && doc["tar_size"].IsUint64()) {
+    rec.tar_digest = Digest::Parse(*tar);
+    rec.tar_size = doc["tar_size"].GetUint64();
+  }
+  return rec;
 }
 
 std::vector<ImageRecord> ImageStore::List() const {
@@ -644,6 +675,7 @@ ImageRecord ImageStore::Get(const std::string& ref) const {
 }
 
 void ImageStore::Remove(const std::string& ref) {
+  UniqueFd lock = LockStore(true);
   ImageRecord rec = Get(ref);
   // Like `docker rmi`: an image a container (active snapshot) or view sits on stays.
   std::set<std::string> chain;
@@ -656,24 +688,39 @@ void ImageStore::Remove(const std::string& ref) {
     throw Error(ErrorKind::kConflict,
                 "image " + rec.id.Short() + " is in use by snapshot \"" + user + "\"");
   }
-  if (::unlink(RecordPath(rec.id).c_str()) != 0) ThrowErrno("unlink", RecordPath(rec.id));
+  // Mark first: once the rename is durable the image is gone for List/Get, and whatever the
+  // deletion below does not finish, Gc() finishes from the mark.
+  std::string marker = root_ + "/images/" + rec.id.hex() + ".removing";
+  if (::rename(RecordPath(rec.id).c_str(), marker.c_str()) != 0) {
+    ThrowErrno("rename", RecordPath(rec.id));
+  }
+  UniqueFd dir(::open((root_ + "/images").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dir || ::fsync(dir.get()) != 0) ThrowErrno("fsync", root_ + "/images");
+  FinishRemoval(marker);
+}
+
+void ImageStore::FinishRemoval(const std::string& marker) {
+  auto json = ReadFileIfExists(marker);
+  if (!json) return;
+  ImageRecord rec = RecordFromJson(*json, marker, false);
   std::set<std::string> used;
   for (const auto& other : List()) {
     for (const auto& l : other.layers) used.insert(l.chain_id.str());
   }
+  // Top first: a layer with children cannot go.
   for (auto it = rec.layers.rbegin(); it != rec.layers.rend(); ++it) {
     std::string name = it->chain_id.str();
     if (used.count(name)) continue;
     try {
       layers_->Remove(name);
     } catch (const Error& e) {
-      if (e.kind() == ErrorKind::kNotFound) continue;
-      if (e.kind() == ErrorKind::kConflict) break;  // a container or view still sits on it
-      throw;
+      if (e.kind() == ErrorKind::kConflict) break;  // a snapshot still sits on it
+      if (e.kind() != ErrorKind::kNotFound) throw;
     }
     ::unlink((root_ + "/layerdb/" + it->chain_id.hex() + ".json").c_str());
   }
-  if (blobs_.Exists(rec.id)) blobs_.Delete(rec.id);
+  if (!PathExists(RecordPath(rec.id)) && blobs_.Exists(rec.id)) blobs_.Delete(rec.id);
+  if (::unlink(marker.c_str()) != 0 && errno != ENOENT) ThrowErrno("unlink", marker);
 }
 
 }  // namespace berth::store

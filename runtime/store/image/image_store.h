@@ -18,6 +18,7 @@
 #include "runtime/store/archive/layer_stream.h"
 #include "runtime/store/blob/blob_store.h"
 #include "runtime/store/image/manifest.h"
+#include "runtime/common/unique_fd.h"
 #include "runtime/store/layer/snapshotter.h"
 
 namespace berth::store {
@@ -31,6 +32,10 @@ struct LayerRecord {
   Digest chain_id;
   Digest blob;        // the digest of the blob it came from (may equal diff_id)
   uint64_t size = 0;  // uncompressed tar bytes
+  // The tar Berth rebuilds from the unpacked layer (export): known after a commit or the
+  // first export; equal to diff_id for layers Berth wrote itself.
+  std::optional<Digest> tar_digest;
+  uint64_t tar_size = 0;
 };
 
 struct ImageRecord {
@@ -59,6 +64,37 @@ struct ImportResult {
   uint64_t bytes_read = 0;     // blob bytes read from the source
 };
 
+struct CommitOptions {
+  std::string name;  // moved from any other image
+  std::string author;
+  std::string comment;
+  std::string created_by = "berth-image commit";
+};
+
+struct ChangeLine {
+  ChangeKind kind;
+  std::string path;  // absolute inside the container ("/etc/passwd")
+};
+
+enum class ExportFormat { kDockerArchive, kOci };
+ExportFormat ParseExportFormat(const std::string& name);  // docker-archive|oci
+
+struct ExportResult {
+  Digest config;                  // digest of the exported config (the image id elsewhere)
+  std::vector<Digest> diff_ids;   // of the exported layer tars
+  bool diff_ids_rewritten = false;  // a rebuilt tar differs from the recorded diff_id
+  uint64_t bytes = 0;             // archive bytes written
+};
+
+struct GcResult {
+  size_t removals_finished = 0;  // rm's interrupted by a crash, completed
+  size_t layers = 0;             // committed layers no image or snapshot used
+  size_t snapshots = 0;          // leftover extract-/commit- snapshots of crashed imports
+  size_t layer_records = 0;      // layerdb records without a layer
+  size_t blobs = 0;              // unreferenced blobs and ingest leftovers
+  size_t dirs = 0;               // snapshot directories without metadata
+};
+
 class ImageStore {
  public:
   // root holds blobs/, ingest/, images/, layerdb/ and layers/<driver>/.
@@ -69,8 +105,28 @@ class ImageStore {
   std::vector<ImageRecord> List() const;
   // By full id, "sha256:<id>", unique id prefix (4+ chars) or name. kNotFound otherwise.
   ImageRecord Get(const std::string& ref) const;
-  // Removes the record, then layers no other image or snapshot uses, then the config blob.
+  // Crash-safe: marks the record (images/<id>.removing), removes the layers no other image
+  // or snapshot uses and the config blob, then the mark. Gc() finishes an interrupted one.
   void Remove(const std::string& ref);
+
+  // The changes of an Active snapshot against its image, sorted by path (`docker diff`).
+  std::vector<ChangeLine> Diff(const std::string& key);
+  // The changes of Active snapshot `key` become a new layer on its parent chain and a new
+  // image (the parent image's config with the new diff_id and a history entry). The
+  // snapshot stays as it is. The caller keeps writers away (berthd freezes the container).
+  ImageRecord Commit(const std::string& key, const CommitOptions& options);
+
+  // Streams the image as a tar to fd (a file, pipe or socket), layers rebuilt from the
+  // unpacked layers, uncompressed. When a rebuilt layer's digest differs from the recorded
+  // diff_id (layers imported from other tools' tars), the exported config and manifest
+  // carry the rebuilt digests: the exported image has another id.
+  ExportResult Export(const std::string& ref, ExportFormat format, int fd);
+  // To a file: written beside it and renamed into place when complete.
+  ExportResult ExportToFile(const std::string& ref, ExportFormat format, const std::string& path);
+
+  // Removes what nothing references: layers no image uses and no active snapshot or view
+  // sits on, blobs no image uses, leftovers of crashed imports, commits and removals.
+  GcResult Gc();
 
   Snapshotter& layers() { return *layers_; }
   BlobStore& blobs() { return blobs_; }
@@ -78,11 +134,20 @@ class ImageStore {
 
   // Exposed for tests.
   static std::string RecordToJson(const ImageRecord& r);
-  ImageRecord RecordFromJson(const std::string& json, const std::string& path) const;
+  // with_config false: the config blob is not read (records being removed).
+  ImageRecord RecordFromJson(const std::string& json, const std::string& path,
+                             bool with_config = true) const;
 
  private:
   friend class Importer;
   void SaveRecord(const ImageRecord& r);
+  // Saves r and removes its names from every other image.
+  void SaveRecordTakingNames(const ImageRecord& r);
+  // Import, commit and rm hold it shared, gc exclusive: gc never sees half-made work.
+  UniqueFd LockStore(bool exclusive) const;
+  void FinishRemoval(const std::string& marker_path);
+  LayerRecord EnsureTarDigest(const LayerRecord& layer);
+  bool IsCommitted(const std::string& name) const;
   void SaveLayerRecord(const LayerRecord& l);
   std::optional<LayerRecord> LoadLayerRecord(const Digest& chain) const;
   std::string RecordPath(const Digest& id) const;

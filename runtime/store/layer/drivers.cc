@@ -1,5 +1,6 @@
 #include "runtime/store/layer/drivers.h"
 
+#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -100,6 +101,28 @@ void OverlaySnapshotter::RemoveDirs(const SnapshotRecord& rec) {
     ThrowErrno("unlink", LinkPath(rec));
   }
   LocalSnapshotter::RemoveDirs(rec);
+}
+
+size_t OverlaySnapshotter::RemoveOrphanLinks() {
+  size_t removed = 0;
+  std::string dir = root() + "/l";
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) ThrowErrno("opendir", dir);
+  std::vector<std::string> names;
+  while (struct dirent* e = ::readdir(d)) {
+    std::string n = e->d_name;
+    if (n != "." && n != "..") names.push_back(n);
+  }
+  ::closedir(d);
+  for (const std::string& n : names) {
+    struct stat st;
+    // stat follows the link: ENOENT means its snapshot directory is gone.
+    if (::stat((dir + "/" + n).c_str(), &st) != 0 && errno == ENOENT &&
+        ::unlink((dir + "/" + n).c_str()) == 0) {
+      removed++;
+    }
+  }
+  return removed;
 }
 
 VfsSnapshotter::VfsSnapshotter(std::string root) : LocalSnapshotter(std::move(root)) {}

@@ -32,6 +32,7 @@ class OverlaySnapshotter : public LocalSnapshotter {
                                     const std::vector<const SnapshotRecord*>& chain) const override;
   void OnCommit(const SnapshotRecord& rec) override;
   void RemoveDirs(const SnapshotRecord& rec) override;
+  size_t RemoveOrphanLinks() override;
 
  private:
   std::string LinkPath(const SnapshotRecord& rec) const { return root() + "/l/" + rec.link; }

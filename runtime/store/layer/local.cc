@@ -1,5 +1,6 @@
 #include "runtime/store/layer/local.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <time.h>
@@ -8,6 +9,8 @@
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
+
+#include <set>
 
 #include "runtime/common/error.h"
 #include "runtime/common/file_util.h"
@@ -301,6 +304,29 @@ std::vector<DiffEntry> LocalSnapshotter::Changes(const std::string& key) const {
     throw Error(ErrorKind::kInvalidArgument, "snapshot \"" + key + "\" is a view: it has no changes");
   }
   return WithContext("diff " + key, [&] { return ChangesFor(rec, Chain(db, rec.info.parent)); });
+}
+
+size_t LocalSnapshotter::RemoveOrphans() {
+  UniqueFd lock = Lock(true);
+  SnapshotDb db = Load();
+  std::set<std::string> ids;
+  for (const auto& [key, rec] : db.records) ids.insert(rec.id);
+  size_t removed = 0;
+  std::string dir = root_ + "/snapshots";
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) ThrowErrno("opendir", dir);
+  std::vector<std::string> names;
+  while (struct dirent* e = ::readdir(d)) {
+    std::string n = e->d_name;
+    if (n != "." && n != "..") names.push_back(n);
+  }
+  ::closedir(d);
+  for (const std::string& n : names) {
+    if (ids.count(n)) continue;
+    RemoveTree(dir + "/" + n);
+    removed++;
+  }
+  return removed + RemoveOrphanLinks();
 }
 
 }  // namespace berth::store

@@ -37,6 +37,7 @@ class LocalSnapshotter : public Snapshotter {
   SnapshotUsage Usage(const std::string& key) const override;
   std::string ApplyDir(const std::string& key) const override;
   std::vector<DiffEntry> Changes(const std::string& key) const override;
+  size_t RemoveOrphans() override;
 
   const std::string& root() const { return root_; }
   std::string SnapshotDir(const std::string& id) const { return root_ + "/snapshots/" + id; }
@@ -53,6 +54,8 @@ class LocalSnapshotter : public Snapshotter {
       const SnapshotRecord& rec, const std::vector<const SnapshotRecord*>& chain) const = 0;
   virtual void OnCommit(const SnapshotRecord& /*rec*/) {}
   virtual void RemoveDirs(const SnapshotRecord& rec);
+  // Driver-specific leftovers (overlay: dangling short links).
+  virtual size_t RemoveOrphanLinks() { return 0; }
   // The directory whose content is this snapshot's own data (Usage, ApplyDir).
   std::string FsDir(const SnapshotRecord& rec) const { return SnapshotDir(rec.id) + "/fs"; }
 

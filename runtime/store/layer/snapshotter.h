@@ -75,6 +75,10 @@ class Snapshotter {
   // (diff.h). For an Active one the caller keeps writers away (berthd freezes the container).
   virtual std::vector<DiffEntry> Changes(const std::string& key) const = 0;
 
+  // Removes snapshot data no metadata names (a crash between Remove's metadata update and
+  // its directory removal). Returns how many were removed.
+  virtual size_t RemoveOrphans() = 0;
+
   // The host directory where a layer diff is applied for an Active snapshot (overlay: the
   // upper dir; vfs: the full copy).
   virtual std::string ApplyDir(const std::string& key) const = 0;

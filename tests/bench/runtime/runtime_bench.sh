@@ -64,13 +64,14 @@ rt() {
     berth) echo "$BERTH --root $WORK/state-berth" ;;
     crun) echo "$CRUN --root $WORK/state-crun" ;;
     runc) echo "$RUNC --root $WORK/state-runc" ;;
+    conmon) echo "$CRUN --root $WORK/state-conmon" ;;
   esac
 }
 
 # Every container this script made, in any state, removed with delete --force.
 delete_all() {
   local r id
-  for r in "${RUNTIMES[@]}"; do
+  for r in "${RUNTIMES[@]}" conmon; do
     [[ -d $WORK/state-$r ]] || continue
     for id in $(ls "$WORK/state-$r" 2>/dev/null); do
       [[ -d $WORK/state-$r/$id ]] || continue
@@ -80,19 +81,55 @@ delete_all() {
   done
 }
 
+# conmon outlives the container by a moment (it writes the exit file); end the ones we
+# started, by pid, if they linger.
+stop_conmons() {
+  local f pid
+  for f in "$WORK"/conmon-*.pid; do
+    [[ -s $f ]] || continue
+    pid=$(cat "$f")
+    for _ in {1..40}; do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.05
+    done
+    kill -0 "$pid" 2>/dev/null && kill "$pid"
+    rm -f "$f"
+  done
+}
+
+hugetlb_in_cgroup2() { grep -qw hugetlb /sys/fs/cgroup/unified/cgroup.controllers 2>/dev/null; }
+
+# Gives hugetlb back to cgroup2. The v1 hierarchy only dies (and returns its controller) if it
+# has no child group when unmounted; berth-runtime leaves its shared parent "berth" behind, and
+# a just-removed group can still be dying, so remove "berth" if empty and retry once.
+restore_hugetlb() {
+  local mp=/sys/fs/cgroup/hugetlb attempt other
+  for attempt in 1 2 3; do
+    rmdir "$mp/berth" 2>/dev/null
+    other=$(find "$mp" -mindepth 1 -maxdepth 1 -type d 2>/dev/null)
+    if [[ -n $other ]]; then
+      echo "note: $mp holds groups not made by this script ($other); left mounted" >&2
+      return
+    fi
+    sleep 0.5
+    umount "$mp" || return
+    sleep 0.5
+    if hugetlb_in_cgroup2; then
+      rmdir "$mp"
+      echo "restored: hugetlb is back in cgroup2" >&2
+      return
+    fi
+    mount -t cgroup -o hugetlb cgroup "$mp" || return
+  done
+  echo "note: hugetlb did not return to cgroup2; left mounted at $mp" >&2
+}
+
 cleanup() {
   trap - EXIT INT TERM
   delete_all
+  stop_conmons
   rm -rf "$WORK"
-  if ((HUGETLB_MOUNTED)) && [[ ${BENCH_KEEP_HUGETLB:-0} != 1 ]]; then
-    # Child groups would keep the hierarchy (and the controller) in v1 anyway.
-    if [[ -z $(find /sys/fs/cgroup/hugetlb -mindepth 1 -type d 2>/dev/null) ]]; then
-      umount /sys/fs/cgroup/hugetlb && rmdir /sys/fs/cgroup/hugetlb &&
-        echo "restored: hugetlb is back in cgroup2" >&2
-    else
-      echo "note: /sys/fs/cgroup/hugetlb has groups; left mounted" >&2
-    fi
-  fi
+  if ((HUGETLB_MOUNTED)) && [[ ${BENCH_KEEP_HUGETLB:-0} != 1 ]]; then restore_hugetlb; fi
 }
 trap cleanup EXIT
 trap 'echo interrupted >&2; exit 130' INT TERM
@@ -148,7 +185,9 @@ percentile() {
 }
 
 # Milliseconds between two $EPOCHREALTIME values.
-elapsed_ms() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b - a) * 1000 }'; }
+elapsed_ms() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f\n", (b - a) * 1000 }'; }
+
+count_lines() { if [[ -f $1 ]]; then wc -l <"$1"; else echo 0; fi; }
 
 # --- 1. start-up ------------------------------------------------------------------------
 run_once() {  # runtime id -> appends ms to $WORK/times-<runtime>; counts failures
@@ -196,7 +235,7 @@ pss_of_pids() {  # pids... -> total Pss in KiB
 }
 
 density_bench() {
-  local r=$1 i t0 t1 pending id st
+  local r=$1 i t0 t1 pending
   local cmd
   cmd=$(rt "$r")
   echo "density: $CONCURRENT x sleep 30 with $r (run -d)" >&2
@@ -209,22 +248,11 @@ density_bench() {
   t1=$EPOCHREALTIME
   LAUNCH_FAIL[$r]=$fails
   LAUNCH_S[$r]=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
-  # run -d returns once the process has been exec'd; confirm with `state`, polling until
-  # every one says "running" (at most 10 s).
+  # run -d returns once the process has been exec'd; confirm with `state`.
   pending=()
   for ((i = 0; i < CONCURRENT; i++)); do pending+=("d$i-$r"); done
-  local deadline=$((SECONDS + 10))
-  while ((${#pending[@]})) && ((SECONDS < deadline)); do
-    local still=()
-    for id in "${pending[@]}"; do
-      st=$($cmd state "$id" 2>/dev/null | jq -r .status 2>/dev/null)
-      [[ $st == running ]] || still+=("$id")
-    done
-    pending=("${still[@]}")
-    ((${#pending[@]})) && sleep 0.01
-  done
+  NOT_RUNNING[$r]=$(wait_status "$cmd" running "${pending[@]}")
   CONFIRM_S[$r]=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.3f", b - a }')
-  NOT_RUNNING[$r]=${#pending[@]}
   if ((fails)); then
     echo "  $fails run -d failed; first error: $(cat "$WORK"/derr-"$r"-* | head -c 300)" >&2
   fi
@@ -241,6 +269,61 @@ density_bench() {
     PSS_KIB[$r]=0
   fi
   delete_all
+}
+
+# Polls `$1 state` for ids $3... until each reports status $2 (10 s at most); echoes how many
+# did not.
+wait_status() {
+  local cmd=$1 want=$2 id st
+  shift 2
+  local pending=("$@") deadline=$((SECONDS + 10))
+  while ((${#pending[@]})) && ((SECONDS < deadline)); do
+    local still=()
+    for id in "${pending[@]}"; do
+      st=$($cmd state "$id" 2>/dev/null | jq -r .status 2>/dev/null)
+      [[ $st == "$want" ]] || still+=("$id")
+    done
+    pending=("${still[@]}")
+    ((${#pending[@]})) && sleep 0.01
+  done
+  echo "${#pending[@]}"
+}
+
+# The usual per-container monitor: conmon supervising crun (create, then start), its PSS the
+# peer of berth-monitor's.
+conmon_density() {
+  local r=conmon i t0 ids=() cmd
+  cmd=$(rt conmon)
+  echo "density: $CONCURRENT x sleep 30 with conmon + crun" >&2
+  mkdir -p "$WORK/conmon-exit" "$WORK/conmon-sock"
+  t0=$EPOCHREALTIME
+  for ((i = 0; i < CONCURRENT; i++)); do
+    ids+=("m$i")
+    conmon --api-version 1 -c "m$i" -u "m$i" -n "m$i" -r "$CRUN" -b "$WORK/sleep" \
+      -p "$WORK/conmon-init-$i.pid" -P "$WORK/conmon-$i.pid" -l "k8s-file:$WORK/conmon-$i.log" \
+      --exit-dir "$WORK/conmon-exit" --socket-dir-path "$WORK/conmon-sock" \
+      --runtime-arg --root --runtime-arg "$WORK/state-conmon" \
+      </dev/null >/dev/null 2>"$WORK/derr-conmon-$i" &
+  done
+  local fails=0
+  for ((i = 0; i < CONCURRENT; i++)); do wait -n || fails=$((fails + 1)); done
+  local not_created
+  not_created=$(wait_status "$cmd" created "${ids[@]}")
+  for id in "${ids[@]}"; do $cmd start "$id" >/dev/null 2>&1 & done
+  wait
+  LAUNCH_S[$r]=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.3f", b - a }')
+  NOT_RUNNING[$r]=$(wait_status "$cmd" running "${ids[@]}")
+  CONFIRM_S[$r]=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.3f", b - a }')
+  LAUNCH_FAIL[$r]=$((fails + not_created))
+  local pids=() f
+  for ((i = 0; i < CONCURRENT; i++)); do
+    f=$WORK/conmon-$i.pid
+    [[ -s $f && -r /proc/$(cat "$f")/smaps_rollup ]] && pids+=("$(cat "$f")")
+  done
+  MON_COUNT[$r]=${#pids[@]}
+  PSS_KIB[$r]=$(pss_of_pids "${pids[@]}")
+  delete_all
+  stop_conmons
 }
 
 # --- report -----------------------------------------------------------------------------
@@ -262,8 +345,8 @@ report() {
       runc) label="runc run ($($RUNC --version | head -1 | awk '{print $3}'))" ;;
       floor) label="unshare+chroot (floor)" ;;
     esac
-    n=$(wc -l <"$WORK/times-$r" 2>/dev/null || echo 0)
-    failed=$(wc -l <"$WORK/failed-$r" 2>/dev/null || echo 0)
+    n=$(count_lines "$WORK/times-$r")
+    failed=$(count_lines "$WORK/failed-$r")
     printf '%-26s %9s %9s %6s %9s\n' "$label" "${MED[$r]}" "${P90[$r]}" "$n" "$failed"
   done
   for r in "${RUNTIMES[@]}" floor; do
@@ -277,7 +360,9 @@ report() {
   echo "== density: $CONCURRENT concurrent 'sleep 30' containers (run -d) =="
   printf '%-14s %12s %14s %8s %12s %14s\n' runtime "launched s" "all running s" failed \
     "monitors" "PSS/ctr MiB"
-  for r in "${RUNTIMES[@]}"; do
+  local rows=("${RUNTIMES[@]}")
+  [[ -n ${LAUNCH_S[conmon]:-} ]] && rows+=(conmon)
+  for r in "${rows[@]}"; do
     printf '%-14s %12s %14s %8s %12s %14s\n' "$r" "${LAUNCH_S[$r]}" \
       "${CONFIRM_S[$r]}$( ((NOT_RUNNING[$r])) && echo "(${NOT_RUNNING[$r]} not)")" \
       "${LAUNCH_FAIL[$r]}" "${MON_COUNT[$r]}" \
@@ -287,8 +372,9 @@ report() {
   echo "  all running: 'state' then confirmed all $CONCURRENT \"running\" (includes the polls)."
   echo "  PSS/ctr: berth = sum of Pss (smaps_rollup) of its berth-monitor processes / $CONCURRENT;"
   echo "  crun and runc keep no per-container supervisor after 'run -d' (0 by construction)."
-  if command -v conmon >/dev/null; then
-    echo "  conmon is installed but not measured here (needs a podman-style setup)."
+  if [[ -n ${LAUNCH_S[conmon]:-} ]]; then
+    echo "  conmon: conmon $(conmon --version | awk 'NR==1 {print $3}') supervising crun (create via"
+    echo "  conmon, then crun start); PSS/ctr = sum of Pss of the conmon processes / $CONCURRENT."
   else
     echo "  conmon: not installed (the issue quotes ~0.36 MiB PSS for it on this host)."
   fi
@@ -301,4 +387,5 @@ build_bundle
 make_crun_work
 startup_bench
 for r in "${RUNTIMES[@]}"; do density_bench "$r"; done
+command -v conmon >/dev/null && conmon_density
 report

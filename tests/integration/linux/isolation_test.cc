@@ -229,14 +229,42 @@ TEST_F(ContainerTest, DevHasTheStandardNodes) {
 }
 
 TEST_F(ContainerTest, TerminalGivesAPtyAndDevConsole) {
-  spec::Spec s = BaseSpec({"sh", "-c", "test -t 0 && test -t 1 && echo is-a-tty; "
-                                       "test -c /dev/console && echo has-console"});
+  spec::Spec s = BaseSpec({"sh", "-c",
+                           "test -t 0 && test -t 1 && echo is-a-tty; "
+                           "test -c /dev/console && echo has-console"});
   s.process.terminal = true;
   RunToExit("tty", s);
   std::string out = Console("tty");
   // A pty turns "\n" into "\r\n".
   EXPECT_NE(out.find("is-a-tty\r\n"), std::string::npos) << out;
   EXPECT_NE(out.find("has-console"), std::string::npos) << out;
+}
+
+TEST_F(ContainerTest, RunsAsTheSpecsUserWithItsRlimitsAndSysctls) {
+  spec::Spec s = BaseSpec({"sh", "-c", "id; ulimit -n; cat /proc/sys/net/ipv4/ip_forward"});
+  s.process.user.uid = 1000;
+  s.process.user.gid = 1001;
+  s.process.user.additional_gids = {1002};
+  s.process.rlimits = {{"RLIMIT_NOFILE", 512, 256}};
+  s.linux.sysctl["net.ipv4.ip_forward"] = "1";
+  RunToExit("user", s);
+  EXPECT_EQ(Console("user"), "uid=1000 gid=1001 groups=1002\n256\n1\n");
+}
+
+TEST_F(ContainerTest, JoinsAnotherContainersNetworkNamespaceByPath) {
+  auto first = Create("netowner", BaseSpec({"sleep", "60"}));
+  container::StartContainer(state_root_, "netowner");
+  spec::Spec s = BaseSpec({"readlink", "/proc/self/ns/net"});
+  for (auto& ns : s.linux.namespaces) {
+    if (ns.type == spec::NamespaceType::kNetwork) {
+      ns.path = "/proc/" + std::to_string(first.init_pid) + "/ns/net";
+    }
+  }
+  RunToExit("netjoiner", s);
+  char buf[64] = {};
+  std::string link = "/proc/" + std::to_string(first.init_pid) + "/ns/net";
+  ASSERT_GT(::readlink(link.c_str(), buf, sizeof buf - 1), 0);
+  EXPECT_EQ(Console("netjoiner"), std::string(buf) + "\n");
 }
 
 }  // namespace

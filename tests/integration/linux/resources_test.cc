@@ -63,6 +63,23 @@ TEST_F(ContainerTest, CpuQuotaCapsUsage) {
   EXPECT_LT(share, 0.30);  // unlimited it would be ~1.0
 }
 
+TEST_F(ContainerTest, StatsOfARunningContainer) {
+  spec::Spec s =
+      BaseSpec({"sh", "-c", "sleep 30 & sleep 30 & x=$(head -c 4000000 /dev/urandom | od); wait"});
+  s.linux.resources.emplace().memory.emplace().limit = 256ll << 20;
+  Create("stats", s);
+  container::StartContainer(state_root_, "stats");
+  ::usleep(300000);
+  cgroup::CgroupStats st = container::ContainerStats(state_root_, "stats");
+  EXPECT_GE(st.pids_current, 3u);
+  EXPECT_GT(st.cpu_usage_ns, 0u);
+  EXPECT_GT(st.memory_usage_bytes, 0u);
+  ASSERT_TRUE(st.memory_limit_bytes.has_value());
+  EXPECT_EQ(*st.memory_limit_bytes, 256ull << 20);
+  EXPECT_EQ(st.oom_kills, 0u);
+  EXPECT_NE(container::StatsJson(st).find("\"limit_bytes\": 268435456"), std::string::npos);
+}
+
 TEST_F(ContainerTest, ImpossibleLimitIsAClearErrorAndLeavesNothing) {
   spec::Spec s = BaseSpec({"true"});
   s.linux.resources.emplace().cpu.emplace().cpus = "60-63";  // this host has 2 CPUs

@@ -1,0 +1,655 @@
+#include "driver/server/server.h"
+
+#include <sys/statvfs.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <charconv>
+#include <chrono>
+#include <fstream>
+
+#include <spdlog/spdlog.h>
+
+#include "driver/server/json_util.h"
+#include "driver/server/names.h"
+#include "runtime/common/file_util.h"
+#include "runtime/common/scope_guard.h"
+
+#ifndef BERTH_VERSION
+#define BERTH_VERSION "0.0.0"
+#endif
+
+namespace berth::server {
+
+using Pistache::Http::Code;
+using Pistache::Http::Method;
+namespace Http = Pistache::Http;
+namespace Rest = Pistache::Rest;
+
+namespace {
+
+// A failure the HTTP layer decides itself (auth, body size, unknown route).
+struct HttpFailure {
+  int code;
+  std::string message;
+};
+
+void SendJson(ResponseWriter& resp, int code, const std::string& body) {
+  resp.send(static_cast<Code>(code), body, MIME(Application, Json));
+}
+
+void SendError(ResponseWriter& resp, int code, const std::string& message) {
+  SendJson(resp, code, ErrorJson(code, message));
+}
+
+std::string Finish(rapidjson::StringBuffer& buf) { return std::string(buf.GetString(), buf.GetSize()); }
+
+bool IsJsonRequest(const Request& req) {
+  auto ct = req.headers().tryGet<Http::Header::ContentType>();
+  if (!ct) return false;
+  const auto& mime = ct->mime();
+  return mime.top() == Http::Mime::Type::Application && mime.sub() == Http::Mime::Subtype::Json;
+}
+
+uint64_t ParseQueryNumber(const Request& req, const char* name, uint64_t def, uint64_t max) {
+  auto v = req.query().get(name);
+  if (!v) return def;
+  uint64_t n = 0;
+  auto [p, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
+  if (ec != std::errc() || p != v->data() + v->size() || v->empty() || n > max) {
+    throw Error(ErrorKind::kInvalidArgument,
+                std::string(name) + ": want an integer 0.." + std::to_string(max));
+  }
+  return n;
+}
+
+void WriteImageJson(JsonWriter& w, const store::ImageRecord& img, bool detail) {
+  w.StartObject();
+  WriteString(w, "id", img.id.str());
+  WriteStringArray(w, "names", img.names);
+  w.Key("size");
+  w.Uint64(img.size);
+  w.Key("imported");
+  w.Int64(img.imported);
+  WriteString(w, "source_format", img.source_format);
+  WriteString(w, "architecture", img.config.architecture);
+  WriteString(w, "os", img.config.os);
+  w.Key("layer_count");
+  w.Uint64(img.layers.size());
+  if (detail) {
+    w.Key("layers");
+    w.StartArray();
+    for (const auto& l : img.layers) {
+      w.StartObject();
+      WriteString(w, "diff_id", l.diff_id.str());
+      WriteString(w, "chain_id", l.chain_id.str());
+      WriteString(w, "blob", l.blob.str());
+      w.Key("size");
+      w.Uint64(l.size);
+      w.EndObject();
+    }
+    w.EndArray();
+    const auto& c = img.config.config;
+    w.Key("config");
+    w.StartObject();
+    WriteStringArray(w, "entrypoint", c.entrypoint);
+    WriteStringArray(w, "cmd", c.cmd);
+    WriteStringArray(w, "env", c.env);
+    WriteString(w, "working_dir", c.working_dir);
+    WriteString(w, "user", c.user);
+    WriteString(w, "stop_signal", c.stop_signal);
+    WriteStringMap(w, "labels", c.labels);
+    w.EndObject();
+  }
+  w.EndObject();
+}
+
+uint64_t MemTotalMb() {
+  std::ifstream in("/proc/meminfo");
+  std::string key;
+  uint64_t kb = 0;
+  std::string unit;
+  while (in >> key >> kb >> unit) {
+    if (key == "MemTotal:") return kb / 1024;
+  }
+  return 0;
+}
+
+void WriteResource(JsonWriter& w, const char* key, int64_t total, int64_t used) {
+  w.Key(key);
+  w.StartObject();
+  w.Key("total");
+  w.Int64(total);
+  w.Key("used");
+  w.Int64(used);
+  w.Key("free");
+  w.Int64(total - used);
+  w.EndObject();
+}
+
+}  // namespace
+
+int HttpStatusFor(ErrorKind kind, bool for_body) {
+  switch (kind) {
+    case ErrorKind::kInvalidArgument:
+      return 400;
+    case ErrorKind::kNotFound:
+      return 404;
+    case ErrorKind::kAlreadyExists:
+    case ErrorKind::kConflict:
+      return 409;
+    case ErrorKind::kResourceExhausted:
+      return for_body ? 413 : 507;
+    case ErrorKind::kUnsupported:
+      return 501;
+    case ErrorKind::kSystem:
+    case ErrorKind::kInternal:
+      return 500;
+  }
+  return 500;
+}
+
+const char* MethodName(Method m) {
+  switch (m) {
+    case Method::Get:
+      return "GET";
+    case Method::Post:
+      return "POST";
+    case Method::Put:
+      return "PUT";
+    case Method::Delete:
+      return "DELETE";
+    case Method::Patch:
+      return "PATCH";
+    default:
+      return "OTHER";
+  }
+}
+
+std::string OpenApiPath(const std::string& p) {
+  std::string out;
+  size_t i = 0;
+  while (i < p.size()) {
+    if (p[i] == ':') {
+      size_t end = p.find('/', i);
+      if (end == std::string::npos) end = p.size();
+      out += "{" + p.substr(i + 1, end - i - 1) + "}";
+      i = end;
+    } else {
+      out += p[i++];
+    }
+  }
+  return out;
+}
+
+const std::vector<RouteDef>& ApiServer::Routes() {
+  static const std::vector<RouteDef> kRoutes = {
+      {Method::Get, "/healthz", &ApiServer::doHealthz, "Liveness probe (no token needed)", false},
+      {Method::Get, "/v1", &ApiServer::doVersions, "API versions"},
+      {Method::Get, "/v1/openapi.json", &ApiServer::doOpenApi, "This document"},
+      {Method::Get, "/metrics", &ApiServer::doMetrics, "Prometheus metrics"},
+      {Method::Get, "/v1/host", &ApiServer::doHost, "Host resources, kernel, cgroup version"},
+      {Method::Get, "/v1/images", &ApiServer::doListImages, "List images"},
+      {Method::Post, "/v1/images", &ApiServer::doImportImage,
+       "Import an image: the archive as the body, or JSON {path, format, name}", true, true},
+      {Method::Get, "/v1/images/:id", &ApiServer::doShowImage, "Show an image"},
+      {Method::Delete, "/v1/images/:id", &ApiServer::doDeleteImage,
+       "Delete an image (409 while an instance uses it)"},
+      {Method::Get, "/v1/instances", &ApiServer::doListInstances, "List instances"},
+      {Method::Post, "/v1/instances", &ApiServer::doCreateInstance, "Spawn an instance"},
+      {Method::Get, "/v1/instances/:uuid", &ApiServer::doShowInstance, "Show an instance"},
+      {Method::Delete, "/v1/instances/:uuid", &ApiServer::doDeleteInstance,
+       "Delete an instance and its disk"},
+      {Method::Post, "/v1/instances/:uuid/action", &ApiServer::doInstanceAction,
+       "start, stop, reboot, pause, unpause, suspend, resume, resize"},
+      {Method::Get, "/v1/instances/:uuid/console", &ApiServer::doConsole,
+       "Last lines of the console log (?lines=N)"},
+      {Method::Get, "/v1/instances/:uuid/stats", &ApiServer::doStats,
+       "cgroup statistics: cpu, memory, pids, io"},
+      {Method::Post, "/v1/instances/:uuid/exec", &ApiServer::doExec,
+       "Run a command inside a running instance"},
+  };
+  return kRoutes;
+}
+
+std::string BuildOpenApi(const std::vector<RouteDef>& routes, const std::string& version) {
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  w.StartObject();
+  WriteString(w, "openapi", "3.0.3");
+  w.Key("info");
+  w.StartObject();
+  WriteString(w, "title", "Berth API");
+  WriteString(w, "version", version);
+  w.EndObject();
+  w.Key("components");
+  w.StartObject();
+  w.Key("securitySchemes");
+  w.StartObject();
+  w.Key("token");
+  w.StartObject();
+  WriteString(w, "type", "apiKey");
+  WriteString(w, "in", "header");
+  WriteString(w, "name", "X-Auth-Token");
+  w.EndObject();
+  w.EndObject();
+  w.EndObject();
+  w.Key("paths");
+  w.StartObject();
+  // Group by path, keeping the table's order.
+  std::vector<std::string> paths;
+  for (const auto& r : routes) {
+    std::string p = OpenApiPath(r.path);
+    if (std::find(paths.begin(), paths.end(), p) == paths.end()) paths.push_back(p);
+  }
+  for (const auto& p : paths) {
+    w.Key(p.c_str());
+    w.StartObject();
+    for (const auto& r : routes) {
+      if (OpenApiPath(r.path) != p) continue;
+      std::string m = MethodName(r.method);
+      for (char& c : m) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      w.Key(m.c_str());
+      w.StartObject();
+      WriteString(w, "summary", r.summary);
+      std::vector<std::string> params;
+      for (size_t i = p.find('{'); i != std::string::npos; i = p.find('{', i + 1)) {
+        params.push_back(p.substr(i + 1, p.find('}', i) - i - 1));
+      }
+      if (!params.empty()) {
+        w.Key("parameters");
+        w.StartArray();
+        for (const auto& name : params) {
+          w.StartObject();
+          WriteString(w, "name", name);
+          WriteString(w, "in", "path");
+          w.Key("required");
+          w.Bool(true);
+          w.Key("schema");
+          w.StartObject();
+          WriteString(w, "type", "string");
+          w.EndObject();
+          w.EndObject();
+        }
+        w.EndArray();
+      }
+      w.Key("security");
+      w.StartArray();
+      if (r.auth) {
+        w.StartObject();
+        w.Key("token");
+        w.StartArray();
+        w.EndArray();
+        w.EndObject();
+      }
+      w.EndArray();
+      w.Key("responses");
+      w.StartObject();
+      w.Key("default");
+      w.StartObject();
+      WriteString(w, "description", "JSON; errors are {\"error\": {\"code\", \"message\"}}");
+      w.EndObject();
+      w.EndObject();
+      w.EndObject();
+    }
+    w.EndObject();
+  }
+  w.EndObject();
+  w.EndObject();
+  return Finish(buf);
+}
+
+ApiServer::ApiServer(Config config) : config_(std::move(config)) {}
+
+ApiServer::~ApiServer() = default;
+
+void ApiServer::init() {
+  token_ = LoadOrCreateToken(config_.token_file);
+  MakeDirs(config_.state_dir, 0700);
+  MakeDirs(config_.run_dir, 0700);
+  MakeDirs(JoinPath(config_.state_dir, "tmp"), 0700);
+  images_ = std::make_unique<store::ImageStore>(config_.state_dir, config_.storage_driver);
+  instances_ = std::make_unique<InstanceManager>(config_, *images_, metrics_);
+  instances_->Recover();
+
+  Pistache::Address addr(config_.listen, Pistache::Port(config_.port));
+  endpoint_ = std::make_shared<Http::Endpoint>(addr);
+  auto opts = Http::Endpoint::options()
+                  .threads(config_.threads)
+                  .flags(Pistache::Tcp::Options::ReuseAddr)
+                  .maxRequestSize(config_.max_upload_size + (64 << 10))
+                  .maxResponseSize(64 << 20);
+  endpoint_->init(opts);
+  setupRoutes();
+  endpoint_->setHandler(router_.handler());
+}
+
+void ApiServer::setupRoutes() {
+  for (const RouteDef& def : Routes()) {
+    const RouteDef* d = &def;
+    router_.addRoute(def.method, def.path,
+                     [this, d](const Request& req, ResponseWriter resp) {
+                       Dispatch(*d, req, std::move(resp));
+                       return Rest::Route::Result::Ok;
+                     });
+    registered_.emplace_back(MethodName(def.method), def.path);
+  }
+  router_.addNotFoundHandler([this](const Request& req, ResponseWriter resp) {
+    SendError(resp, 404, "no route for " + std::string(MethodName(req.method())) + " " +
+                             req.resource());
+    metrics_.CountRequest("unknown", 404);
+    return Rest::Route::Result::Ok;
+  });
+}
+
+void ApiServer::serve() {
+  endpoint_->serveThreaded();
+  spdlog::info("berthd {} listening on {}:{}", BERTH_VERSION, config_.listen, port());
+}
+
+void ApiServer::shutdown() {
+  if (endpoint_) endpoint_->shutdown();
+}
+
+uint16_t ApiServer::port() const {
+  return endpoint_ ? static_cast<uint16_t>(endpoint_->getPort()) : 0;
+}
+
+void ApiServer::Dispatch(const RouteDef& def, const Request& req, ResponseWriter resp) {
+  auto started = std::chrono::steady_clock::now();
+  int code = 500;
+  try {
+    if (def.auth) {
+      auto hdr = req.headers().tryGetRaw("X-Auth-Token");
+      if (!hdr) throw HttpFailure{401, "missing X-Auth-Token"};
+      if (!ConstantTimeEquals(hdr->value(), token_)) throw HttpFailure{401, "invalid token"};
+    }
+    uint64_t limit = def.raw_upload && !IsJsonRequest(req) ? config_.max_upload_size
+                                                           : config_.max_body_size;
+    if (req.body().size() > limit) {
+      throw HttpFailure{413, "request body of " + std::to_string(req.body().size()) +
+                                 " bytes exceeds the limit of " + std::to_string(limit)};
+    }
+    (this->*def.handler)(req, resp);
+    code = static_cast<int>(resp.getResponseCode());
+  } catch (const HttpFailure& f) {
+    code = f.code;
+    SendError(resp, code, f.message);
+  } catch (const Error& e) {
+    code = HttpStatusFor(e.kind());
+    if (code >= 500) spdlog::error("{} {}: {}", MethodName(req.method()), req.resource(), e.message());
+    SendError(resp, code, e.message());
+  } catch (const std::exception& e) {
+    code = 500;
+    spdlog::error("{} {}: internal error: {}", MethodName(req.method()), req.resource(), e.what());
+    SendError(resp, code, std::string("internal error: ") + e.what());
+  }
+  metrics_.CountRequest(def.path, code);
+  double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started)
+                  .count();
+  spdlog::debug("request method={} path={} route={} status={} ms={:.2f}", MethodName(req.method()),
+                req.resource(), def.path, code, ms);
+}
+
+std::string ApiServer::InstanceParam(const Request& req) const {
+  std::string uuid = req.param(":uuid").as<std::string>();
+  if (!IsUuid(uuid)) throw Error(ErrorKind::kNotFound, "instance " + uuid + " not found");
+  for (char& c : uuid) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return uuid;
+}
+
+void ApiServer::doHealthz(const Request&, ResponseWriter& resp) {
+  resp.send(Code::Ok, "ok\n", MIME(Text, Plain));
+}
+
+void ApiServer::doVersions(const Request&, ResponseWriter& resp) {
+  SendJson(resp, 200,
+           std::string("{\"versions\":[{\"id\":\"v1\",\"status\":\"CURRENT\",\"version\":\"") +
+               BERTH_VERSION + "\",\"links\":[{\"rel\":\"self\",\"href\":\"/v1\"}]}]}");
+}
+
+void ApiServer::doOpenApi(const Request&, ResponseWriter& resp) {
+  SendJson(resp, 200, BuildOpenApi(Routes(), BERTH_VERSION));
+}
+
+void ApiServer::doMetrics(const Request&, ResponseWriter& resp) {
+  resp.send(Code::Ok, metrics_.Render(instances_->CountByState()),
+            Http::Mime::MediaType("text/plain; version=0.0.4"));
+}
+
+void ApiServer::doHost(const Request&, ResponseWriter& resp) {
+  Flavor used = instances_->UsedResources();
+  struct statvfs vfs {};
+  if (::statvfs(config_.state_dir.c_str(), &vfs) != 0) ThrowErrno("statvfs", config_.state_dir);
+  struct utsname uts {};
+  ::uname(&uts);
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  w.StartObject();
+  WriteString(w, "hostname", uts.nodename);
+  WriteResource(w, "vcpus", ::sysconf(_SC_NPROCESSORS_ONLN), used.vcpus);
+  WriteResource(w, "memory_mb", static_cast<int64_t>(MemTotalMb()), used.memory_mb);
+  int64_t disk_total = static_cast<int64_t>((uint64_t{vfs.f_blocks} * vfs.f_frsize) >> 30);
+  WriteResource(w, "disk_gb", disk_total, used.root_gb);
+  w.Key("disk_available_gb");
+  w.Int64(static_cast<int64_t>((uint64_t{vfs.f_bavail} * vfs.f_frsize) >> 30));
+  WriteString(w, "kernel", std::string(uts.sysname) + " " + uts.release);
+  WriteString(w, "architecture", uts.machine);
+  WriteString(w, "cgroup_version",
+              instances_->cgroup_host().version == cgroup::CgroupVersion::kV2 ? "v2" : "v1");
+  WriteString(w, "storage_driver", images_->layers().name());
+  WriteString(w, "version", BERTH_VERSION);
+  w.Key("instances");
+  w.Uint64(instances_->List().size());
+  w.EndObject();
+  SendJson(resp, 200, Finish(buf));
+}
+
+void ApiServer::doListImages(const Request&, ResponseWriter& resp) {
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  w.StartObject();
+  w.Key("images");
+  w.StartArray();
+  for (const auto& img : images_->List()) WriteImageJson(w, img, false);
+  w.EndArray();
+  w.EndObject();
+  SendJson(resp, 200, Finish(buf));
+}
+
+void ApiServer::doShowImage(const Request& req, ResponseWriter& resp) {
+  auto img = images_->Get(req.param(":id").as<std::string>());
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  WriteImageJson(w, img, true);
+  SendJson(resp, 200, Finish(buf));
+}
+
+void ApiServer::doDeleteImage(const Request& req, ResponseWriter& resp) {
+  std::lock_guard lock(instances_->image_mutex());
+  auto img = images_->Get(req.param(":id").as<std::string>());
+  if (instances_->ImageInUse(img.id.str())) {
+    throw Error(ErrorKind::kConflict, "image " + img.id.str() + " is used by an instance");
+  }
+  images_->Remove(img.id.str());
+  spdlog::info("image {} deleted", img.id.str());
+  resp.send(Code::No_Content);
+}
+
+void ApiServer::doImportImage(const Request& req, ResponseWriter& resp) {
+  store::ImportOptions opts;
+  std::string path;
+  std::string temp;
+  ScopeGuard remove_temp([&] {
+    if (!temp.empty()) ::unlink(temp.c_str());
+  });
+  if (IsJsonRequest(req)) {
+    auto doc = ParseJsonObject(req.body());
+    auto p = OptString(doc, "path", "path");
+    if (!p || p->empty() || (*p)[0] != '/') {
+      throw Error(ErrorKind::kInvalidArgument, "path: want an absolute path on this host");
+    }
+    path = *p;
+    opts.format = store::ParseImportFormat(OptString(doc, "format", "format").value_or("auto"));
+    opts.name = OptString(doc, "name", "name").value_or("");
+  } else {
+    if (req.body().empty()) {
+      throw Error(ErrorKind::kInvalidArgument,
+                  "body: want the archive bytes, or JSON {\"path\": ...} with Content-Type "
+                  "application/json");
+    }
+    opts.format = store::ParseImportFormat(req.query().get("format").value_or("auto"));
+    opts.name = req.query().get("name").value_or("");
+    temp = JoinPath(JoinPath(config_.state_dir, "tmp"), "upload-" + RandomHex(8));
+    WriteFileAtomic(temp, req.body(), 0600);
+    path = temp;
+  }
+  auto started = std::chrono::steady_clock::now();
+  store::ImportResult result;
+  try {
+    result = images_->Import(path, opts);
+  } catch (...) {
+    metrics_.CountImageImport(false);
+    throw;
+  }
+  metrics_.CountImageImport(true);
+  spdlog::info("image {} imported ({} layers unpacked, {} bytes read) in {:.0f} ms",
+               result.image.id.str(), result.layers_unpacked, result.bytes_read,
+               std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started)
+                   .count());
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  WriteImageJson(w, result.image, true);
+  SendJson(resp, 201, Finish(buf));
+}
+
+void ApiServer::doListInstances(const Request&, ResponseWriter& resp) {
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  w.StartObject();
+  w.Key("instances");
+  w.StartArray();
+  for (const auto& v : instances_->List()) WriteInstanceJson(w, v);
+  w.EndArray();
+  w.EndObject();
+  SendJson(resp, 200, Finish(buf));
+}
+
+void ApiServer::doCreateInstance(const Request& req, ResponseWriter& resp) {
+  auto doc = ParseJsonObject(req.body());
+  InstanceView v = instances_->Create(doc);
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  WriteInstanceJson(w, v);
+  resp.headers().add<Http::Header::Location>("/v1/instances/" + v.record.uuid);
+  SendJson(resp, 201, Finish(buf));
+}
+
+void ApiServer::doShowInstance(const Request& req, ResponseWriter& resp) {
+  InstanceView v = instances_->Get(InstanceParam(req));
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  WriteInstanceJson(w, v);
+  SendJson(resp, 200, Finish(buf));
+}
+
+void ApiServer::doDeleteInstance(const Request& req, ResponseWriter& resp) {
+  instances_->Delete(InstanceParam(req));
+  resp.send(Code::No_Content);
+}
+
+void ApiServer::doInstanceAction(const Request& req, ResponseWriter& resp) {
+  std::string uuid = InstanceParam(req);
+  auto doc = ParseJsonObject(req.body());
+  InstanceView v = instances_->Action(uuid, doc);
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  WriteInstanceJson(w, v);
+  SendJson(resp, 200, Finish(buf));
+}
+
+void ApiServer::doConsole(const Request& req, ResponseWriter& resp) {
+  std::string uuid = InstanceParam(req);
+  size_t lines = ParseQueryNumber(req, "lines", 100, 100000);
+  std::string text = SanitizeUtf8(instances_->Console(uuid, lines));
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  w.StartObject();
+  WriteString(w, "output", text);
+  w.EndObject();
+  SendJson(resp, 200, Finish(buf));
+}
+
+void ApiServer::doStats(const Request& req, ResponseWriter& resp) {
+  cgroup::CgroupStats s = instances_->Stats(InstanceParam(req));
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  w.StartObject();
+  w.Key("cpu");
+  w.StartObject();
+  w.Key("usage_ns");
+  w.Uint64(s.cpu_usage_ns);
+  w.Key("user_ns");
+  w.Uint64(s.cpu_user_ns);
+  w.Key("system_ns");
+  w.Uint64(s.cpu_system_ns);
+  w.Key("throttled_periods");
+  w.Uint64(s.cpu_throttled_periods);
+  w.EndObject();
+  w.Key("memory");
+  w.StartObject();
+  w.Key("usage_bytes");
+  w.Uint64(s.memory_usage_bytes);
+  w.Key("max_usage_bytes");
+  w.Uint64(s.memory_max_usage_bytes);
+  w.Key("limit_bytes");
+  if (s.memory_limit_bytes) {
+    w.Uint64(*s.memory_limit_bytes);
+  } else {
+    w.Null();
+  }
+  w.Key("cache_bytes");
+  w.Uint64(s.memory_cache_bytes);
+  w.Key("oom_kills");
+  w.Uint64(s.oom_kills);
+  w.EndObject();
+  w.Key("pids");
+  w.StartObject();
+  w.Key("current");
+  w.Uint64(s.pids_current);
+  w.Key("limit");
+  if (s.pids_limit) {
+    w.Uint64(*s.pids_limit);
+  } else {
+    w.Null();
+  }
+  w.EndObject();
+  w.Key("io");
+  w.StartObject();
+  w.Key("read_bytes");
+  w.Uint64(s.io_read_bytes);
+  w.Key("write_bytes");
+  w.Uint64(s.io_write_bytes);
+  w.EndObject();
+  w.EndObject();
+  SendJson(resp, 200, Finish(buf));
+}
+
+void ApiServer::doExec(const Request& req, ResponseWriter& resp) {
+  std::string uuid = InstanceParam(req);
+  auto doc = ParseJsonObject(req.body());
+  ExecResult r = instances_->Exec(uuid, doc);
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  w.StartObject();
+  w.Key("exit_code");
+  w.Int(r.exit_code);
+  WriteString(w, "stdout", SanitizeUtf8(r.stdout_text));
+  WriteString(w, "stderr", SanitizeUtf8(r.stderr_text));
+  w.Key("truncated");
+  w.Bool(r.truncated);
+  w.EndObject();
+  SendJson(resp, 200, Finish(buf));
+}
+
+}  // namespace berth::server
