@@ -97,11 +97,11 @@ const std::map<std::string, Setter>& Setters() {
   return kSetters;
 }
 
-int OnValue(void* user, const char* section, const char* name, const char* value, int lineno) {
+int OnValue(void* user, const char* section, const char* name, const char* value) {
   auto* st = static_cast<ParseState*>(user);
   std::string sec = section[0] ? section : "DEFAULT";
   std::string key = sec + "." + name;
-  std::string where = "[" + sec + "] " + name + " (line " + std::to_string(lineno) + ")";
+  std::string where = "[" + sec + "] " + name;
   auto it = Setters().find(key);
   if (it == Setters().end()) {
     st->config.warnings.push_back("unknown option " + where + " ignored");

@@ -35,7 +35,7 @@ struct Config {
   std::string containers_dir() const { return run_dir + "/containers"; }
 };
 
-// Parses INI text; a bad value is kInvalidArgument naming section, key and line.
+// Parses INI text; a bad value is kInvalidArgument naming section and key.
 Config ParseConfig(const std::string& text);
 // Reads the file (missing: kNotFound) and parses it.
 Config LoadConfig(const std::string& path);

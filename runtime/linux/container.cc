@@ -140,8 +140,10 @@ struct InitPlan {
     for (int fd : p.close_fds) {
       if (fd >= 0) ::close(fd);
     }
+    PhaseTimer timer("  init");
     char go = 0;
     if (::read(p.sync_fd, &go, 1) != 1) ::_exit(1);  // M gave up
+    timer.Mark("wait go");
     if (p.stdin_fd >= 0 && ::dup2(p.stdin_fd, 0) < 0) ThrowErrno("dup2 stdin");
     if (p.stdout_fd >= 0 && ::dup2(p.stdout_fd, 1) < 0) ThrowErrno("dup2 stdout");
     if (p.stderr_fd >= 0 && ::dup2(p.stderr_fd, 2) < 0) ThrowErrno("dup2 stderr");
@@ -158,7 +160,9 @@ struct InitPlan {
         ::sethostname(p.rootfs.hostname.data(), p.rootfs.hostname.size()) != 0) {
       ThrowErrno("sethostname", p.rootfs.hostname);
     }
+    timer.Mark("namespaces");
     SetupRootfs(p.rootfs);
+    timer.Mark("rootfs");
     const auto& proc = p.spec->process;
     if (::chdir(proc.cwd.c_str()) != 0) {
       ThrowErrno("chdir", "process.cwd " + proc.cwd);
@@ -179,6 +183,7 @@ struct InitPlan {
     if (int err = security::ApplyProcessSecurity(p.security, &step); err != 0) {
       ThrowErrnoValue(err, step ? step : "apply security profile");
     }
+    timer.Mark("security");
     WriteAllFd(p.sync_fd, "ready\n", 6);
     ::close(p.sync_fd);
     char start = 0;
@@ -376,7 +381,8 @@ StateRecord CreateContainer(const CreateOptions& options) {
   Pipe console;
   UniqueFd dev_null;
   UniqueFd pty_slave;
-  const bool terminal = spec.process.terminal;
+  // In the foreground the container shares the caller's stdio, terminal or not.
+  const bool terminal = spec.process.terminal && !options.inherit_stdio;
   if (terminal) {
     // console.read is the pty master: the monitor reads it like a pipe.
     auto [master, slave, slave_path] = OpenPty();
@@ -452,6 +458,7 @@ StateRecord CreateContainer(const CreateOptions& options) {
     if (m > 0) ::_exit(0);
     // M.
     try {
+      PhaseTimer mtimer("  M");
       ::prctl(PR_SET_CHILD_SUBREAPER, 1);
       JoinPidNamespaceBeforeClone(namespaces);
       pid_t init_pid = static_cast<pid_t>(::syscall(SYS_clone, namespaces.clone_flags | SIGCHLD,
@@ -461,6 +468,7 @@ StateRecord CreateContainer(const CreateOptions& options) {
         sync_parent.reset();
         RunInit(init);
       }
+      mtimer.Mark("clone");
       sync_child.reset();
       start.read.reset();
       exec_err.write.reset();
@@ -481,8 +489,10 @@ StateRecord CreateContainer(const CreateOptions& options) {
         kill_init();
         ChildFail(ready.write.get(), e.what());
       }
+      mtimer.Mark("maps+cgroup");
       WriteAllFd(sync_parent.get(), "g", 1);
       std::string reply = ReadUpTo(sync_parent.get(), 8192);
+      mtimer.Mark("init ready");
       if (reply != "ready\n") {
         kill_init();
         if (reply.rfind("err ", 0) == 0) {
@@ -497,6 +507,7 @@ StateRecord CreateContainer(const CreateOptions& options) {
       record.monitor_pid = ::getpid();
       WriteStateRecord(state_dir, record);
       mfds.init_pid = init_pid;
+      mtimer.Mark("state written");
       monitor_command.Exec(mfds);
     } catch (const Error& e) {
       ChildFail(ready.write.get(), e.what());

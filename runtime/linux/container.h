@@ -30,7 +30,8 @@ struct CreateOptions {
   // Relative to the cgroup hierarchy roots; empty: the spec's cgroupsPath, else
   // "berth/<id>".
   std::string cgroup_path;
-  // Foreground use (berth-runtime run): the container gets our stdin/stdout/stderr.
+  // Foreground use (berth-runtime run): the container gets our stdin/stdout/stderr (our
+  // terminal, if they are one, instead of a pty of its own).
   // Otherwise stdin is /dev/null and stdout+stderr go to the monitor's console log.
   bool inherit_stdio = false;
   unsigned long console_max = 1u << 20;

@@ -1,5 +1,6 @@
-// berth-image: offline maintenance of the image store (import, list, inspect, rm) and of
-// snapshots for tests and benchmarks (prepare, mount, umount, snapshot-rm).
+// berth-image: offline maintenance of the image store (import, export, list, inspect, rm,
+// gc), snapshots for tests and benchmarks (prepare, mount, umount, snapshot-rm), and a
+// snapshot's changes (diff, commit).
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -74,6 +75,21 @@ int main(int argc, char** argv) {
   auto* srm = app.add_subcommand("snapshot-rm", "remove a snapshot");
   srm->add_option("KEY", key, "snapshot key")->required();
 
+  auto* diff = app.add_subcommand("diff", "list a snapshot's changes (A added, C changed, D deleted)");
+  diff->add_option("KEY", key, "active snapshot key")->required();
+  auto* commit = app.add_subcommand("commit", "commit a snapshot's changes into a new image");
+  berth::store::CommitOptions copts;
+  commit->add_option("KEY", key, "active snapshot key")->required();
+  commit->add_option("--name", copts.name, "a name for the new image");
+  commit->add_option("--author", copts.author, "author recorded in the config and history");
+  commit->add_option("-m,--message", copts.comment, "comment recorded in the history");
+  auto* exp = app.add_subcommand("export", "write an image as a docker-archive or OCI archive");
+  std::string export_format = "docker-archive";
+  exp->add_option("ID", ref, "image id, id prefix or name")->required();
+  exp->add_option("--format", export_format, "docker-archive|oci")->capture_default_str();
+  exp->add_option("FILE", file, "output file, - for stdout")->required();
+  auto* gc = app.add_subcommand("gc", "remove unreferenced layers, blobs and crash leftovers");
+
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -114,6 +130,28 @@ int main(int argc, char** argv) {
       berth::store::PerformMounts(store.layers().Mounts(key), target);
     } else if (srm->parsed()) {
       store.layers().Remove(key);
+    } else if (diff->parsed()) {
+      for (const auto& c : store.Diff(key)) {
+        std::printf("%c %s\n", berth::store::ChangeLetter(c.kind), c.path.c_str());
+      }
+    } else if (commit->parsed()) {
+      std::cout << store.Commit(key, copts).id.str() << "\n";
+    } else if (exp->parsed()) {
+      auto fmt = berth::store::ParseExportFormat(export_format);
+      auto r = file == "-" ? store.Export(ref, fmt, STDOUT_FILENO)
+                           : store.ExportToFile(ref, fmt, file);
+      if (r.diff_ids_rewritten) {
+        std::fprintf(stderr,
+                     "berth-image: rebuilt layer tars differ from the recorded diff_ids; the "
+                     "exported image is %s\n",
+                     r.config.str().c_str());
+      }
+    } else if (gc->parsed()) {
+      auto r = store.Gc();
+      std::printf(
+          "removed: %zu layer(s), %zu scratch snapshot(s), %zu blob(s), %zu layer record(s), "
+          "%zu orphan dir(s); %zu interrupted rm finished\n",
+          r.layers, r.snapshots, r.blobs, r.layer_records, r.dirs, r.removals_finished);
     }
   } catch (const berth::Error& e) {
     std::fprintf(stderr, "berth-image: %s\n", e.what());
