@@ -2,10 +2,9 @@
 // berth::Error; a crash, a sanitizer report, another exception type, or a spec that does not
 // survive SerializeSpec -> ParseSpec unchanged is a bug.
 //
-// Build (not wired into CMake), e.g.:
-//   clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -I. \
-//     tests/fuzz/spec/spec_fuzz.cc runtime/spec/*.cc runtime/common/*.cc -o spec_fuzz
-//   ./spec_fuzz -max_len=65536 corpus/ tests/unit/spec/testdata/
+// Built with -DBERTH_FUZZ=ON (clang): ninja berth_fuzz_spec; its corpus (tests/fuzz/spec/corpus)
+// is replayed by berth_unit_spec (FuzzCorpusTest) in the normal suite. By hand:
+//   build-fuzz/tests/berth_fuzz_spec -max_total_time=60 -max_len=65536 tests/fuzz/spec/corpus
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>

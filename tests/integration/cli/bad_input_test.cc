@@ -4,6 +4,7 @@
 #include <rapidjson/pointer.h>
 #include <sys/sysinfo.h>
 
+#include "runtime/common/file_util.h"
 #include "tests/integration/cli/cli_fixture.h"
 
 namespace berth::testing {
@@ -30,8 +31,11 @@ class CliBadInputTest : public CliTest {
 };
 
 TEST_F(CliBadInputTest, MalformedConfigNamesTheFileAndOffset) {
-  std::string bundle = RawBundle("badjson", "{\"ociVersion\": \"1.0.0\", \"process\": {");
-  ExpectRefused("badjson", bundle, {bundle + "/config.json", "malformed JSON at offset 37"});
+  const std::string text = "{\"ociVersion\": \"1.0.0\",, \"hostname\": \"x\"}";
+  const size_t offset = text.find(",,") + 1;  // where a member name should start
+  std::string bundle = RawBundle("badjson", text);
+  ExpectRefused("badjson", bundle,
+                {bundle + "/config.json", "malformed JSON at offset " + std::to_string(offset)});
 }
 
 TEST_F(CliBadInputTest, WrongTypeNamesTheField) {

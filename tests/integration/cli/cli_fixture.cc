@@ -155,7 +155,9 @@ void CliTest::TearDown() {
 
 CliResult CliTest::Cli(const std::vector<std::string>& args, int timeout_s) {
   CliResult result;
-  const std::string out_path = dir_->Sub("cli.out"), err_path = dir_->Sub("cli.err");
+  // Unique names: calls may run side by side (a foreground run and a kill).
+  const std::string n = std::to_string(cli_calls_.fetch_add(1));
+  const std::string out_path = dir_->Sub("cli" + n + ".out"), err_path = dir_->Sub("cli" + n + ".err");
   std::vector<std::string> argv_s = {Binary(), "--root", state_root_};
   argv_s.insert(argv_s.end(), args.begin(), args.end());
   std::vector<char*> argv;
@@ -282,11 +284,17 @@ rapidjson::Document CliTest::State(const std::string& id) {
 
 std::string CliTest::WaitForStatus(const std::string& id, const std::string& status,
                                    int timeout_ms) {
+  // Tolerates "does not exist" while the container is still being created.
   std::string last;
   for (int waited = 0; waited <= timeout_ms; waited += 20) {
-    auto doc = State(id);
-    if (doc.HasMember("status") && doc["status"].IsString()) last = doc["status"].GetString();
-    if (last == status) return last;
+    CliResult r = Cli({"state", id});
+    rapidjson::Document doc;
+    if (r.exit_code == 0) doc.Parse(r.out.c_str());
+    if (r.exit_code == 0 && !doc.HasParseError() && doc.IsObject() && doc.HasMember("status") &&
+        doc["status"].IsString()) {
+      last = doc["status"].GetString();
+      if (last == status) return last;
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   return last;

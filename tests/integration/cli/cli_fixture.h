@@ -8,6 +8,7 @@
 #include <rapidjson/document.h>
 #include <sys/types.h>
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
@@ -68,6 +69,7 @@ class CliTest : public ::testing::Test {
   static TempDir* suite_dir_;
   std::unique_ptr<TempDir> dir_;
   std::string state_root_;
+  std::atomic<int> cli_calls_{0};
 };
 
 bool ProcessAlive(pid_t pid);

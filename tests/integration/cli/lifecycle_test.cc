@@ -3,6 +3,7 @@
 #include <signal.h>
 
 #include <set>
+#include <thread>
 
 #include "runtime/common/file_util.h"
 #include "tests/integration/cli/cli_fixture.h"
@@ -21,10 +22,17 @@ TEST_F(CliTest, RunExitsWithTheContainersExitCode) {
 }
 
 TEST_F(CliTest, RunReportsAKillingSignalAs128PlusIt) {
-  std::string bundle = Bundle("selfkill", {"sh", "-c", "kill -9 $$"});
-  CliResult r = Cli({"run", "--bundle", bundle, "selfkill"});
-  EXPECT_EQ(r.exit_code, 128 + SIGKILL) << r.err;
-  ExpectNothingLeft("selfkill");
+  // The init cannot SIGKILL itself (PID 1 ignores it from inside), so kill it from here
+  // while `run` waits in the foreground.
+  std::string bundle = Bundle("killed", {"sleep", "60"});
+  CliResult run;
+  std::thread foreground([&] { run = Cli({"run", "--bundle", bundle, "killed"}); });
+  EXPECT_EQ(WaitForStatus("killed", "running"), "running");
+  CliResult kill = Cli({"kill", "killed", "9"});
+  EXPECT_EQ(kill.exit_code, 0) << kill.err;
+  foreground.join();
+  EXPECT_EQ(run.exit_code, 128 + SIGKILL) << run.err;
+  ExpectNothingLeft("killed");
 }
 
 TEST_F(CliTest, RunPrintsTheContainersOutputOnOurStdoutAndStderr) {
@@ -155,7 +163,7 @@ TEST_F(CliTest, ExecReturnsTheCommandsExitCodeAndOutput) {
   // Inside the container: its hostname, and its init is PID 1.
   r = Cli({"exec", "ex", "sh", "-c", "echo $(hostname) $(cat /proc/1/cmdline | tr '\\0' ' ')"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_EQ(r.out, "berth-test sleep 60 \n");
+  EXPECT_EQ(r.out, "berth-test sleep 60\n");
   r = Cli({"exec", "-e", "GREETING=hi", "--cwd", "/tmp", "ex", "sh", "-c", "echo $GREETING $PWD"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "hi /tmp\n");

@@ -155,8 +155,15 @@ TEST_P(StoreStage2Test, CommitMakesANewImageThatLooksLikeTheContainer) {
 
 TEST_P(StoreStage2Test, ExportThenImportGivesTheSameRootfs) {
   ChangeContainer();
-  ImageRecord img = store_->Commit("c1", {.name = "exp:1"});
+  CommitOptions o;
+  o.name = "exp:1";
+  ImageRecord img = store_->Commit("c1", o);
   auto original = ImageTree(*store_, img, "orig");
+  ASSERT_GT(original.size(), 15u);
+  EXPECT_NE(original["etc/new-link"].find("link=etc/new "), std::string::npos);
+  EXPECT_NE(original["bin/tool"].find("104755"), std::string::npos);
+  EXPECT_NE(original["etc/new"].find("user.k=v"), std::string::npos);
+  EXPECT_EQ(original.count("var/cache/a"), 0u);
   for (ExportFormat f : {ExportFormat::kDockerArchive, ExportFormat::kOci}) {
     SCOPED_TRACE(f == ExportFormat::kOci ? "oci" : "docker-archive");
     std::string file = tmp_.Sub(f == ExportFormat::kOci ? "out-oci.tar" : "out-docker.tar");
@@ -261,7 +268,9 @@ TEST_P(StoreStage2Test, GcRemovesOnlyWhatNothingReferences) {
   EXPECT_EQ(Count(root + "/layerdb"), 0u);
   EXPECT_EQ(Count(root + "/blobs/sha256"), 0u);
   EXPECT_EQ(Count(drv + "/snapshots"), 0u);
-  if (GetParam() == "overlay") EXPECT_EQ(Count(drv + "/l"), 0u);
+  if (GetParam() == "overlay") {
+    EXPECT_EQ(Count(drv + "/l"), 0u);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Drivers, StoreStage2Test, ::testing::Values("overlay", "vfs"),

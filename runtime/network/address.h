@@ -1,0 +1,52 @@
+// IPv4 addresses, subnets and MAC addresses as values: parsing, formatting and the small
+// arithmetic that IPAM and the bridge mode need. Pure; no system calls.
+#pragma once
+
+#include <array>
+#include <compare>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace berth::net {
+
+struct Ipv4Address {
+  uint32_t value = 0;  // host byte order: 10.88.0.1 is 0x0a580001
+
+  // "10.88.0.1"; kInvalidArgument otherwise.
+  static Ipv4Address Parse(std::string_view text);
+  std::string ToString() const;
+  std::array<uint8_t, 4> Bytes() const;
+  auto operator<=>(const Ipv4Address&) const = default;
+};
+
+struct Ipv4Subnet {
+  Ipv4Address network;  // host bits are zero
+  int prefix_len = 0;
+
+  // "10.88.0.0/16"; host bits set ("10.88.0.1/16") or a prefix outside 0..32 are
+  // kInvalidArgument, so a typo in the config cannot silently pick another subnet.
+  static Ipv4Subnet Parse(std::string_view cidr);
+  std::string ToString() const;
+  uint32_t Mask() const;
+  bool Contains(Ipv4Address address) const;
+  // network + offset; offset must lie inside the subnet.
+  Ipv4Address At(uint32_t offset) const;
+  Ipv4Address Broadcast() const;
+  uint64_t Size() const { return uint64_t{1} << (32 - prefix_len); }
+  auto operator<=>(const Ipv4Subnet&) const = default;
+};
+
+struct MacAddress {
+  std::array<uint8_t, 6> bytes{};
+
+  // "02:42:0a:58:00:05" (case-insensitive); kInvalidArgument otherwise.
+  static MacAddress Parse(std::string_view text);
+  // Docker's scheme: 02:42 (locally administered, unicast) followed by the IPv4 bytes, so
+  // the MAC is unique wherever the address is, and stable across restarts.
+  static MacAddress FromIpv4(Ipv4Address address);
+  std::string ToString() const;  // lower-case, colon-separated
+  auto operator<=>(const MacAddress&) const = default;
+};
+
+}  // namespace berth::net
