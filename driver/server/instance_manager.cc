@@ -22,6 +22,7 @@
 #include "runtime/common/unique_fd.h"
 #include "runtime/linux/container.h"
 #include "runtime/security/security.h"
+#include "runtime/spec/parser.h"
 #include "runtime/store/layer/mount.h"
 
 namespace berth::server {
@@ -295,6 +296,8 @@ void InstanceManager::Launch(const InstanceRecord& record, const store::ImageCon
   o.state_root = config_.containers_dir();
   o.bundle = InstanceDir(record.uuid);
   o.spec = BuildInstanceSpec(in);
+  // exec reads the container's spec from its bundle.
+  WriteFileAtomic(JoinPath(o.bundle, "config.json"), spec::SerializeSpec(o.spec), 0600);
   o.cgroup_path = CgroupPath(record.uuid);
   o.console_max = config_.console_max_bytes;
   container::CreateContainer(o);

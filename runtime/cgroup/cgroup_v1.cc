@@ -102,6 +102,8 @@ class CgroupV1 : public Cgroup {
   }
 
   void KillAll() override {
+    // The common case at delete: the init has exited and took its pid namespace along.
+    if (Pids().empty()) return;
     WithContext("kill processes of cgroup " + path_, [&] {
       bool frozen = false;
       if (!DirectoryFor("freezer").empty()) {

@@ -140,6 +140,8 @@ class CgroupV2 : public Cgroup {
   }
 
   void KillAll() override {
+    // The common case at delete: the init has exited and took its pid namespace along.
+    if (Pids().empty()) return;
     WithContext("kill processes of cgroup " + dir_, [&] {
       if (PathExists(JoinPath(dir_, "cgroup.kill"))) {
         WriteCgroupFile(dir_, "cgroup.kill", "1", "kill");

@@ -55,8 +55,8 @@ Ipv4Subnet Ipv4Subnet::Parse(std::string_view cidr) {
   }
   auto len = cidr.substr(slash + 1);
   auto [end, ec] = std::from_chars(len.data(), len.data() + len.size(), subnet.prefix_len);
-  if (ec != std::errc() || end != len.data() + len.size() || len.empty() ||
-      subnet.prefix_len < 0 || subnet.prefix_len > 32) {
+  if (ec != std::errc() || end != len.data() + len.size() || len.empty() || subnet.prefix_len < 0 ||
+      subnet.prefix_len > 32) {
     throw Invalid("IPv4 subnet", cidr);
   }
   if ((subnet.network.value & ~subnet.Mask()) != 0) {

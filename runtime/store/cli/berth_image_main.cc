@@ -75,7 +75,8 @@ int main(int argc, char** argv) {
   auto* srm = app.add_subcommand("snapshot-rm", "remove a snapshot");
   srm->add_option("KEY", key, "snapshot key")->required();
 
-  auto* diff = app.add_subcommand("diff", "list a snapshot's changes (A added, C changed, D deleted)");
+  auto* diff =
+      app.add_subcommand("diff", "list a snapshot's changes (A added, C changed, D deleted)");
   diff->add_option("KEY", key, "active snapshot key")->required();
   auto* commit = app.add_subcommand("commit", "commit a snapshot's changes into a new image");
   berth::store::CommitOptions copts;
@@ -138,8 +139,8 @@ int main(int argc, char** argv) {
       std::cout << store.Commit(key, copts).id.str() << "\n";
     } else if (exp->parsed()) {
       auto fmt = berth::store::ParseExportFormat(export_format);
-      auto r = file == "-" ? store.Export(ref, fmt, STDOUT_FILENO)
-                           : store.ExportToFile(ref, fmt, file);
+      auto r =
+          file == "-" ? store.Export(ref, fmt, STDOUT_FILENO) : store.ExportToFile(ref, fmt, file);
       if (r.diff_ids_rewritten) {
         std::fprintf(stderr,
                      "berth-image: rebuilt layer tars differ from the recorded diff_ids; the "

@@ -9,9 +9,9 @@
 #include <rapidjson/writer.h>
 
 #include <algorithm>
-#include <random>
 #include <cstdio>
 #include <ctime>
+#include <random>
 
 #include "runtime/common/error.h"
 #include "runtime/common/file_util.h"
@@ -156,7 +156,8 @@ ImageRecord ImageStore::Commit(const std::string& key, const CommitOptions& opti
     LayerTar tar = WriteLayerTar(layers_->Changes(key), writer);
 
     Digest parent_chain = base ? base->top_chain() : Digest();
-    LayerRecord layer{tar.diff_id, ChainId(parent_chain, tar.diff_id), tar.diff_id, tar.size,
+    LayerRecord layer{tar.diff_id, ChainId(parent_chain, tar.diff_id),
+                      tar.diff_id, tar.size,
                       tar.diff_id, tar.size};
     Rollback undo;
     // ...then applied into a new snapshot on the same parent, unless this very layer exists.

@@ -32,7 +32,9 @@ void Str(Writer& w, const std::string& s) {
   w.String(s.c_str(), static_cast<rapidjson::SizeType>(s.size()));
 }
 
-std::string Done(rapidjson::StringBuffer& buf) { return std::string(buf.GetString(), buf.GetSize()); }
+std::string Done(rapidjson::StringBuffer& buf) {
+  return std::string(buf.GetString(), buf.GetSize());
+}
 
 // The stored config with rootfs.diff_ids replaced.
 std::string WithDiffIds(const std::string& config, const std::vector<Digest>& ids) {

@@ -1,8 +1,8 @@
 #include "runtime/store/image/image_store.h"
 
 #include <dirent.h>
-#include <sys/file.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -539,8 +539,12 @@ ImageRecord ImageStore::RecordFromJson(const std::string& json, const std::strin
   if (!doc.HasMember("layers") || !doc["layers"].IsArray()) throw corrupt("layers");
   for (const auto& l : doc["layers"].GetArray()) {
     if (!l.IsObject()) throw corrupt("layers");
-    r.layers.push_back({Digest::Parse(str(l, "diff_id")), Digest::Parse(str(l, "chain_id")),
-                        Digest::Parse(str(l, "blob")), u64(l, "size"), {}, 0});
+    r.layers.push_back({Digest::Parse(str(l, "diff_id")),
+                        Digest::Parse(str(l, "chain_id")),
+                        Digest::Parse(str(l, "blob")),
+                        u64(l, "size"),
+                        {},
+                        0});
   }
   if (r.layers.empty()) throw corrupt("no layers");
   if (!doc.HasMember("source")) throw corrupt("source");
@@ -625,8 +629,8 @@ std::optional<LayerRecord> ImageStore::LoadLayerRecord(const Digest& chain) cons
       !doc.HasMember("size") || !doc["size"].IsUint64()) {
     return std::nullopt;  // a damaged side record only loses the size
   }
-  LayerRecord rec{Digest::Parse(*diff), chain, Digest::Parse(*blob), doc["size"].GetUint64(), {},
-                  0};
+  LayerRecord rec{Digest::Parse(*diff),    chain, Digest::Parse(*blob),
+                  doc["size"].GetUint64(), {},    0};
   auto tar = field("tar_digest");
   if (tar && Digest::IsValid(*tar) && doc.HasMember("tar_size") && doc["tar_size"].IsUint64()) {
     rec.tar_digest = Digest::Parse(*tar);

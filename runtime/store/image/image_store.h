@@ -15,10 +15,10 @@
 #include <string>
 #include <vector>
 
+#include "runtime/common/unique_fd.h"
 #include "runtime/store/archive/layer_stream.h"
 #include "runtime/store/blob/blob_store.h"
 #include "runtime/store/image/manifest.h"
-#include "runtime/common/unique_fd.h"
 #include "runtime/store/layer/snapshotter.h"
 
 namespace berth::store {
@@ -80,10 +80,10 @@ enum class ExportFormat { kDockerArchive, kOci };
 ExportFormat ParseExportFormat(const std::string& name);  // docker-archive|oci
 
 struct ExportResult {
-  Digest config;                  // digest of the exported config (the image id elsewhere)
-  std::vector<Digest> diff_ids;   // of the exported layer tars
+  Digest config;                    // digest of the exported config (the image id elsewhere)
+  std::vector<Digest> diff_ids;     // of the exported layer tars
   bool diff_ids_rewritten = false;  // a rebuilt tar differs from the recorded diff_id
-  uint64_t bytes = 0;             // archive bytes written
+  uint64_t bytes = 0;               // archive bytes written
 };
 
 struct GcResult {

@@ -149,8 +149,9 @@ void CheckNoOverlayFeatures(const std::string& path) {
   // mounts switch both off, so finding one means someone else wrote this dir.
   for (const char* name : {"trusted.overlay.redirect", "trusted.overlay.metacopy"}) {
     if (GetXattr(path, name)) {
-      throw Error(ErrorKind::kUnsupported,
-                  path + ": has " + name + "; diff of redirected/metacopy overlay dirs unsupported");
+      throw Error(
+          ErrorKind::kUnsupported,
+          path + ": has " + name + "; diff of redirected/metacopy overlay dirs unsupported");
     }
   }
 }
@@ -258,8 +259,8 @@ void TreeWalk(const std::string& dir, const std::string& base, const std::string
     bool have = Lstat(host, &st), had = Lstat(old, &ost);
     if (!have && !had) continue;
     if (!have) {
-      out.push_back({DiffEntry::Op::kWhiteout, WhiteoutPath(rel, name), "", ChangeKind::kDeleted,
-                     path});
+      out.push_back(
+          {DiffEntry::Op::kWhiteout, WhiteoutPath(rel, name), "", ChangeKind::kDeleted, path});
       continue;
     }
     if (!had) {

@@ -39,7 +39,8 @@ struct DiffEntry {
 };
 
 // lowers: the parent chain's own dirs, nearest first.
-std::vector<DiffEntry> OverlayDiff(const std::string& upper, const std::vector<std::string>& lowers);
+std::vector<DiffEntry> OverlayDiff(const std::string& upper,
+                                   const std::vector<std::string>& lowers);
 // base empty: no parent, everything in dir is added.
 std::vector<DiffEntry> TreeDiff(const std::string& dir, const std::string& base);
 

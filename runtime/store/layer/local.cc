@@ -301,7 +301,8 @@ std::vector<DiffEntry> LocalSnapshotter::Changes(const std::string& key) const {
   }
   const SnapshotRecord& rec = Find(db, key);
   if (rec.info.kind == SnapshotKind::kView) {
-    throw Error(ErrorKind::kInvalidArgument, "snapshot \"" + key + "\" is a view: it has no changes");
+    throw Error(ErrorKind::kInvalidArgument,
+                "snapshot \"" + key + "\" is a view: it has no changes");
   }
   return WithContext("diff " + key, [&] { return ChangesFor(rec, Chain(db, rec.info.parent)); });
 }

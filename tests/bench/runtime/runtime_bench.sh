@@ -73,8 +73,9 @@ delete_all() {
   local r id
   for r in "${RUNTIMES[@]}" conmon; do
     [[ -d $WORK/state-$r ]] || continue
-    for id in $(ls "$WORK/state-$r" 2>/dev/null); do
-      [[ -d $WORK/state-$r/$id ]] || continue
+    for id in "$WORK/state-$r"/*; do
+      [[ -d $id ]] || continue
+      id=${id##*/}
       $(rt "$r") delete --force "$id" >/dev/null 2>&1 ||
         echo "cleanup: $r delete --force $id failed" >&2
     done
@@ -103,8 +104,8 @@ hugetlb_in_cgroup2() { grep -qw hugetlb /sys/fs/cgroup/unified/cgroup.controller
 # has no child group when unmounted; berth-runtime leaves its shared parent "berth" behind, and
 # a just-removed group can still be dying, so remove "berth" if empty and retry once.
 restore_hugetlb() {
-  local mp=/sys/fs/cgroup/hugetlb attempt other
-  for attempt in 1 2 3; do
+  local mp=/sys/fs/cgroup/hugetlb other
+  for _ in 1 2 3; do
     rmdir "$mp/berth" 2>/dev/null
     other=$(find "$mp" -mindepth 1 -maxdepth 1 -type d 2>/dev/null)
     if [[ -n $other ]]; then
@@ -148,8 +149,9 @@ build_bundle() {
   $BERTH spec --bundle "$WORK/bundle" || die "berth-runtime spec failed"
   local base=$WORK/bundle/config.json
   jq --arg root "$ROOTFS" '.root = {path: $root, readonly: false}
-        | .process.terminal = false | .process.args = ["/bin/true"]' "$base" >"$base.new" &&
-    mv "$base.new" "$base" || die "editing config.json failed"
+        | .process.terminal = false | .process.args = ["/bin/true"]' "$base" >"$base.new" ||
+    die "editing config.json failed"
+  mv "$base.new" "$base"
   # Same rootfs, another command: the density run's bundle.
   mkdir -p "$WORK/sleep"
   jq '.process.args = ["/bin/sleep", "30"]' "$base" >"$WORK/sleep/config.json" ||
@@ -167,8 +169,8 @@ make_crun_work() {
     [[ $ctrls == hugetlb ]] ||
       die "crun refuses hybrid cgroups and cgroup2 holds \"$ctrls\" (only hugetlb is handled)"
     echo "crun refuses hybrid cgroups (cgroup2 holds hugetlb): mounting hugetlb as v1" >&2
-    mkdir -p /sys/fs/cgroup/hugetlb &&
-      mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb || die "mounting hugetlb failed"
+    mkdir -p /sys/fs/cgroup/hugetlb || die "mkdir /sys/fs/cgroup/hugetlb failed"
+    mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb || die "mounting hugetlb failed"
     HUGETLB_MOUNTED=1
     out=$($(rt crun) run --bundle "$WORK/bundle" crun-probe 2>&1 </dev/null) && return 0
     $(rt crun) delete --force crun-probe >/dev/null 2>&1
@@ -223,7 +225,7 @@ startup_bench() {
 }
 
 # --- 2. density -------------------------------------------------------------------------
-declare -A LAUNCH_S CONFIRM_S NOT_RUNNING PSS_KIB MON_COUNT LAUNCH_FAIL
+declare -A LAUNCH_S CONFIRM_S RUNNING_AT_CHECK NOT_RUNNING PSS_KIB MON_COUNT LAUNCH_FAIL
 
 pss_of_pids() {  # pids... -> total Pss in KiB
   local pid total=0 kib
@@ -248,9 +250,12 @@ density_bench() {
   t1=$EPOCHREALTIME
   LAUNCH_FAIL[$r]=$fails
   LAUNCH_S[$r]=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
-  # run -d returns once the process has been exec'd; confirm with `state`.
+  # run -d returns once the process has been exec'd, so all run when the last one returned;
+  # `state` confirms it; the time including those polls is reported too, but 50 sequential
+  # `state` calls cost more than the launch itself on a busy host.
   pending=()
   for ((i = 0; i < CONCURRENT; i++)); do pending+=("d$i-$r"); done
+  RUNNING_AT_CHECK[$r]=$(count_status "$cmd" running "${pending[@]}")
   NOT_RUNNING[$r]=$(wait_status "$cmd" running "${pending[@]}")
   CONFIRM_S[$r]=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.3f", b - a }')
   if ((fails)); then
@@ -269,6 +274,16 @@ density_bench() {
     PSS_KIB[$r]=0
   fi
   delete_all
+}
+
+# How many of ids $3... `$1 state` reports with status $2, in one pass.
+count_status() {
+  local cmd=$1 want=$2 id n=0
+  shift 2
+  for id in "$@"; do
+    [[ $($cmd state "$id" 2>/dev/null | jq -r .status 2>/dev/null) == "$want" ]] && n=$((n + 1))
+  done
+  echo "$n"
 }
 
 # Polls `$1 state` for ids $3... until each reports status $2 (10 s at most); echoes how many
@@ -312,6 +327,7 @@ conmon_density() {
   for id in "${ids[@]}"; do $cmd start "$id" >/dev/null 2>&1 & done
   wait
   LAUNCH_S[$r]=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.3f", b - a }')
+  RUNNING_AT_CHECK[$r]=$(count_status "$cmd" running "${ids[@]}")
   NOT_RUNNING[$r]=$(wait_status "$cmd" running "${ids[@]}")
   CONFIRM_S[$r]=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.3f", b - a }')
   LAUNCH_FAIL[$r]=$((fails + not_created))
@@ -358,27 +374,34 @@ report() {
       printf "%-26s %9.2f %9.2f\n", "ratio berth/runc", bm / rm, bp / rp }'
   echo
   echo "== density: $CONCURRENT concurrent 'sleep 30' containers (run -d) =="
-  printf '%-14s %12s %14s %8s %12s %14s\n' runtime "launched s" "all running s" failed \
-    "monitors" "PSS/ctr MiB"
+  printf '%-10s %10s %10s %12s %7s %9s %12s\n' runtime "all run s" "running" "+polls s" \
+    failed "monitors" "PSS/ctr MiB"
   local rows=("${RUNTIMES[@]}")
   [[ -n ${LAUNCH_S[conmon]:-} ]] && rows+=(conmon)
   for r in "${rows[@]}"; do
-    printf '%-14s %12s %14s %8s %12s %14s\n' "$r" "${LAUNCH_S[$r]}" \
-      "${CONFIRM_S[$r]}$( ((NOT_RUNNING[$r])) && echo "(${NOT_RUNNING[$r]} not)")" \
+    printf '%-10s %10s %10s %12s %7s %9s %12s\n' "$r" "${LAUNCH_S[$r]}" \
+      "${RUNNING_AT_CHECK[$r]}/$CONCURRENT" \
+      "${CONFIRM_S[$r]}$( ((NOT_RUNNING[$r])) && echo " (${NOT_RUNNING[$r]} never)")" \
       "${LAUNCH_FAIL[$r]}" "${MON_COUNT[$r]}" \
       "$(awk -v k="${PSS_KIB[$r]}" -v n="$CONCURRENT" 'BEGIN { printf "%.3f", k / n / 1024 }')"
   done
-  echo "  launched: every 'run -d' returned (each returns once its process is exec'd);"
-  echo "  all running: 'state' then confirmed all $CONCURRENT \"running\" (includes the polls)."
+  echo "  all run: from the first launch until the last 'run -d' returned (each returns once its"
+  echo "  process is exec'd; conmon: until the last 'crun start' returned); running: how many"
+  echo "  'state' showed \"running\" right after; +polls: until 'state' had confirmed all"
+  echo "  $CONCURRENT (sequential polls, up to 10 s more)."
   echo "  PSS/ctr: berth = sum of Pss (smaps_rollup) of its berth-monitor processes / $CONCURRENT;"
   echo "  crun and runc keep no per-container supervisor after 'run -d' (0 by construction)."
   if [[ -n ${LAUNCH_S[conmon]:-} ]]; then
-    echo "  conmon: conmon $(conmon --version | awk 'NR==1 {print $3}') supervising crun (create via"
-    echo "  conmon, then crun start); PSS/ctr = sum of Pss of the conmon processes / $CONCURRENT."
+    echo "  conmon: conmon $(conmon --version | awk 'NR==1 {print $3}') supervising crun (create"
+    echo "  through conmon, then crun start); PSS/ctr = Pss of the conmon processes / $CONCURRENT."
   else
     echo "  conmon: not installed (the issue quotes ~0.36 MiB PSS for it on this host)."
   fi
   echo "  host: $(uname -r), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
+  if awk -v n="$(nproc)" '{ exit !($1 > n) }' /proc/loadavg; then
+    echo "  WARNING: the load exceeds the CPU count: other work shares the CPUs, so absolute"
+    echo "  times are inflated; compare the ratios and the floor, or rerun on a quiet host."
+  fi
   ((HUGETLB_MOUNTED)) && echo "  hugetlb was moved to a v1 mount for crun during the run."
   return 0
 }

@@ -128,10 +128,14 @@ TEST_F(CliBadInputTest, DuplicateIdIsRefusedAndTheFirstContainerIsUntouched) {
 }
 
 TEST_F(CliBadInputTest, UnknownIdIsNotFoundForEveryVerb) {
-  for (const std::vector<std::string>& args :
-       {std::vector<std::string>{"start", "nosuch"}, {"state", "nosuch"}, {"kill", "nosuch"},
-        {"delete", "nosuch"}, {"delete", "--force", "nosuch"}, {"exec", "nosuch", "true"},
-        {"ps", "nosuch"}, {"pause", "nosuch"}}) {
+  for (const std::vector<std::string>& args : {std::vector<std::string>{"start", "nosuch"},
+                                               {"state", "nosuch"},
+                                               {"kill", "nosuch"},
+                                               {"delete", "nosuch"},
+                                               {"delete", "--force", "nosuch"},
+                                               {"exec", "nosuch", "true"},
+                                               {"ps", "nosuch"},
+                                               {"pause", "nosuch"}}) {
     SCOPED_TRACE(::testing::PrintToString(args));
     CliResult r = Cli(args);
     EXPECT_EQ(r.exit_code, 2) << r.err;  // berth-runtime's "not found"
@@ -163,6 +167,21 @@ TEST_F(CliBadInputTest, UnknownSignalIsRefusedAndTheContainerKeepsRunning) {
   EXPECT_NE(r.exit_code, 0);
   EXPECT_THAT(r.err, HasSubstr("unknown signal \"SIGNOPE\""));
   EXPECT_STREQ(State("sig")["status"].GetString(), "running");
+}
+
+// RUNTIME BUG (reported, runtime/linux/container.cc PauseContainer/ResumeContainer): once the
+// monitor is gone they pass on the client's kNotFound, so the CLI exits 2 ("not found") with
+// "monitor not running: connect .../monitor.sock" instead of a conflict naming the state, as
+// KillContainer does. Enable when fixed.
+TEST_F(CliBadInputTest, DISABLED_PauseOrResumeOfAStoppedContainerIsAConflict) {
+  ASSERT_EQ(Cli({"run", "-d", "--bundle", Bundle("gone", {"true"}), "gone"}).exit_code, 0);
+  ASSERT_EQ(WaitForStatus("gone", "stopped"), "stopped");
+  for (const char* verb : {"pause", "resume"}) {
+    SCOPED_TRACE(verb);
+    CliResult r = Cli({verb, "gone"});
+    EXPECT_EQ(r.exit_code, 1) << r.err;
+    EXPECT_THAT(r.err, HasSubstr("\"gone\" is not running"));
+  }
 }
 
 }  // namespace

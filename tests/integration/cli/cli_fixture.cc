@@ -157,7 +157,8 @@ CliResult CliTest::Cli(const std::vector<std::string>& args, int timeout_s) {
   CliResult result;
   // Unique names: calls may run side by side (a foreground run and a kill).
   const std::string n = std::to_string(cli_calls_.fetch_add(1));
-  const std::string out_path = dir_->Sub("cli" + n + ".out"), err_path = dir_->Sub("cli" + n + ".err");
+  const std::string out_path = dir_->Sub("cli" + n + ".out"),
+                    err_path = dir_->Sub("cli" + n + ".err");
   std::vector<std::string> argv_s = {Binary(), "--root", state_root_};
   argv_s.insert(argv_s.end(), args.begin(), args.end());
   std::vector<char*> argv;

@@ -77,5 +77,44 @@ TEST(BerthImageCliTest, ImportListInspectPrepareMountRm) {
   EXPECT_NE(r.out.find("not supported"), std::string::npos) << r.out;
 }
 
+TEST(BerthImageCliTest, DiffCommitExportGc) {
+  if (!berth::testing::IsRoot()) GTEST_SKIP() << "needs root";
+  berth::testing::TempDir tmp;
+  std::string layer = testing::TarBuilder().File("keep", "k").File("gone", "g").Build();
+  WriteFileAtomic(tmp.Sub("img.tar"), testing::DockerArchive({layer}, "cli:1"));
+  std::string root = tmp.Sub("store");
+  ASSERT_EQ(BerthImage(root, "import " + tmp.Sub("img.tar")).status, 0);
+  ASSERT_EQ(BerthImage(root, "prepare cli:1 c1").status, 0);
+  MakeDirs(tmp.Sub("mnt"));
+  CliRun r = BerthImage(root, "mount c1 " + tmp.Sub("mnt"));
+  ASSERT_EQ(r.status, 0) << r.out;
+  WriteFileAtomic(tmp.Sub("mnt/added"), "a");
+  ::unlink(tmp.Sub("mnt/gone").c_str());
+  EXPECT_EQ(BerthImage(root, "umount " + tmp.Sub("mnt")).status, 0);
+
+  r = BerthImage(root, "diff c1");
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_EQ(r.out, "A /added\nD /gone\n");
+  r = BerthImage(root, "commit c1 --name cli:2 -m msg");
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_EQ(r.out.rfind("sha256:", 0), 0u) << r.out;
+  r = BerthImage(root, "export cli:2 --format oci " + tmp.Sub("out.tar"));
+  ASSERT_EQ(r.status, 0) << r.out;
+  r = BerthImage(tmp.Sub("store2"), "import " + tmp.Sub("out.tar") + " --name back");
+  ASSERT_EQ(r.status, 0) << r.out;
+  r = BerthImage(root, "export cli:2 --format tarball " + tmp.Sub("x.tar"));
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.out.find("unknown export format"), std::string::npos) << r.out;
+
+  EXPECT_EQ(BerthImage(root, "snapshot-rm c1").status, 0);
+  EXPECT_EQ(BerthImage(root, "rm cli:1").status, 0);
+  EXPECT_EQ(BerthImage(root, "rm cli:2").status, 0);
+  r = BerthImage(root, "gc");
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("removed:"), std::string::npos) << r.out;
+  r = BerthImage(root, "list");
+  EXPECT_EQ(r.out.find("cli:"), std::string::npos) << r.out;
+}
+
 }  // namespace
 }  // namespace berth::store

@@ -2,11 +2,11 @@
 // container's writable layer, export (docker-archive, OCI archive) and re-import into a
 // fresh store (same merged rootfs, file by file; a second export is byte-identical), and
 // garbage collection including the leftovers of crashes.
+#include <dirent.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
-#include <dirent.h>
 #include <unistd.h>
 
 #include <thread>
@@ -73,11 +73,11 @@ class StoreStage2Test : public ::testing::TestWithParam<std::string> {
   // Prepares "c1" on base, changes it through a real mount, and unmounts.
   void ChangeContainer() {
     Mounted m(store_->layers().Prepare("c1", base_.top_chain().str()), tmp_.Sub("c1"));
-    WriteFileAtomic(m / "etc/os-release", "changed\n");             // C
-    WriteFileAtomic(m / "etc/new", "new\n");                         // A
-    ASSERT_EQ(::unlink((m / "etc/passwd").c_str()), 0);             // D
-    ASSERT_EQ(::chmod((m / "home/owned").c_str(), 0640), 0);        // C (metadata only)
-    RemoveTree(m / "var/cache");                                     // opaque dir (overlay)
+    WriteFileAtomic(m / "etc/os-release", "changed\n");       // C
+    WriteFileAtomic(m / "etc/new", "new\n");                  // A
+    ASSERT_EQ(::unlink((m / "etc/passwd").c_str()), 0);       // D
+    ASSERT_EQ(::chmod((m / "home/owned").c_str(), 0640), 0);  // C (metadata only)
+    RemoveTree(m / "var/cache");                              // opaque dir (overlay)
     MakeDirs(m / "var/cache");
     WriteFileAtomic(m / "var/cache/c", "c");
     ASSERT_EQ(::link((m / "etc/new").c_str(), (m / "etc/new-link").c_str()), 0);

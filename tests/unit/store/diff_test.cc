@@ -1,6 +1,7 @@
 // Tree diff (the vfs differ) and the layer tar writer, without root: the changes between
 // two directories, the tar made from them (deterministic, whiteouts, hardlinks, xattr-free
 // metadata), and that applying the tar to the old tree gives the new one.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -40,8 +41,8 @@ class TreeDiffTest : public ::testing::Test {
     WriteFileAtomic(old_ + "/etc/edit", "e");
     WriteFileAtomic(old_ + "/gone/deep/f", "f");
     WriteFileAtomic(old_ + "/same", "s");
-    for (const char* p : {"/etc/keep", "/etc/edit", "/gone/deep/f", "/same", "/gone/deep",
-                          "/gone", "/etc"}) {
+    for (const char* p :
+         {"/etc/keep", "/etc/edit", "/gone/deep/f", "/same", "/gone/deep", "/gone", "/etc"}) {
       SetTime(old_ + p, 1600000000);
     }
     MakeDirs(new_);
@@ -59,15 +60,15 @@ TEST_F(TreeDiffTest, ListsChangesAndCarriesParentDirs) {
   auto entries = TreeDiff(new_, old_);
   auto got = Listing(entries);
   EXPECT_EQ(got, (std::map<std::string, char>{{"etc", 'C'},
-                                               {"etc/added", 'A'},
-                                               {"etc/added2", 'A'},
-                                               {"etc/edit", 'C'},
-                                               {"gone", 'D'}}));
+                                              {"etc/added", 'A'},
+                                              {"etc/added2", 'A'},
+                                              {"etc/edit", 'C'},
+                                              {"gone", 'D'}}));
   // Parents come before children; a deleted directory is one whiteout, not one per file.
   std::vector<std::string> paths;
   for (const auto& e : entries) paths.push_back(e.path);
-  EXPECT_EQ(paths, (std::vector<std::string>{"etc", "etc/added", "etc/added2", "etc/edit",
-                                             ".wh.gone"}));
+  EXPECT_EQ(paths,
+            (std::vector<std::string>{"etc", "etc/added", "etc/added2", "etc/edit", ".wh.gone"}));
   EXPECT_TRUE(Listing(TreeDiff(old_, old_)).empty());
 }
 
@@ -120,9 +121,8 @@ TEST(TarWriterTest, LongNamesAndSinkErrors) {
   ApplyLayer(stream, tmp.path(), opts);
   EXPECT_EQ(ReadFile(tmp.Sub(e.path)), "data");
 
-  TarWriter failing([](const void*, size_t) {
-    throw Error(ErrorKind::kSystem, "write sock: EPIPE", EPIPE);
-  });
+  TarWriter failing(
+      [](const void*, size_t) { throw Error(ErrorKind::kSystem, "write sock: EPIPE", EPIPE); });
   try {
     failing.AddBytes(e, std::string(100000, 'x'));
     failing.Finish();

@@ -1,0 +1,339 @@
+#include "runtime/network/bridge_network.h"
+
+#include <dirent.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <sstream>
+
+#include "runtime/common/error.h"
+#include "runtime/common/file_util.h"
+#include "runtime/common/scope_guard.h"
+
+namespace berth::net {
+namespace {
+
+constexpr const char* kHostIfPrefix = "bt-";
+constexpr const char* kRecordSuffix = ".conf";
+
+void CheckInstanceId(const std::string& id) {
+  if (!IsValidInstanceId(id)) {
+    throw Error(ErrorKind::kInvalidArgument, "instance id \"" + id + "\" is not valid");
+  }
+}
+
+// One "key=value" per line; ports repeat.
+std::string SerializeRecord(const Attachment& a) {
+  std::ostringstream out;
+  out << "instance_id=" << a.instance_id << "\nhost_ifname=" << a.host_ifname
+      << "\nifname=" << a.ifname << "\naddress=" << a.address.ToString()
+      << "\nprefix_len=" << a.prefix_len << "\nmac=" << a.mac.ToString()
+      << "\ngateway=" << a.gateway.ToString() << "\nmtu=" << a.mtu << "\n";
+  for (const auto& p : a.ports) out << "port=" << ToString(p) << "\n";
+  return out.str();
+}
+
+Attachment ParseRecord(const std::string& text, const std::string& path) {
+  return WithContext("attachment record " + path, [&] {
+    Attachment a;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);) {
+      auto eq = line.find('=');
+      if (eq == std::string::npos) continue;
+      std::string key = line.substr(0, eq), value = line.substr(eq + 1);
+      if (key == "instance_id")
+        a.instance_id = value;
+      else if (key == "host_ifname")
+        a.host_ifname = value;
+      else if (key == "ifname")
+        a.ifname = value;
+      else if (key == "address")
+        a.address = Ipv4Address::Parse(value);
+      else if (key == "prefix_len")
+        a.prefix_len = std::stoi(value);
+      else if (key == "mac")
+        a.mac = MacAddress::Parse(value);
+      else if (key == "gateway")
+        a.gateway = Ipv4Address::Parse(value);
+      else if (key == "mtu")
+        a.mtu = static_cast<unsigned>(std::stoul(value));
+      else if (key == "port")
+        a.ports.push_back(ParsePortMapping(value));
+    }
+    if (a.instance_id.empty() || a.host_ifname.empty()) {
+      throw Error(ErrorKind::kInternal, "record is incomplete");
+    }
+    return a;
+  });
+}
+
+bool PortsClash(const PortMapping& a, const PortMapping& b) {
+  return a.protocol == b.protocol && a.host_port == b.host_port &&
+         (!a.host_ip || !b.host_ip || *a.host_ip == *b.host_ip);
+}
+
+}  // namespace
+
+bool IsValidInstanceId(const std::string& id) {
+  if (id.empty() || id.size() > 128 || id[0] == '.') return false;
+  for (char c : id) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_' || c == '.';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+std::string HostIfname(const std::string& instance_id) {
+  uint32_t hash = 2166136261u;
+  for (unsigned char c : instance_id) {
+    hash ^= c;
+    hash *= 16777619u;
+  }
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%s%08x", kHostIfPrefix, hash);
+  return buf;
+}
+
+BridgeNetwork::BridgeNetwork(BridgeConfig config) : config_(std::move(config)) {
+  gateway_ = config_.gateway.value_or(config_.subnet.At(1));
+  if (!IsValidLinkName(config_.bridge)) {
+    throw Error(ErrorKind::kInvalidArgument, "bridge name \"" + config_.bridge + "\" is not valid");
+  }
+  if (config_.host_netns_fd >= 0) host_ns_ = OpenNetns(NetnsRef::Fd(config_.host_netns_fd));
+  ipam_ = std::make_unique<Ipam>(JoinPath(config_.state_dir, "leases"), config_.subnet, gateway_);
+  MakeDirs(JoinPath(config_.state_dir, "attachments"), 0700);
+}
+
+BridgeNetwork::~BridgeNetwork() = default;
+
+Netlink& BridgeNetwork::HostNetlink() {
+  if (!host_nl_) host_nl_.emplace(Netlink::OpenIn(NetnsRef::Fd(host_ns_.get())));
+  return *host_nl_;
+}
+
+std::string BridgeNetwork::RecordPath(const std::string& id) const {
+  return JoinPath(JoinPath(config_.state_dir, "attachments"), id + kRecordSuffix);
+}
+
+std::optional<Attachment> BridgeNetwork::LoadRecord(const std::string& id) const {
+  std::string path = RecordPath(id);
+  auto text = ReadFileIfExists(path);
+  if (!text) return std::nullopt;
+  return ParseRecord(*text, path);
+}
+
+std::vector<Attachment> BridgeNetwork::LoadRecords() const {
+  std::string dir = JoinPath(config_.state_dir, "attachments");
+  std::unique_ptr<DIR, int (*)(DIR*)> d(::opendir(dir.c_str()), ::closedir);
+  if (!d) ThrowErrno("opendir", dir);
+  std::vector<Attachment> out;
+  const std::string suffix = kRecordSuffix;
+  while (dirent* entry = ::readdir(d.get())) {
+    std::string name = entry->d_name;
+    if (name.size() <= suffix.size() || name[0] == '.' ||
+        name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0) {
+      continue;
+    }
+    if (auto record = LoadRecord(name.substr(0, name.size() - suffix.size()))) {
+      out.push_back(std::move(*record));
+    }
+  }
+  return out;
+}
+
+void BridgeNetwork::SaveRecord(const Attachment& a) {
+  WriteFileAtomic(RecordPath(a.instance_id), SerializeRecord(a), 0600, Durability::kDurable);
+}
+
+void BridgeNetwork::RemoveRecord(const std::string& id) {
+  std::string path = RecordPath(id);
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) ThrowErrno("unlink", path);
+}
+
+void BridgeNetwork::EnsureBridge() {
+  std::lock_guard lock(mu_);
+  EnsureBridgeLocked();
+}
+
+void BridgeNetwork::EnsureBridgeLocked() {
+  WithContext("ensure bridge " + config_.bridge, [&] {
+    Netlink& nl = HostNetlink();
+    if (!nl.FindLink(config_.bridge)) nl.CreateBridge(config_.bridge, config_.mtu);
+    std::string cidr = gateway_.ToString() + "/" + std::to_string(config_.subnet.prefix_len);
+    auto addrs = nl.ListAddresses(config_.bridge);
+    if (std::find(addrs.begin(), addrs.end(), cidr) == addrs.end()) {
+      nl.AddAddress(config_.bridge, cidr);
+    }
+    nl.SetUp(config_.bridge);
+    if (config_.enable_ip_forward) {
+      WriteNetSysctl(host_ns_.get(), "net/ipv4/ip_forward", "1");
+    }
+  });
+}
+
+void BridgeNetwork::SyncFirewallLocked() {
+  FirewallState state;
+  state.table = config_.table;
+  state.bridge = config_.bridge;
+  state.subnet = config_.subnet;
+  for (const auto& a : LoadRecords()) {
+    state.endpoints.push_back(FirewallEndpoint{a.host_ifname, a.address, a.mac, a.ports});
+  }
+  WithContext("apply nftables rules", [&] { RunNft(host_ns_.get(), RenderRuleset(state)); });
+}
+
+Attachment BridgeNetwork::Attach(const std::string& instance_id, const NetnsRef& netns,
+                                 const AttachOptions& options) {
+  CheckInstanceId(instance_id);
+  if (!IsValidLinkName(options.ifname)) {
+    throw Error(ErrorKind::kInvalidArgument,
+                "interface name \"" + options.ifname + "\" is not valid");
+  }
+  std::lock_guard lock(mu_);
+  return WithContext("attach " + instance_id + " to bridge " + config_.bridge, [&] {
+    Attachment a;
+    a.instance_id = instance_id;
+    a.host_ifname = HostIfname(instance_id);
+    a.ifname = options.ifname;
+    a.prefix_len = config_.subnet.prefix_len;
+    a.gateway = gateway_;
+    a.mtu = options.mtu ? options.mtu : config_.mtu;
+    a.ports = options.ports;
+
+    for (const auto& other : LoadRecords()) {
+      if (other.instance_id == instance_id) {
+        throw Error(ErrorKind::kAlreadyExists, "already attached");
+      }
+      if (other.host_ifname == a.host_ifname) {
+        throw Error(ErrorKind::kAlreadyExists,
+                    "host interface " + a.host_ifname + " is taken by " + other.instance_id);
+      }
+      for (const auto& mine : a.ports) {
+        for (const auto& theirs : other.ports) {
+          if (PortsClash(mine, theirs)) {
+            throw Error(ErrorKind::kConflict,
+                        "port " + ToString(mine) + " is already published by " + other.instance_id);
+          }
+        }
+      }
+    }
+    // Render once up front so a bad port fails before anything is made.
+    for (const auto& p : a.ports) ParsePortMapping(ToString(p));
+
+    EnsureBridgeLocked();
+    Rollback undo;
+    a.address = ipam_->Allocate(instance_id);
+    undo.Add([&] { ipam_->Release(a.address); });
+    a.mac = MacAddress::FromIpv4(a.address);
+    SaveRecord(a);
+    undo.Add([&] { RemoveRecord(instance_id); });
+
+    Netlink& host = HostNetlink();
+    // A veth of this name without a record is debris of a crash: ours to remove.
+    host.DeleteLinkIfExists(a.host_ifname);
+    host.CreateVethPair({.name = a.host_ifname,
+                         .peer_name = a.ifname,
+                         .peer_netns = netns,
+                         .peer_mac = a.mac,
+                         .mtu = a.mtu});
+    undo.Add([&] { HostNetlink().DeleteLinkIfExists(a.host_ifname); });
+    host.SetMaster(a.host_ifname, config_.bridge);
+    host.SetUp(a.host_ifname);
+
+    WithContext("configure " + a.ifname + " inside the instance", [&] {
+      Netlink inside = Netlink::OpenIn(netns);
+      inside.SetUp("lo");
+      inside.AddAddress(a.ifname, a.address.ToString() + "/" + std::to_string(a.prefix_len));
+      inside.SetUp(a.ifname);
+      inside.AddDefaultRoute(a.ifname, a.gateway.ToString());
+    });
+    SyncFirewallLocked();
+    undo.Commit();
+    return a;
+  });
+}
+
+bool BridgeNetwork::Detach(const std::string& instance_id) {
+  CheckInstanceId(instance_id);
+  std::lock_guard lock(mu_);
+  return WithContext("detach " + instance_id + " from bridge " + config_.bridge, [&] {
+    bool detached = DetachLocked(instance_id);
+    SyncFirewallLocked();
+    return detached;
+  });
+}
+
+bool BridgeNetwork::DetachLocked(const std::string& instance_id) {
+  auto record = LoadRecord(instance_id);
+  bool any = false;
+  if (record) {
+    any |= HostNetlink().DeleteLinkIfExists(record->host_ifname);
+    any |= ipam_->Release(record->address);
+  }
+  // A lease without a record: Attach crashed between the two steps.
+  any |= ipam_->ReleaseOwner(instance_id) > 0;
+  if (record) {
+    RemoveRecord(instance_id);
+    any = true;
+  }
+  return any;
+}
+
+std::vector<Attachment> BridgeNetwork::List() const {
+  std::lock_guard lock(mu_);
+  return LoadRecords();
+}
+
+std::optional<Attachment> BridgeNetwork::Find(const std::string& instance_id) const {
+  CheckInstanceId(instance_id);
+  std::lock_guard lock(mu_);
+  return LoadRecord(instance_id);
+}
+
+void BridgeNetwork::DeleteOrphanVethsLocked() {
+  std::set<std::string> known;
+  for (const auto& a : LoadRecords()) known.insert(a.host_ifname);
+  Netlink& nl = HostNetlink();
+  for (const auto& link : nl.ListLinks()) {
+    if (link.type == "veth" && link.name.rfind(kHostIfPrefix, 0) == 0 && !known.count(link.name)) {
+      nl.DeleteLinkIfExists(link.name);
+    }
+  }
+}
+
+std::vector<std::string> BridgeNetwork::Reconcile(const std::set<std::string>& live) {
+  std::lock_guard lock(mu_);
+  return WithContext("reconcile bridge " + config_.bridge, [&] {
+    std::vector<std::string> detached;
+    std::set<std::string> kept;
+    for (const auto& a : LoadRecords()) {
+      if (live.count(a.instance_id)) {
+        kept.insert(a.instance_id);
+      } else if (DetachLocked(a.instance_id)) {
+        detached.push_back(a.instance_id);
+      }
+    }
+    for (const auto& lease : ipam_->Reconcile(kept)) {
+      if (!lease.owner.empty()) detached.push_back(lease.owner);
+    }
+    DeleteOrphanVethsLocked();
+    if (!kept.empty()) EnsureBridgeLocked();
+    SyncFirewallLocked();
+    return detached;
+  });
+}
+
+void BridgeNetwork::Cleanup() {
+  std::lock_guard lock(mu_);
+  WithContext("clean up bridge " + config_.bridge, [&] {
+    for (const auto& a : LoadRecords()) DetachLocked(a.instance_id);
+    ipam_->Reconcile({});
+    DeleteOrphanVethsLocked();
+    RunNft(host_ns_.get(), RenderRemoval(config_.table));
+    HostNetlink().DeleteLinkIfExists(config_.bridge);
+  });
+}
+
+}  // namespace berth::net

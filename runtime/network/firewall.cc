@@ -1,0 +1,196 @@
+#include "runtime/network/firewall.h"
+
+#include <nftables/libnftables.h>
+
+#include <charconv>
+#include <memory>
+#include <mutex>
+#include <sstream>
+
+#include "runtime/common/error.h"
+#include "runtime/network/netns.h"
+
+namespace berth::net {
+namespace {
+
+Error BadMapping(const std::string& text, const std::string& why) {
+  return Error(ErrorKind::kInvalidArgument, "published port \"" + text + "\" is not valid: " + why);
+}
+
+uint16_t ParsePort(const std::string& text, const std::string& whole) {
+  unsigned value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || value == 0 ||
+      value > 65535) {
+    throw BadMapping(whole, "port \"" + text + "\" is not in 1-65535");
+  }
+  return static_cast<uint16_t>(value);
+}
+
+std::string Quote(const std::string& name) { return "\"" + name + "\""; }
+
+// Nothing from a request may inject nft syntax: interface and table names are limited to
+// a safe alphabet here, and addresses and ports are rendered from typed values.
+void CheckIfname(const std::string& name) {
+  if (name.empty() || name.size() > 15) {
+    throw Error(ErrorKind::kInvalidArgument, "interface name \"" + name + "\" is not valid");
+  }
+  for (char c : name) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_' || c == '.';
+    if (!ok) {
+      throw Error(ErrorKind::kInvalidArgument,
+                  "interface name \"" + name + "\" is not valid for a firewall rule");
+    }
+  }
+}
+
+void CheckTable(const std::string& table) {
+  if (table.empty() || table.size() > 32) {
+    throw Error(ErrorKind::kInvalidArgument, "nft table name \"" + table + "\" is not valid");
+  }
+  for (char c : table) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) {
+      throw Error(ErrorKind::kInvalidArgument, "nft table name \"" + table + "\" is not valid");
+    }
+  }
+}
+
+std::mutex& NftMutex() {
+  // libnftables keeps some process-wide state (its parser's scanner, caches): one script
+  // at a time.
+  static std::mutex mu;
+  return mu;
+}
+
+struct CtxFree {
+  void operator()(nft_ctx* ctx) const { nft_ctx_free(ctx); }
+};
+
+std::string Run(int netns_fd, const std::string& script, bool want_output) {
+  return RunInNetns(netns_fd, [&]() -> std::string {
+    std::lock_guard lock(NftMutex());
+    std::unique_ptr<nft_ctx, CtxFree> ctx(nft_ctx_new(NFT_CTX_DEFAULT));
+    if (!ctx) throw Error(ErrorKind::kSystem, "nft: cannot create a libnftables context");
+    nft_ctx_buffer_output(ctx.get());
+    nft_ctx_buffer_error(ctx.get());
+    if (nft_run_cmd_from_buffer(ctx.get(), script.c_str()) != 0) {
+      const char* err = nft_ctx_get_error_buffer(ctx.get());
+      std::string msg = err ? err : "";
+      while (!msg.empty() && msg.back() == '\n') msg.pop_back();
+      throw Error(ErrorKind::kSystem, "nft: " + msg);
+    }
+    const char* out = nft_ctx_get_output_buffer(ctx.get());
+    return want_output && out ? std::string(out) : std::string();
+  });
+}
+
+}  // namespace
+
+PortMapping ParsePortMapping(const std::string& text) {
+  PortMapping mapping;
+  std::string rest = text;
+  if (auto slash = rest.rfind('/'); slash != std::string::npos) {
+    mapping.protocol = rest.substr(slash + 1);
+    rest = rest.substr(0, slash);
+    if (mapping.protocol != "tcp" && mapping.protocol != "udp") {
+      throw BadMapping(text, "protocol must be tcp or udp");
+    }
+  }
+  std::vector<std::string> parts;
+  std::stringstream in(rest);
+  for (std::string part; std::getline(in, part, ':');) parts.push_back(part);
+  if (parts.size() == 3) {
+    try {
+      mapping.host_ip = Ipv4Address::Parse(parts[0]);
+    } catch (const Error&) {
+      throw BadMapping(text, "host address \"" + parts[0] + "\" is not IPv4");
+    }
+    parts.erase(parts.begin());
+  }
+  if (parts.size() != 2) throw BadMapping(text, "expected [HOST_IP:]HOST_PORT:PORT[/PROTO]");
+  mapping.host_port = ParsePort(parts[0], text);
+  mapping.container_port = ParsePort(parts[1], text);
+  return mapping;
+}
+
+std::string ToString(const PortMapping& m) {
+  std::string s = m.host_ip ? m.host_ip->ToString() + ":" : "";
+  return s + std::to_string(m.host_port) + ":" + std::to_string(m.container_port) + "/" +
+         m.protocol;
+}
+
+std::string RenderRemoval(const std::string& table) {
+  CheckTable(table);
+  // "table X" creates it when missing, so the delete that follows never fails.
+  return "table ip " + table + "\ndelete table ip " + table + "\ntable bridge " + table +
+         "\ndelete table bridge " + table + "\n";
+}
+
+std::string RenderRuleset(const FirewallState& state) {
+  std::string out = RenderRemoval(state.table);
+  if (state.endpoints.empty()) return out;
+  CheckIfname(state.bridge);
+  const std::string subnet = state.subnet.ToString();
+
+  std::ostringstream nat;
+  nat << "table ip " << state.table << " {\n";
+  // Published ports: DNAT for connections to any local address of the host, whether they
+  // arrive from outside (prerouting) or start on the host itself (output).
+  nat << "  chain prerouting {\n"
+      << "    type nat hook prerouting priority dstnat; policy accept;\n"
+      << "    fib daddr type local jump published\n  }\n";
+  nat << "  chain output {\n"
+      << "    type nat hook output priority -100; policy accept;\n"
+      << "    fib daddr type local jump published\n  }\n";
+  nat << "  chain published {\n";
+  for (const auto& ep : state.endpoints) {
+    for (const auto& p : ep.ports) {
+      if (p.protocol != "tcp" && p.protocol != "udp") {
+        throw Error(ErrorKind::kInvalidArgument, "protocol \"" + p.protocol + "\" is not valid");
+      }
+      nat << "    ";
+      if (p.host_ip) nat << "ip daddr " << p.host_ip->ToString() << " ";
+      nat << p.protocol << " dport " << p.host_port << " dnat to " << ep.address.ToString() << ":"
+          << p.container_port << "\n";
+    }
+  }
+  nat << "  }\n";
+  // Egress: instances leave the host with the host's address. Traffic that stays on the
+  // bridge (instance to instance, instance to gateway) keeps its source.
+  nat << "  chain postrouting {\n"
+      << "    type nat hook postrouting priority srcnat; policy accept;\n"
+      << "    ip saddr " << subnet << " ip daddr != " << subnet
+      << " oifname != " << Quote(state.bridge) << " masquerade\n  }\n";
+  nat << "}\n";
+
+  // Anti-spoofing at the bridge's door: the bridge family's prerouting hook sees every
+  // frame that enters by a port, before it is switched or delivered to the host, and needs
+  // no br_netfilter.
+  std::ostringstream br;
+  br << "table bridge " << state.table << " {\n"
+     << "  chain prerouting {\n"
+     << "    type filter hook prerouting priority -200; policy accept;\n";
+  for (const auto& ep : state.endpoints) {
+    CheckIfname(ep.host_ifname);
+    const std::string in = "    iifname " + Quote(ep.host_ifname) + " ";
+    const std::string mac = ep.mac.ToString();
+    const std::string ip = ep.address.ToString();
+    br << in << "ether saddr != " << mac << " drop\n"
+       << in << "ether type != { ip, arp, ip6 } drop\n"
+       << in << "arp saddr ether != " << mac << " drop\n"
+       << in << "arp saddr ip != " << ip << " drop\n"
+       << in << "ip saddr != " << ip << " drop\n"
+       << in << "ip6 saddr != { ::, fe80::/10 } drop\n";
+  }
+  br << "  }\n}\n";
+  return out + nat.str() + br.str();
+}
+
+void RunNft(int netns_fd, const std::string& script) { Run(netns_fd, script, false); }
+
+std::string QueryNft(int netns_fd, const std::string& command) {
+  return Run(netns_fd, command, true);
+}
+
+}  // namespace berth::net

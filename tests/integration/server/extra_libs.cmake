@@ -1,0 +1,4 @@
+# The API tests talk HTTP to a real berthd.
+find_package(CURL REQUIRED)
+target_link_libraries(${target} PRIVATE CURL::libcurl)
+add_dependencies(${target} berthd berth-monitor)
