@@ -8,7 +8,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev
   rapidjson-dev libpistache-dev libarchive-dev libssl-dev libcurl4-openssl-dev
   libseccomp-dev libcap-dev libnl-3-dev libnl-route-3-dev libinih-dev libcli11-dev libspdlog-dev
-  libfmt-dev
+  libfmt-dev libnftables-dev nftables
   busybox-static iproute2 util-linux procps psmisc
 )
 

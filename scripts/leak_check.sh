@@ -17,6 +17,8 @@ n=$(ip -br link 2>/dev/null | grep -E 'berth-t|bt-' || true)
 [ -n "$n" ] && add "network devices" "$n"
 ns=$(ip netns list 2>/dev/null | grep -E 'berth-test' || true)
 [ -n "$ns" ] && add "network namespaces" "$ns"
+t=$(nft list tables 2>/dev/null | grep -E ' berth$' || true)
+[ -n "$t" ] && add "nftables tables" "$t"
 d=$(find /tmp -maxdepth 1 -name 'berth-test.*' 2>/dev/null || true)
 [ -n "$d" ] && add "temp dirs" "$d"
 

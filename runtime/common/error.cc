@@ -33,6 +33,7 @@ static ErrorKind KindForErrno(int sys_errno) {
   switch (sys_errno) {
     case ENOENT:
     case ESRCH:
+    case ENODEV:
       return ErrorKind::kNotFound;
     case EEXIST:
       return ErrorKind::kAlreadyExists;

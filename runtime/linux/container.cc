@@ -504,6 +504,7 @@ StateRecord CreateContainer(const CreateOptions& options) {
       }
       sync_parent.reset();
       record.init_pid = init_pid;
+      record.init_start_time = ProcessStartTime(init_pid);
       record.monitor_pid = ::getpid();
       WriteStateRecord(state_dir, record);
       mfds.init_pid = init_pid;
@@ -592,15 +593,22 @@ ContainerInfo QueryContainer(const std::string& state_root, const std::string& i
   } catch (const Error& e) {
     if (e.kind() != ErrorKind::kNotFound) throw;
   }
-  // No monitor: the container has ended; its last status is on disk.
-  if (auto st = monitor::ReadStatusFile(dir)) {
-    auto info = InfoFrom(std::move(record), *st);
-    info.status = Status::kStopped;
-    return info;
-  }
+  // No monitor. Normally the container has ended and its last status is on disk; if the
+  // monitor was killed, the init may live on unsupervised: report it as running so that
+  // delete needs --force and kills it.
+  const bool init_alive =
+      record.init_start_time != 0 && ProcessStartTime(record.init_pid) == record.init_start_time;
   ContainerInfo info;
-  info.record = std::move(record);
-  info.status = Status::kStopped;
+  if (auto st = monitor::ReadStatusFile(dir)) {
+    info = InfoFrom(std::move(record), *st);
+  } else {
+    info.record = std::move(record);
+  }
+  if (init_alive) {
+    if (info.status == Status::kStopped) info.status = Status::kRunning;
+  } else {
+    info.status = Status::kStopped;
+  }
   return info;
 }
 

@@ -5,7 +5,9 @@
 #include <rapidjson/writer.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <ctime>
+#include <string_view>
 
 #include "runtime/common/error.h"
 #include "runtime/common/file_util.h"
@@ -32,6 +34,8 @@ std::string SerializeStateRecord(const StateRecord& r) {
   w.Int(r.init_pid);
   w.Key("monitorPid");
   w.Int(r.monitor_pid);
+  w.Key("initStartTime");
+  w.Uint64(r.init_start_time);
   w.Key("userNamespace");
   w.Bool(r.user_namespace);
   w.Key("annotations");
@@ -73,6 +77,9 @@ StateRecord ParseStateRecord(const std::string& json, const std::string& path) {
   str("created", r.created);
   pid("initPid", r.init_pid);
   pid("monitorPid", r.monitor_pid);
+  if (auto it = doc.FindMember("initStartTime"); it != doc.MemberEnd() && it->value.IsUint64()) {
+    r.init_start_time = it->value.GetUint64();
+  }
   if (auto it = doc.FindMember("userNamespace"); it != doc.MemberEnd() && it->value.IsBool()) {
     r.user_namespace = it->value.GetBool();
   }
@@ -114,6 +121,25 @@ void ValidateContainerId(const std::string& id) {
         ErrorKind::kInvalidArgument,
         "invalid container id \"" + id + "\": use 1-64 of [A-Za-z0-9_.-], not starting with '.'");
   }
+}
+
+unsigned long long ProcessStartTime(pid_t pid) {
+  auto stat = ReadFileIfExists("/proc/" + std::to_string(pid) + "/stat");
+  if (!stat) return 0;
+  // The command name may hold spaces and parentheses: count fields after the last ')'.
+  auto close = stat->rfind(')');
+  if (close == std::string::npos) return 0;
+  std::string_view rest = std::string_view(*stat).substr(close + 2);
+  int field = 3;  // rest starts at field 3 (state)
+  size_t pos = 0;
+  while (field < 22 && pos != std::string_view::npos) {
+    if (field == 3 && rest.substr(0, 1) == "Z") return 0;
+    pos = rest.find(' ', pos);
+    if (pos != std::string_view::npos) ++pos;
+    ++field;
+  }
+  if (pos == std::string_view::npos) return 0;
+  return std::strtoull(rest.data() + pos, nullptr, 10);
 }
 
 std::string NowRfc3339() {

@@ -19,6 +19,9 @@ struct StateRecord {
   std::string created;  // RFC 3339, UTC
   pid_t init_pid = 0;
   pid_t monitor_pid = 0;
+  // The init's start time (field 22 of /proc/<pid>/stat): tells the init from a later
+  // process that reused its pid, when the monitor is gone.
+  unsigned long long init_start_time = 0;
   bool user_namespace = false;
   std::map<std::string, std::string> annotations;
 };
@@ -36,5 +39,9 @@ StateRecord ReadStateRecord(const std::string& state_root, const std::string& id
 void ValidateContainerId(const std::string& id);
 
 std::string NowRfc3339();
+
+// Field 22 of /proc/<pid>/stat (clock ticks since boot); 0 when the process is gone or a
+// zombie.
+unsigned long long ProcessStartTime(pid_t pid);
 
 }  // namespace berth::container

@@ -95,6 +95,21 @@ TEST_F(ContainerTest, MonitorOutlivesItsCreator) {
             std::string::npos);
 }
 
+TEST_F(ContainerTest, AKilledMonitorLeavesTheInitRunningAndDeletable) {
+  auto record = Create("nomonitor", BaseSpec({"sleep", "60"}));
+  container::StartContainer(state_root_, "nomonitor");
+  ASSERT_EQ(::kill(record.monitor_pid, SIGKILL), 0);
+  for (int i = 0; i < 200 && ProcessExists(record.monitor_pid); ++i) ::usleep(5000);
+  // The init lives on without its monitor: still running, so delete needs --force.
+  EXPECT_EQ(container::QueryContainer(state_root_, "nomonitor").status,
+            container::Status::kRunning);
+  EXPECT_THROW(container::DeleteContainer(state_root_, "nomonitor", false), Error);
+  container::DeleteContainer(state_root_, "nomonitor", true);
+  for (int i = 0; i < 200 && ProcessExists(record.init_pid); ++i) ::usleep(5000);
+  EXPECT_FALSE(ProcessExists(record.init_pid));
+  EXPECT_FALSE(PathExists(StateDir("nomonitor")));
+}
+
 TEST_F(ContainerTest, MissingExecutableFailsCreateAndLeavesNothing) {
   try {
     Create("noexe", BaseSpec({"/no/such/binary"}));
