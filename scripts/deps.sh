@@ -10,6 +10,7 @@ PACKAGES=(
   libseccomp-dev libcap-dev libnl-3-dev libnl-route-3-dev libinih-dev libcli11-dev libspdlog-dev
   libfmt-dev libnftables-dev nftables
   busybox-static iproute2 util-linux procps psmisc
+  buildah skopeo umoci
 )
 
 missing=()

@@ -86,6 +86,10 @@ layout(f"{w}/oci", True)
 layout(f"{w}/oci-plain", False)
 PY
 tar -C "$WORK/img" -cf "$WORK/docker.tar" .
+# podman load wants an OCI *archive* (a layout dir path is parsed as a reference).
+tar -C "$WORK/oci" -cf "$WORK/oci-gzip.tar" .
+mkdir -p "$WORK/tmp"
+export TMPDIR=$WORK/tmp
 SIZE_DOCKER=$(stat -c %s "$WORK/docker.tar")
 SIZE_OCI=$(du -sb "$WORK/oci" | cut -f1)
 
@@ -117,7 +121,7 @@ done
 bench umoci-plain "umoci unpack oci (uncompressed)" "$SIZE_DOCKER" umoci unpack --image "$WORK/oci-plain:bench" "$WORK/bundle"
 bench umoci-gzip "umoci unpack oci (gzip)" "$SIZE_DOCKER" umoci unpack --image "$WORK/oci:bench" "$WORK/bundle"
 bench podman-plain "podman load docker-archive" "$SIZE_DOCKER" podman "${PODMAN_ARGS[@]}" load -q -i "$WORK/docker.tar"
-bench podman-gzip "podman load oci (gzip)" "$SIZE_DOCKER" podman "${PODMAN_ARGS[@]}" load -q -i "oci:$WORK/oci:bench"
+bench podman-gzip "podman load oci (gzip)" "$SIZE_DOCKER" podman "${PODMAN_ARGS[@]}" load -q -i "$WORK/oci-gzip.tar"
 
 ratio() {  # berth-key peer-key-a peer-key-b
   local best=${RATE[$2]}
