@@ -40,7 +40,7 @@ const std::map<std::string, Setter>& Setters() {
   static const std::map<std::string, Setter> kSetters = {
       {"DEFAULT.log_level",
        [](Config& c, const std::string& w, const char* v) {
-         static const char* kLevels[] = {"trace", "debug", "info", "warn",
+         static const char* kLevels[] = {"trace", "debug",    "info", "warn",
                                          "error", "critical", "off"};
          for (const char* l : kLevels) {
            if (std::string(v) == l) {
@@ -53,10 +53,8 @@ const std::map<std::string, Setter>& Setters() {
       {"DEFAULT.state_dir", [](Config& c, const std::string&, const char* v) { c.state_dir = v; }},
       {"DEFAULT.run_dir", [](Config& c, const std::string&, const char* v) { c.run_dir = v; }},
       {"api.listen", [](Config& c, const std::string&, const char* v) { c.listen = v; }},
-      {"api.port",
-       [](Config& c, const std::string& w, const char* v) {
-         c.port = static_cast<uint16_t>(ToUnsigned(w, v, 65535));
-       }},
+      {"api.port", [](Config& c, const std::string& w,
+                      const char* v) { c.port = static_cast<uint16_t>(ToUnsigned(w, v, 65535)); }},
       {"api.token_file", [](Config& c, const std::string&, const char* v) { c.token_file = v; }},
       {"api.max_body_size",
        [](Config& c, const std::string& w, const char* v) {
@@ -141,7 +139,8 @@ std::string LoadOrCreateToken(const std::string& path) {
                   path + ": token file is accessible by group or others; chmod 600 it");
     }
     std::string token = *existing;
-    while (!token.empty() && (token.back() == '\n' || token.back() == '\r' || token.back() == ' ')) {
+    while (!token.empty() &&
+           (token.back() == '\n' || token.back() == '\r' || token.back() == ' ')) {
       token.pop_back();
     }
     if (token.size() < 16) {

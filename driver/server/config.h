@@ -18,7 +18,7 @@ struct Config {
   std::string listen = "127.0.0.1";
   uint16_t port = 8780;  // 0: pick a free port and log it
   std::string token_file = "/etc/berth/admin-token";
-  uint64_t max_body_size = 1 << 20;          // JSON request bodies
+  uint64_t max_body_size = 1 << 20;              // JSON request bodies
   uint64_t max_upload_size = uint64_t{1} << 30;  // image archives sent as the request body
   int threads = 4;
   // [storage]

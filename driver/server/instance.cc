@@ -7,8 +7,8 @@
 
 #include "driver/server/json_util.h"
 #include "runtime/common/error.h"
-#include "runtime/spec/parser.h"
 #include "runtime/security/security.h"
+#include "runtime/spec/parser.h"
 
 namespace berth::server {
 namespace {
@@ -68,7 +68,8 @@ std::optional<std::vector<std::string>> FindEntry(const std::string& db, const s
 
 uint32_t ToId(const std::string& text, const std::string& what) {
   auto v = ParseInt(text);
-  if (!v || *v < 0 || *v > 0xfffffffeLL) Invalid("image config User: bad " + what + " \"" + text + "\"");
+  if (!v || *v < 0 || *v > 0xfffffffeLL)
+    Invalid("image config User: bad " + what + " \"" + text + "\"");
   return static_cast<uint32_t>(*v);
 }
 
@@ -144,8 +145,6 @@ std::string InstanceToJson(const InstanceRecord& r) {
   return std::string(buf.GetString(), buf.GetSize()) + "\n";
 }
 
-
-
 InstanceRecord InstanceFromJson(const std::string& json, const std::string& path) {
   try {
     rapidjson::Document doc = ParseJsonObject(json, path);
@@ -157,7 +156,8 @@ InstanceRecord InstanceFromJson(const std::string& json, const std::string& path
     if (const auto* f = OptObject(doc, "flavor", "flavor")) r.flavor = ParseFlavor(*f, "flavor");
     r.command = OptStringArray(doc, "command", "command").value_or(std::vector<std::string>{});
     r.env = OptStringArray(doc, "env", "env").value_or(std::vector<std::string>{});
-    r.metadata = OptStringMap(doc, "metadata", "metadata").value_or(std::map<std::string, std::string>{});
+    r.metadata =
+        OptStringMap(doc, "metadata", "metadata").value_or(std::map<std::string, std::string>{});
     r.user_data = OptString(doc, "user_data", "user_data").value_or("");
     r.desired = DesiredStateFromName(OptString(doc, "desired", "desired").value_or("running"));
     r.created_at = OptString(doc, "created_at", "created_at").value_or("");
@@ -239,8 +239,8 @@ int ParseSignal(const std::string& name) {
   std::string s = name;
   if (s.rfind("SIG", 0) == 0) s = s.substr(3);
   static const std::pair<const char*, int> kNames[] = {
-      {"HUP", SIGHUP},   {"INT", SIGINT},   {"QUIT", SIGQUIT}, {"KILL", SIGKILL},
-      {"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"TERM", SIGTERM}, {"PWR", SIGPWR},
+      {"HUP", SIGHUP},     {"INT", SIGINT},   {"QUIT", SIGQUIT}, {"KILL", SIGKILL},
+      {"USR1", SIGUSR1},   {"USR2", SIGUSR2}, {"TERM", SIGTERM}, {"PWR", SIGPWR},
       {"WINCH", SIGWINCH}, {"CONT", SIGCONT}, {"STOP", SIGSTOP}, {"ALRM", SIGALRM},
   };
   for (const auto& [n, v] : kNames) {
@@ -308,7 +308,8 @@ spec::Spec BuildInstanceSpec(const SpecInputs& in) {
   p.env = {kDefaultPath};
   for (const auto& e : img.env) SetEnv(p.env, e);
   for (const auto& e : inst.env) {
-    if (e.find('=') == std::string::npos || e[0] == '=') Invalid("env: want KEY=value, got \"" + e + "\"");
+    if (e.find('=') == std::string::npos || e[0] == '=')
+      Invalid("env: want KEY=value, got \"" + e + "\"");
     SetEnv(p.env, e);
   }
   // Software inside recognises OpenStack this way, as under Nova's libvirt LXC driver.
@@ -326,8 +327,8 @@ spec::Spec BuildInstanceSpec(const SpecInputs& in) {
 
   // Network: a namespace of its own with only loopback until networking lands.
   s.linux.namespaces = {
-      {spec::NamespaceType::kPid, ""}, {spec::NamespaceType::kMount, ""},
-      {spec::NamespaceType::kIpc, ""}, {spec::NamespaceType::kUts, ""},
+      {spec::NamespaceType::kPid, ""},     {spec::NamespaceType::kMount, ""},
+      {spec::NamespaceType::kIpc, ""},     {spec::NamespaceType::kUts, ""},
       {spec::NamespaceType::kNetwork, ""},
   };
   s.linux.seccomp = security::DefaultSeccompProfileFor(in.bounding_caps);

@@ -78,10 +78,10 @@ int ParseSignal(const std::string& name);
 struct SpecInputs {
   const InstanceRecord* instance = nullptr;
   const store::ContainerConfig* image = nullptr;
-  std::string rootfs;         // absolute
-  std::string etc_passwd;     // the rootfs's /etc/passwd content, for a named User
-  std::string etc_group;      // and /etc/group
-  uint64_t bounding_caps = 0; // of security::DefaultCapabilities(), for the seccomp profile
+  std::string rootfs;          // absolute
+  std::string etc_passwd;      // the rootfs's /etc/passwd content, for a named User
+  std::string etc_group;       // and /etc/group
+  uint64_t bounding_caps = 0;  // of security::DefaultCapabilities(), for the seccomp profile
   bool swap_accounting = false;
 };
 

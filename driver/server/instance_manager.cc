@@ -31,9 +31,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 [[noreturn]] void Conflict(const std::string& msg) { throw Error(ErrorKind::kConflict, msg); }
-[[noreturn]] void Invalid(const std::string& msg) {
-  throw Error(ErrorKind::kInvalidArgument, msg);
-}
+[[noreturn]] void Invalid(const std::string& msg) { throw Error(ErrorKind::kInvalidArgument, msg); }
 
 // Reads a file of the image's root without following its symlinks out of it: the root is
 // the tenant's, so /etc/passwd may be a link to anywhere on the host.
@@ -162,8 +160,7 @@ void WriteInstanceJson(JsonWriter& w, const InstanceView& v) {
   w.EndObject();
 }
 
-InstanceManager::InstanceManager(const Config& config, store::ImageStore& images,
-                                 Metrics& metrics)
+InstanceManager::InstanceManager(const Config& config, store::ImageStore& images, Metrics& metrics)
     : config_(config), images_(images), metrics_(metrics) {
   cgroup_host_ = cgroup::DetectCgroupHost();
   if (cgroup_host_.version == cgroup::CgroupVersion::kV1) {
@@ -257,15 +254,15 @@ InstanceView InstanceManager::ViewOf(const InstanceRecord& record, const std::st
       v.pid = info.record.init_pid;
       break;
     case container::Status::kPaused:
-      v.power_state = record.desired == DesiredState::kSuspended ? PowerState::kSuspended
-                                                                  : PowerState::kPaused;
+      v.power_state =
+          record.desired == DesiredState::kSuspended ? PowerState::kSuspended : PowerState::kPaused;
       v.pid = info.record.init_pid;
       break;
     case container::Status::kStopped:
       // A VM that powered itself off is SHUTDOWN; one killed (by a signal or the OOM
       // killer) has CRASHED.
-      v.power_state = (info.exit_signal || info.oom_killed) ? PowerState::kCrashed
-                                                             : PowerState::kShutdown;
+      v.power_state =
+          (info.exit_signal || info.oom_killed) ? PowerState::kCrashed : PowerState::kShutdown;
       break;
   }
   v.exit_code = info.exit_code;
@@ -322,7 +319,8 @@ InstanceView InstanceManager::Create(const rapidjson::Value& body) {
   if (rec.name.empty()) rec.name = GenerateName();
   if (rec.name.size() > 63) Invalid("name: at most 63 characters (it becomes the hostname)");
   for (char c : rec.name) {
-    if (static_cast<unsigned char>(c) < 0x20 || c == '/') Invalid("name: control characters and '/' are not allowed");
+    if (static_cast<unsigned char>(c) < 0x20 || c == '/')
+      Invalid("name: control characters and '/' are not allowed");
   }
   auto image_ref = OptString(body, "image", "image");
   if (!image_ref || image_ref->empty()) Invalid("image: missing");
@@ -331,7 +329,8 @@ InstanceView InstanceManager::Create(const rapidjson::Value& body) {
   if (flavor) rec.flavor = ParseFlavor(*flavor, "flavor");
   rec.command = OptStringArray(body, "command", "command").value_or(std::vector<std::string>{});
   rec.env = OptStringArray(body, "env", "env").value_or(std::vector<std::string>{});
-  rec.metadata = OptStringMap(body, "metadata", "metadata").value_or(std::map<std::string, std::string>{});
+  rec.metadata =
+      OptStringMap(body, "metadata", "metadata").value_or(std::map<std::string, std::string>{});
   rec.user_data = OptString(body, "user_data", "user_data").value_or("");
   if (rec.user_data.size() > 65535) Invalid("user_data: at most 65535 bytes, as Nova allows");
   FlavorToResources(rec.flavor, swap_accounting_);  // extra specs checked before anything is made
@@ -371,13 +370,16 @@ InstanceView InstanceManager::Create(const rapidjson::Value& body) {
   rec.stop_signal = image.config.config.stop_signal;
   ParseSignal(rec.stop_signal);
 
+  auto prepared = Clock::now();
   const std::string rootfs = RootfsDir(uuid);
   MakeDirs(rootfs, 0755);
   store::PerformMounts(images_.layers().Mounts(SnapshotKey(uuid)), rootfs);
   rollback.Add([rootfs] { store::UnmountAll(rootfs, true); });
 
+  auto mounted = Clock::now();
   Launch(rec, image.config);
   rollback.Add([this, uuid] { container::DeleteContainer(config_.containers_dir(), uuid, true); });
+  auto launched = Clock::now();
 
   rec.launched_at = container::NowRfc3339();
   SaveRecord(*inst, rec);  // the commit point: from here on the instance exists
@@ -385,8 +387,12 @@ InstanceView InstanceManager::Create(const rapidjson::Value& body) {
   SetTask(*inst, "");
   double seconds = std::chrono::duration<double>(Clock::now() - started).count();
   metrics_.ObserveSpawn(seconds);
-  spdlog::info("instance {} ({}) spawned from {} in {:.1f} ms", uuid, rec.name, rec.image_id,
-               seconds * 1000);
+  auto ms = [](auto d) { return std::chrono::duration<double, std::milli>(d).count(); };
+  spdlog::info(
+      "instance {} ({}) spawned from {} in {:.1f} ms (snapshot {:.1f}, mount {:.1f}, "
+      "container {:.1f}, record {:.1f})",
+      uuid, rec.name, rec.image_id, seconds * 1000, ms(prepared - started), ms(mounted - prepared),
+      ms(launched - mounted), ms(Clock::now() - launched));
   return ViewOf(*inst);
 }
 
@@ -603,7 +609,8 @@ ExecResult InstanceManager::Exec(const std::string& uuid, const rapidjson::Value
   o.args = *args;
   o.env = OptStringArray(body, "env", "env").value_or(std::vector<std::string>{});
   for (const auto& e : o.env) {
-    if (e.find('=') == std::string::npos || e[0] == '=') Invalid("env: want KEY=value, got \"" + e + "\"");
+    if (e.find('=') == std::string::npos || e[0] == '=')
+      Invalid("env: want KEY=value, got \"" + e + "\"");
   }
   o.cwd = OptString(body, "cwd", "cwd").value_or("");
   if (!o.cwd.empty() && o.cwd[0] != '/') Invalid("cwd: want an absolute path");

@@ -78,11 +78,11 @@ class InstanceManager {
 
  private:
   struct Instance {
-    std::mutex op_mu;        // serialises operations on this instance
-    mutable std::mutex mu;   // guards record and task
+    std::mutex op_mu;       // serialises operations on this instance
+    mutable std::mutex mu;  // guards record and task
     InstanceRecord record;
     std::string task;
-    bool gone = false;       // deleted while another request waited for op_mu
+    bool gone = false;  // deleted while another request waited for op_mu
   };
   using InstancePtr = std::shared_ptr<Instance>;
 

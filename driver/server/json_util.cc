@@ -24,12 +24,12 @@ rapidjson::Document ParseJsonObject(std::string_view text, std::string_view what
   // Iterative parsing: a deeply nested document cannot exhaust the stack.
   doc.Parse<rapidjson::kParseIterativeFlag>(text.data(), text.size());
   if (doc.HasParseError()) {
-    throw Error(ErrorKind::kInvalidArgument,
-                std::string(what) + ": malformed JSON at offset " +
-                    std::to_string(doc.GetErrorOffset()) + ": " +
-                    rapidjson::GetParseError_En(doc.GetParseError()));
+    throw Error(ErrorKind::kInvalidArgument, std::string(what) + ": malformed JSON at offset " +
+                                                 std::to_string(doc.GetErrorOffset()) + ": " +
+                                                 rapidjson::GetParseError_En(doc.GetParseError()));
   }
-  if (!doc.IsObject()) throw Error(ErrorKind::kInvalidArgument, std::string(what) + ": want an object");
+  if (!doc.IsObject())
+    throw Error(ErrorKind::kInvalidArgument, std::string(what) + ": want an object");
   return doc;
 }
 
@@ -58,8 +58,7 @@ std::optional<bool> OptBool(const rapidjson::Value& obj, const char* field,
 }
 
 std::optional<std::vector<std::string>> OptStringArray(const rapidjson::Value& obj,
-                                                       const char* field,
-                                                       const std::string& path) {
+                                                       const char* field, const std::string& path) {
   const rapidjson::Value* v = Member(obj, field);
   if (!v) return std::nullopt;
   if (!v->IsArray()) Bad(path, "an array of strings");

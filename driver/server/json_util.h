@@ -30,8 +30,7 @@ std::optional<int64_t> OptInt(const rapidjson::Value& obj, const char* field,
 std::optional<bool> OptBool(const rapidjson::Value& obj, const char* field,
                             const std::string& path);
 std::optional<std::vector<std::string>> OptStringArray(const rapidjson::Value& obj,
-                                                       const char* field,
-                                                       const std::string& path);
+                                                       const char* field, const std::string& path);
 std::optional<std::map<std::string, std::string>> OptStringMap(const rapidjson::Value& obj,
                                                                const char* field,
                                                                const std::string& path);

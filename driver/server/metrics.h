@@ -24,8 +24,8 @@ class Metrics {
   // -1 when there are none. For the report and the bench script.
   double SpawnQuantile(double q) const;
 
-  static constexpr std::array<double, 12> kSpawnBuckets = {
-      0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
+  static constexpr std::array<double, 12> kSpawnBuckets = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                                           0.5,   1,    2.5,   5,    10,  30};
 
  private:
   mutable std::mutex mu_;

@@ -28,15 +28,15 @@ std::string Hex(const unsigned char* p, size_t n) {
 }
 
 const char* const kAdjectives[] = {
-    "admiring", "brave",   "calm",     "clever",  "dazzling", "eager",   "elegant", "fervent",
-    "focused",  "gallant", "gifted",   "happy",   "hopeful",  "jolly",   "keen",    "kind",
-    "loving",   "lucid",   "modest",   "nifty",   "nimble",   "optimistic", "pensive", "quirky",
-    "relaxed",  "serene",  "sharp",    "stoic",   "tender",   "upbeat",  "vibrant", "zealous"};
+    "admiring", "brave",   "calm",   "clever", "dazzling", "eager",      "elegant", "fervent",
+    "focused",  "gallant", "gifted", "happy",  "hopeful",  "jolly",      "keen",    "kind",
+    "loving",   "lucid",   "modest", "nifty",  "nimble",   "optimistic", "pensive", "quirky",
+    "relaxed",  "serene",  "sharp",  "stoic",  "tender",   "upbeat",     "vibrant", "zealous"};
 const char* const kNouns[] = {
-    "babbage", "bohr",    "curie",   "darwin",   "dijkstra", "einstein", "euler",   "feynman",
-    "galileo", "hopper",  "hypatia", "johnson",  "kepler",   "knuth",    "lamarr",  "lovelace",
-    "meitner", "newton",  "noether", "pascal",   "ritchie",  "shannon",  "thompson", "turing",
-    "volta",   "wozniak", "yalow",   "zuse",     "torvalds", "liskov",   "hamilton", "ramanujan"};
+    "babbage", "bohr",    "curie",   "darwin",  "dijkstra", "einstein", "euler",    "feynman",
+    "galileo", "hopper",  "hypatia", "johnson", "kepler",   "knuth",    "lamarr",   "lovelace",
+    "meitner", "newton",  "noether", "pascal",  "ritchie",  "shannon",  "thompson", "turing",
+    "volta",   "wozniak", "yalow",   "zuse",    "torvalds", "liskov",   "hamilton", "ramanujan"};
 
 }  // namespace
 

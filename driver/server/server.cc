@@ -42,7 +42,9 @@ void SendError(ResponseWriter& resp, int code, const std::string& message) {
   SendJson(resp, code, ErrorJson(code, message));
 }
 
-std::string Finish(rapidjson::StringBuffer& buf) { return std::string(buf.GetString(), buf.GetSize()); }
+std::string Finish(rapidjson::StringBuffer& buf) {
+  return std::string(buf.GetString(), buf.GetSize());
+}
 
 bool IsJsonRequest(const Request& req) {
   auto ct = req.headers().tryGet<Http::Header::ContentType>();
@@ -327,16 +329,15 @@ void ApiServer::init() {
 void ApiServer::setupRoutes() {
   for (const RouteDef& def : Routes()) {
     const RouteDef* d = &def;
-    router_.addRoute(def.method, def.path,
-                     [this, d](const Request& req, ResponseWriter resp) {
-                       Dispatch(*d, req, std::move(resp));
-                       return Rest::Route::Result::Ok;
-                     });
+    router_.addRoute(def.method, def.path, [this, d](const Request& req, ResponseWriter resp) {
+      Dispatch(*d, req, std::move(resp));
+      return Rest::Route::Result::Ok;
+    });
     registered_.emplace_back(MethodName(def.method), def.path);
   }
   router_.addNotFoundHandler([this](const Request& req, ResponseWriter resp) {
-    SendError(resp, 404, "no route for " + std::string(MethodName(req.method())) + " " +
-                             req.resource());
+    SendError(resp, 404,
+              "no route for " + std::string(MethodName(req.method())) + " " + req.resource());
     metrics_.CountRequest("unknown", 404);
     return Rest::Route::Result::Ok;
   });
@@ -364,8 +365,8 @@ void ApiServer::Dispatch(const RouteDef& def, const Request& req, ResponseWriter
       if (!hdr) throw HttpFailure{401, "missing X-Auth-Token"};
       if (!ConstantTimeEquals(hdr->value(), token_)) throw HttpFailure{401, "invalid token"};
     }
-    uint64_t limit = def.raw_upload && !IsJsonRequest(req) ? config_.max_upload_size
-                                                           : config_.max_body_size;
+    uint64_t limit =
+        def.raw_upload && !IsJsonRequest(req) ? config_.max_upload_size : config_.max_body_size;
     if (req.body().size() > limit) {
       throw HttpFailure{413, "request body of " + std::to_string(req.body().size()) +
                                  " bytes exceeds the limit of " + std::to_string(limit)};
@@ -377,7 +378,8 @@ void ApiServer::Dispatch(const RouteDef& def, const Request& req, ResponseWriter
     SendError(resp, code, f.message);
   } catch (const Error& e) {
     code = HttpStatusFor(e.kind());
-    if (code >= 500) spdlog::error("{} {}: {}", MethodName(req.method()), req.resource(), e.message());
+    if (code >= 500)
+      spdlog::error("{} {}: {}", MethodName(req.method()), req.resource(), e.message());
     SendError(resp, code, e.message());
   } catch (const std::exception& e) {
     code = 500;
@@ -385,8 +387,8 @@ void ApiServer::Dispatch(const RouteDef& def, const Request& req, ResponseWriter
     SendError(resp, code, std::string("internal error: ") + e.what());
   }
   metrics_.CountRequest(def.path, code);
-  double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started)
-                  .count();
+  double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
   spdlog::debug("request method={} path={} route={} status={} ms={:.2f}", MethodName(req.method()),
                 req.resource(), def.path, code, ms);
 }

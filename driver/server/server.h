@@ -59,9 +59,7 @@ class ApiServer {
   void shutdown();
   uint16_t port() const;
   // (method, path) pairs the router was given, for the OpenAPI check.
-  const std::vector<std::pair<std::string, std::string>>& registered() const {
-    return registered_;
-  }
+  const std::vector<std::pair<std::string, std::string>>& registered() const { return registered_; }
 
   // Handlers.
   void doHealthz(const Request&, ResponseWriter&);

@@ -93,6 +93,18 @@ std::string EnvValue(const std::vector<std::string>& env, std::string_view key) 
   return {};
 }
 
+// A new process must not inherit its creator's signal state: a blocked SIGTERM in the
+// caller (berth-runtime run forwards signals by blocking them; a daemon may block them in
+// its threads) would otherwise stay blocked in the container's processes for ever.
+void ResetSignals() {
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  for (int sig = 1; sig < NSIG; ++sig) {
+    if (sig != SIGKILL && sig != SIGSTOP) ::signal(sig, SIG_DFL);
+  }
+}
+
 std::vector<char*> CStrings(std::vector<std::string>& v) {
   std::vector<char*> out;
   out.reserve(v.size() + 1);
@@ -140,6 +152,7 @@ struct InitPlan {
     for (int fd : p.close_fds) {
       if (fd >= 0) ::close(fd);
     }
+    ResetSignals();
     PhaseTimer timer("  init");
     char go = 0;
     if (::read(p.sync_fd, &go, 1) != 1) ::_exit(1);  // M gave up
@@ -815,6 +828,7 @@ int ExecInContainer(const std::string& state_root, const std::string& id,
       pid_t child = ::fork();
       if (child < 0) ThrowErrno("fork");
       if (child == 0) {
+        ResetSignals();
         if (options.stdin_fd != 0) ::dup2(options.stdin_fd, 0);
         if (options.stdout_fd != 1) ::dup2(options.stdout_fd, 1);
         if (options.stderr_fd != 2) ::dup2(options.stderr_fd, 2);

@@ -110,6 +110,18 @@ TEST_F(ContainerTest, AKilledMonitorLeavesTheInitRunningAndDeletable) {
   EXPECT_FALSE(PathExists(StateDir("nomonitor")));
 }
 
+TEST_F(ContainerTest, TheInitDoesNotInheritTheCreatorsBlockedSignals) {
+  sigset_t term, old;
+  sigemptyset(&term);
+  sigaddset(&term, SIGTERM);
+  ASSERT_EQ(::sigprocmask(SIG_BLOCK, &term, &old), 0);
+  Create("sigmask", BaseSpec({"sh", "-c", "grep SigBlk /proc/self/status"}));
+  ::sigprocmask(SIG_SETMASK, &old, nullptr);
+  container::StartContainer(state_root_, "sigmask");
+  container::WaitContainer(state_root_, "sigmask");
+  EXPECT_EQ(Console("sigmask"), "SigBlk:\t0000000000000000\n");
+}
+
 TEST_F(ContainerTest, MissingExecutableFailsCreateAndLeavesNothing) {
   try {
     Create("noexe", BaseSpec({"/no/such/binary"}));

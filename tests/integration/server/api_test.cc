@@ -99,8 +99,8 @@ TEST_F(ApiTest, BadActionsAre400) {
 }
 
 TEST_F(ApiTest, OversizedBodyIs413) {
-  std::string big = "{\"image\": \"busybox\", \"metadata\": {\"k\": \"" + std::string(100000, 'x') +
-                    "\"}}";
+  std::string big =
+      "{\"image\": \"busybox\", \"metadata\": {\"k\": \"" + std::string(100000, 'x') + "\"}}";
   ExpectError(daemon().Post("/v1/instances", big), 413);
   EXPECT_EQ(daemon().Get("/v1/instances").Json()["instances"].Size(), 0u);
 }
@@ -109,8 +109,7 @@ TEST_F(ApiTest, DuplicateUuidIs409) {
   const std::string uuid = "1b4e28ba-2fa1-41d2-883f-0016d3cca427";
   ASSERT_EQ(CreateInstance(R"("uuid": ")" + uuid + "\""), uuid);
   HttpResult again = daemon().Post(
-      "/v1/instances",
-      R"({"image": "busybox", "command": ["true"], "uuid": ")" + uuid + "\"}");
+      "/v1/instances", R"({"image": "busybox", "command": ["true"], "uuid": ")" + uuid + "\"}");
   ExpectError(again, 409);
   EXPECT_EQ(PowerState(uuid), "RUNNING");
 }
@@ -167,9 +166,9 @@ TEST_F(ApiTest, OpenApiMatchesTheRoutes) {
   for (const auto& op : documented) {
     std::string method = op.substr(0, op.find(' '));
     std::string path = op.substr(op.find(' ') + 1);
-    for (auto [from, to] : {std::pair<std::string, std::string>{"{uuid}",
-                                                                "00000000-0000-4000-8000-000000000000"},
-                            {"{id}", "sha256:0000"}}) {
+    for (auto [from, to] :
+         {std::pair<std::string, std::string>{"{uuid}", "00000000-0000-4000-8000-000000000000"},
+          {"{id}", "sha256:0000"}}) {
       if (auto pos = path.find(from); pos != std::string::npos) path.replace(pos, from.size(), to);
     }
     HttpResult res = daemon().Request(method, path, method == "POST" ? "{}" : "");
@@ -201,9 +200,8 @@ TEST_F(ApiTest, Images) {
   EXPECT_EQ(daemon().Get("/v1/images").Json()["images"].Size(), 2u);
   ExpectError(daemon().Post("/v1/images", R"({"path": "relative.tar"})"), 400);
   ExpectError(daemon().Post("/v1/images", R"({"path": "/no/such/file.tar"})"), 404);
-  ExpectError(daemon().Post("/v1/images", R"({"path": ")" + other +
-                                              R"(.tar", "format": "floppy"})"),
-              400);
+  ExpectError(
+      daemon().Post("/v1/images", R"({"path": ")" + other + R"(.tar", "format": "floppy"})"), 400);
   ExpectError(daemon().Request("POST", "/v1/images", "this is not a tar archive", true,
                                "application/octet-stream"),
               400);

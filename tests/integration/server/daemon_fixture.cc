@@ -8,8 +8,8 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <filesystem>
 #include <cstdlib>
+#include <filesystem>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -69,17 +69,25 @@ int64_t Int(const rapidjson::Value& v, const char* key) {
 Daemon::Daemon(const std::string& dir) : dir_(dir) {
   std::string conf =
       "[DEFAULT]\n"
-      "state_dir = " + state_dir() + "\n"
-      "run_dir = " + run_dir() + "\n"
+      "state_dir = " +
+      state_dir() +
+      "\n"
+      "run_dir = " +
+      run_dir() +
+      "\n"
       "log_level = debug\n"
       "[api]\n"
       "listen = 127.0.0.1\n"
       "port = 0\n"
-      "token_file = " + token_path() + "\n"
+      "token_file = " +
+      token_path() +
+      "\n"
       "max_body_size = 65536\n"
       "threads = 4\n"
       "[instances]\n"
-      "cgroup_parent = " + cgroup_parent() + "\n"
+      "cgroup_parent = " +
+      cgroup_parent() +
+      "\n"
       "default_stop_timeout = 5\n";
   WriteFileAtomic(config_path(), conf);
 }
@@ -89,13 +97,9 @@ Daemon::~Daemon() {
   RemoveCgroupParent(cgroup_parent());
 }
 
-std::string Daemon::cgroup_parent() const {
-  return "berth-test-" + std::to_string(::getpid());
-}
+std::string Daemon::cgroup_parent() const { return "berth-test-" + std::to_string(::getpid()); }
 
-std::string Daemon::log() const {
-  return ReadFileIfExists(dir_ + "/berthd.err").value_or("");
-}
+std::string Daemon::log() const { return ReadFileIfExists(dir_ + "/berthd.err").value_or(""); }
 
 void Daemon::Start() {
   ++starts_;
@@ -238,16 +242,19 @@ void ServerTest::TearDown() {
   if (!daemon_) return;
   if (daemon_->pid() <= 0) daemon_->Start();
   EXPECT_EQ(daemon_->DeleteAllInstances(), 0);
-  if (HasFailure() || std::getenv("BERTH_TEST_SHOW_LOG")) std::fprintf(stderr, "--- berthd log ---\n%s\n", daemon_->log().c_str());
+  if (HasFailure() || std::getenv("BERTH_TEST_SHOW_LOG"))
+    std::fprintf(stderr, "--- berthd log ---\n%s\n", daemon_->log().c_str());
 }
 
 std::string ServerTest::CreateInstance(const std::string& extra_json, const std::string& script) {
-  std::string sh = script.empty()
-                       ? "echo hello from $(hostname); trap 'exit 0' TERM; while true; do sleep 0.05; done"
-                       : script;
-  std::string body = "{\"image\": \"busybox\", \"flavor\": {\"vcpus\": 1, \"memory_mb\": 64}, "
-                     "\"command\": [\"sh\", \"-c\", \"" + sh + "\"]" +
-                     (extra_json.empty() ? "" : ", " + extra_json) + "}";
+  std::string sh =
+      script.empty()
+          ? "echo hello from $(hostname); trap 'exit 0' TERM; while true; do sleep 0.05; done"
+          : script;
+  std::string body =
+      "{\"image\": \"busybox\", \"flavor\": {\"vcpus\": 1, \"memory_mb\": 64}, "
+      "\"command\": [\"sh\", \"-c\", \"" +
+      sh + "\"]" + (extra_json.empty() ? "" : ", " + extra_json) + "}";
   HttpResult r = daemon_->Post("/v1/instances", body);
   EXPECT_EQ(r.status, 201) << r.body;
   if (r.status != 201) return "";

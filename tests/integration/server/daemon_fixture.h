@@ -28,8 +28,8 @@ class Daemon {
   explicit Daemon(const std::string& dir);
   ~Daemon();
 
-  void Start();    // waits until it listens
-  void Kill9();    // SIGKILL, then reaps
+  void Start();      // waits until it listens
+  void Kill9();      // SIGKILL, then reaps
   void Terminate();  // SIGTERM, then reaps
   pid_t pid() const { return pid_; }
   uint16_t port() const { return port_; }
@@ -74,8 +74,7 @@ class ServerTest : public ::testing::Test {
 
   static Daemon& daemon() { return *daemon_; }
   // POST /v1/instances with the busybox image and a shell loop that exits on SIGTERM.
-  std::string CreateInstance(const std::string& extra_json = "",
-                             const std::string& script = "");
+  std::string CreateInstance(const std::string& extra_json = "", const std::string& script = "");
   std::string InstanceDir(const std::string& uuid) const;
   std::string CgroupDir(const std::string& controller, const std::string& uuid) const;
   rapidjson::Document Show(const std::string& uuid) const;

@@ -32,7 +32,8 @@ TEST(ConfigTest, DefaultsAndOverrides) {
   Config c = ParseConfig(
       "[DEFAULT]\nlog_level = debug\nstate_dir = /srv/b\n"
       "[api]\nport = 0\nlisten = 0.0.0.0\nmax_body_size = 100\n"
-      "[storage]\ndriver = vfs\n[instances]\ncgroup_parent = berth-test-x\nconsole_max_bytes = 4096\n"
+      "[storage]\ndriver = vfs\n[instances]\ncgroup_parent = berth-test-x\nconsole_max_bytes = "
+      "4096\n"
       "[api]\nbogus = 1\n");
   EXPECT_EQ(c.log_level, "debug");
   EXPECT_EQ(c.state_dir, "/srv/b");
@@ -105,8 +106,10 @@ TEST(FlavorTest, BecomesLimits) {
   EXPECT_FALSE(r.pids);
   EXPECT_FALSE(FlavorToResources(f, false).memory->swap);
 
-  f.extra_specs = {{"quota:cpu_shares", "512"}, {"berth:pids_limit", "100"},
-                   {"hw:cpuset", "0-1"}, {"quota:disk_io_weight", "300"},
+  f.extra_specs = {{"quota:cpu_shares", "512"},
+                   {"berth:pids_limit", "100"},
+                   {"hw:cpuset", "0-1"},
+                   {"quota:disk_io_weight", "300"},
                    {"hw:cpu_policy", "dedicated"}};  // the last is another driver's: ignored
   r = FlavorToResources(f, false);
   EXPECT_EQ(*r.cpu->shares, 512u);
@@ -114,9 +117,11 @@ TEST(FlavorTest, BecomesLimits) {
   EXPECT_EQ(r.cpu->cpus, "0-1");
   EXPECT_EQ(*r.block_io->weight, 300);
 
-  for (auto [k, v] : std::vector<std::pair<std::string, std::string>>{
-           {"quota:cpu_shares", "x"}, {"quota:cpu_shares", "1"}, {"berth:pids_limit", "-3"},
-           {"hw:cpuset", "0;rm -rf"}, {"quota:cpu_quota", "0"}}) {
+  for (auto [k, v] : std::vector<std::pair<std::string, std::string>>{{"quota:cpu_shares", "x"},
+                                                                      {"quota:cpu_shares", "1"},
+                                                                      {"berth:pids_limit", "-3"},
+                                                                      {"hw:cpuset", "0;rm -rf"},
+                                                                      {"quota:cpu_quota", "0"}}) {
     Flavor bad;
     bad.extra_specs = {{k, v}};
     SCOPED_TRACE(k + "=" + v);
@@ -267,7 +272,8 @@ TEST(OpenApiTest, DocumentHasEveryRoute) {
   d.Parse(text.c_str());
   ASSERT_FALSE(d.HasParseError());
   size_t ops = 0;
-  for (auto p = d["paths"].MemberBegin(); p != d["paths"].MemberEnd(); ++p) ops += p->value.MemberCount();
+  for (auto p = d["paths"].MemberBegin(); p != d["paths"].MemberEnd(); ++p)
+    ops += p->value.MemberCount();
   EXPECT_EQ(ops, ApiServer::Routes().size());
   EXPECT_TRUE(d["paths"].HasMember("/v1/instances/{uuid}/action"));
   EXPECT_EQ(OpenApiPath("/v1/images/:id"), "/v1/images/{id}");

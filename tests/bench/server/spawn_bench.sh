@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Spawn/delete storm against a private berthd: N instances created and deleted by C
+# parallel clients, then GET /v1/instances throughput (wrk when installed), the server-side
+# spawn latency quantiles from /metrics, and a leak check.
+#   tests/bench/server/spawn_bench.sh [BUILD_DIR] [N=50] [C=4]
+set -euo pipefail
+BUILD=${1:-/work/main/build-berthd}; N=${2:-50}; C=${3:-4}
+D=$(mktemp -d /tmp/berth-test-bench-server.XXXXXX)
+CG=berth-test-bench-$$
+cat >"$D/berthd.conf" <<CONF
+[DEFAULT]
+state_dir = $D/state
+run_dir = $D/run
+log_level = warn
+[api]
+port = 0
+token_file = $D/token
+threads = 8
+[instances]
+cgroup_parent = $CG
+CONF
+"$BUILD/driver/server/berthd" --config "$D/berthd.conf" >"$D/out" 2>"$D/err" &
+PID=$!
+cleanup() {
+  kill -9 "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true
+  for c in /sys/fs/cgroup/*/"$CG"; do [ -d "$c" ] && rmdir "$c" 2>/dev/null; done
+  rm -rf "$D"
+}
+trap cleanup EXIT
+for _ in $(seq 100); do grep -q listening "$D/out" 2>/dev/null && break; sleep 0.05; done
+U=http://$(grep -o '127.0.0.1:[0-9]*' "$D/out"); T=$(cat "$D/token"); H="X-Auth-Token: $T"
+mkdir -p "$D/rootfs/bin"; cp /bin/busybox "$D/rootfs/bin/"; ln -s busybox "$D/rootfs/bin/sh"
+ln -s busybox "$D/rootfs/bin/sleep"; tar -C "$D/rootfs" -cf "$D/bb.tar" .
+curl -sf -H "$H" --data-binary @"$D/bb.tar" "$U/v1/images?name=bb" >/dev/null
+one() {
+  local id; id=$(curl -sf -H "$H" -X POST "$U/v1/instances" \
+    -d '{"image":"bb","flavor":{"vcpus":1,"memory_mb":32},"command":["sleep","1000"]}' |
+    grep -o '"uuid":"[^"]*"' | cut -d'"' -f4)
+  curl -sf -H "$H" -X DELETE "$U/v1/instances/$id" >/dev/null
+}
+export -f one; export U H
+start=$(date +%s.%N)
+seq "$N" | xargs -P "$C" -I{} bash -c one
+end=$(date +%s.%N)
+echo "spawn+delete: $N instances, $C clients: $(echo "$N / ($end - $start)" | bc -l | cut -c1-6) /s"
+curl -sf -H "$H" "$U/metrics" | awk '/^berth_spawn_seconds_(sum|count)/ {v[$1]=$2}
+  END {printf "server-side spawn mean: %.1f ms\n", 1000*v["berth_spawn_seconds_sum"]/v["berth_spawn_seconds_count"]}'
+curl -sf -H "$H" "$U/metrics" | grep 'berth_spawn_seconds_bucket' | tr '\n' ' '; echo
+for i in $(seq 10); do curl -sf -H "$H" -X POST "$U/v1/instances" \
+  -d '{"image":"bb","flavor":{"vcpus":1,"memory_mb":32},"command":["sleep","1000"]}' >/dev/null; done
+if command -v wrk >/dev/null; then
+  wrk -t2 -c16 -d5s -H "$H" "$U/v1/instances" | grep -E 'Requests/sec|Latency'
+else
+  s=$(date +%s.%N); for i in $(seq 200); do curl -sf -H "$H" "$U/v1/instances" >/dev/null; done
+  e=$(date +%s.%N); echo "GET /v1/instances (10 instances, curl loop, no wrk): $(echo "200 / ($e - $s)" | bc -l | cut -c1-6) req/s"
+fi
+for id in $(curl -sf -H "$H" "$U/v1/instances" | grep -o '"uuid":"[^"]*"' | cut -d'"' -f4); do
+  curl -sf -H "$H" -X DELETE "$U/v1/instances/$id"; done
+left=$(ls "$D/state/instances" | wc -l); mounts=$(grep -c "$D" /proc/self/mountinfo || true)
+cgs=$(find /sys/fs/cgroup -maxdepth 3 -path "*$CG/*" -type d | wc -l)
+echo "leak check: instance dirs=$left mounts=$mounts cgroups=$cgs"
