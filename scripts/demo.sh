@@ -1,58 +1,68 @@
 #!/usr/bin/env bash
-# The main job until berthd lands: a busybox root filesystem becomes an image in the layer
-# store (/var/lib/berth), the store prepares a copy-on-write root for an instance, and
-# berth-runtime runs a container on it under berth-monitor. Run it again to replace the demo.
+# Berth's main job without OpenStack: berthd running as the host's daemon, a demo image in
+# its store, and a demo instance answering on its own. Run it again to replace the demo.
+# Stop berthd with: kill $(cat /run/berth/berthd.pid)   (instances keep running; they are
+# re-attached when berthd starts again).
 set -euo pipefail
-STORE=${BERTH_STORE:-/var/lib/berth}
-STATE=${BERTH_STATE:-/run/berth-runtime}
-WORK=${BERTH_DEMO_DIR:-/var/lib/berth/demo}
-RUNTIME=$(command -v berth-runtime || echo build/runtime/cli/berth-runtime)
-IMAGE=$(command -v berth-image || echo build/runtime/store/berth-image)
+cd "$(dirname "$0")/.."
+CONF=${BERTH_CONF:-/etc/berth/berthd.conf}
+BERTHD=$(command -v berthd || echo "$PWD/build/driver/server/berthd")
+BERTH=$(command -v berth || echo "$PWD/build/driver/cli/berth")
+URL=${BERTH_URL:-http://127.0.0.1:8780}
+RUN_DIR=${BERTH_RUN_DIR:-/run/berth}
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
 
-# Replace an earlier demo.
-"$RUNTIME" --root "$STATE" delete --force demo 2>/dev/null || true
-"$IMAGE" --root "$STORE" umount "$WORK/bundle/rootfs" 2>/dev/null || true
-"$IMAGE" --root "$STORE" snapshot-rm demo-root 2>/dev/null || true
+mkdir -p /etc/berth "$RUN_DIR"
+[ -f "$CONF" ] || cp etc/berthd.conf.example "$CONF"
 
-mkdir -p "$WORK"
-rootfs_src=$(mktemp -d)
-trap 'rm -rf "$rootfs_src"' EXIT
-mkdir -p "$rootfs_src"/{bin,proc,sys,dev,tmp,etc,root,www}
-cp /bin/busybox "$rootfs_src/bin/busybox"
+# berthd, once: in its own session so it outlives this script; its log in /var/log/berthd.log.
+if ! curl -fsS "$URL/healthz" >/dev/null 2>&1; then
+  setsid "$BERTHD" --config "$CONF" >>/var/log/berthd.log 2>&1 </dev/null &
+  echo $! >"$RUN_DIR/berthd.pid"
+  for _ in $(seq 1 100); do
+    curl -fsS "$URL/healthz" >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+fi
+echo "== berthd is up (pid $(cat "$RUN_DIR/berthd.pid" 2>/dev/null || echo '?'), log /var/log/berthd.log)"
+"$BERTH" --url "$URL" host
+
+# The demo image: a busybox root filesystem with a web page, as a plain rootfs tarball.
+rootfs="$WORK/rootfs"
+mkdir -p "$rootfs"/{bin,proc,sys,dev,tmp,etc,root,www}
+cp /bin/busybox "$rootfs/bin/busybox"
 for applet in $(/bin/busybox --list); do
-  [ "$applet" = busybox ] || ln -sf busybox "$rootfs_src/bin/$applet"
+  [ "$applet" = busybox ] || ln -sf busybox "$rootfs/bin/$applet"
 done
-echo 'root:x:0:0:root:/root:/bin/sh' >"$rootfs_src/etc/passwd"
-echo '<h1>Hello from a Berth container</h1>' >"$rootfs_src/www/index.html"
-tar -C "$rootfs_src" -czf "$WORK/busybox-rootfs.tar.gz" .
+echo 'root:x:0:0:root:/root:/bin/sh' >"$rootfs/etc/passwd"
+echo '<h1>Hello from a Berth instance</h1>' >"$rootfs/www/index.html"
+tar -C "$rootfs" -cf "$WORK/demo-busybox.tar" .
+
+# Replace an earlier demo instance and image.
+for id in $("$BERTH" --url "$URL" --json instance list | python3 -c '
+import json, sys
+for i in json.load(sys.stdin).get("instances", []):
+    if i.get("name") == "demo": print(i["uuid"])'); do
+  "$BERTH" --url "$URL" instance delete "$id" >/dev/null
+done
+"$BERTH" --url "$URL" image rm demo-busybox >/dev/null 2>&1 || true
 
 echo "== import the demo image"
-"$IMAGE" --root "$STORE" import "$WORK/busybox-rootfs.tar.gz" --format rootfs-tar --name demo-busybox
-echo "== prepare a copy-on-write root for the instance and mount it"
-"$IMAGE" --root "$STORE" prepare demo-busybox demo-root >/dev/null
-mkdir -p "$WORK/bundle/rootfs"
-"$IMAGE" --root "$STORE" mount demo-root "$WORK/bundle/rootfs"
-rm -f "$WORK/bundle/config.json"
-"$RUNTIME" spec --bundle "$WORK/bundle"
-python3 - "$WORK/bundle/config.json" <<'PY'
+"$BERTH" --url "$URL" image import "$WORK/demo-busybox.tar" --name demo-busybox --format rootfs-tar
+echo "== spawn the demo instance (what Nova's spawn does)"
+"$BERTH" --url "$URL" instance create --image demo-busybox --name demo --memory-mb 64 --vcpus 1 \
+  -- sh -c 'echo hello from $(hostname); exec httpd -f -p 8080 -h /www'
+sleep 0.3
+"$BERTH" --url "$URL" instance list
+uuid=$("$BERTH" --url "$URL" --json instance list | python3 -c '
 import json, sys
-p = sys.argv[1]
-c = json.load(open(p))
-c["root"]["readonly"] = False
-c["hostname"] = "berth-demo"
-c["process"]["args"] = ["sh", "-c", "echo hello from $(hostname), pid $$; exec httpd -f -p 8080 -h /www"]
-json.dump(c, open(p, "w"), indent=2)
-PY
-echo "== run the demo container"
-"$RUNTIME" --root "$STATE" run --detach --bundle "$WORK/bundle" demo
-sleep 0.2
-"$RUNTIME" --root "$STATE" state demo
-echo "== inside it"
-"$RUNTIME" --root "$STATE" exec demo ps
-echo "== its console log"
-cat "$STATE/demo/console.log"
+print([i["uuid"] for i in json.load(sys.stdin)["instances"] if i.get("name") == "demo"][0])')
+echo "== its console"
+"$BERTH" --url "$URL" instance console "$uuid"
+echo "== inside it: the web page, fetched over its own loopback"
+"$BERTH" --url "$URL" instance exec "$uuid" -- wget -qO- http://127.0.0.1:8080/
 echo
-echo "The demo container keeps running. Try:"
-echo "  berth-runtime --root $STATE exec demo wget -qO- http://127.0.0.1:8080/"
-echo "  berth-runtime --root $STATE list"
-echo "  berth-runtime --root $STATE delete --force demo; berth-image --root $STORE umount $WORK/bundle/rootfs"
+echo "berthd and the demo instance keep running. Try:"
+echo "  berth instance stats $uuid; berth instance pause $uuid; berth instance stop $uuid"
+echo "  curl -H \"X-Auth-Token: \$(cat /etc/berth/admin-token)\" $URL/v1/instances"

@@ -51,6 +51,10 @@ std::string FindMonitorBinary() {
     std::string dir(self, static_cast<size_t>(n));
     dir.resize(dir.rfind('/') + 1);
     if (IsExecutable(dir + "berth-monitor")) return dir + "berth-monitor";
+    // An installed tree: <prefix>/bin/berthd and <prefix>/libexec/berth/berth-monitor.
+    if (IsExecutable(dir + "../libexec/berth/berth-monitor")) {
+      return dir + "../libexec/berth/berth-monitor";
+    }
   }
 #ifdef BERTH_MONITOR_BUILD_PATH
   if (IsExecutable(BERTH_MONITOR_BUILD_PATH)) return BERTH_MONITOR_BUILD_PATH;

@@ -33,7 +33,8 @@ struct MonitorFds {
   int console_fd = -1;  // -1: no console
 };
 
-// The berth-monitor binary: $BERTH_MONITOR, else beside the running executable, else in
+// The berth-monitor binary: $BERTH_MONITOR, else beside the running executable or in
+// <prefix>/libexec/berth/ next to its bin/ or sbin/, else in
 // the build tree this library was built in. Throws kNotFound when none is executable.
 std::string FindMonitorBinary();
 
