@@ -10,7 +10,9 @@ PACKAGES=(
   libseccomp-dev libcap-dev libnl-3-dev libnl-route-3-dev libinih-dev libcli11-dev libspdlog-dev
   libfmt-dev libnftables-dev nftables
   busybox-static iproute2 util-linux procps psmisc
-  buildah skopeo umoci
+  buildah skopeo umoci jq curl
+  python3-nova python3-os-vif python3-oslotest python3-stestr python3-ddt
+  python3-requests-mock python3-testscenarios python3-pytest python3-wsgi-intercept
 )
 
 missing=()

@@ -504,23 +504,14 @@ StateRecord CreateContainer(const CreateOptions& options) {
       }
       mtimer.Mark("maps+cgroup");
       WriteAllFd(sync_parent.get(), "g", 1);
-      std::string reply = ReadUpTo(sync_parent.get(), 8192);
-      mtimer.Mark("init ready");
-      if (reply != "ready\n") {
-        kill_init();
-        if (reply.rfind("err ", 0) == 0) {
-          std::string msg = reply.substr(4);
-          while (!msg.empty() && msg.back() == '\n') msg.pop_back();
-          ChildFail(ready.write.get(), msg);
-        }
-        ChildFail(ready.write.get(), "container init exited during setup");
-      }
-      sync_parent.reset();
+      // The monitor takes over from here: it starts while the init builds its root, and
+      // waits for the init's "ready" (or its error) before it answers the creator.
       record.init_pid = init_pid;
       record.init_start_time = ProcessStartTime(init_pid);
       record.monitor_pid = ::getpid();
       WriteStateRecord(state_dir, record);
       mfds.init_pid = init_pid;
+      mfds.init_sync_fd = sync_parent.get();
       mtimer.Mark("state written");
       monitor_command.Exec(mfds);
     } catch (const Error& e) {
@@ -663,20 +654,29 @@ std::string OciStateJson(const ContainerInfo& info) {
   return out;
 }
 
-void KillContainer(const std::string& state_root, const std::string& id, int signal, bool all) {
+namespace {
+
+// A request that needs a live container: no monitor means the container has stopped.
+void RequestRunning(const std::string& state_root, const std::string& id,
+                    const std::string& request, int timeout_ms) {
   ReadStateRecord(state_root, id);
-  if (signal <= 0 || signal >= 65) {
-    throw Error(ErrorKind::kInvalidArgument, "invalid signal " + std::to_string(signal));
-  }
   try {
-    monitor::MonitorClient::Request(StateDir(state_root, id),
-                                    "kill " + std::to_string(signal) + (all ? " all" : ""), 5000);
+    monitor::MonitorClient::Request(StateDir(state_root, id), request, timeout_ms);
   } catch (const Error& e) {
     if (e.kind() == ErrorKind::kNotFound) {
       throw Error(ErrorKind::kConflict, "container \"" + id + "\" is not running");
     }
     throw;
   }
+}
+
+}  // namespace
+
+void KillContainer(const std::string& state_root, const std::string& id, int signal, bool all) {
+  if (signal <= 0 || signal >= 65) {
+    throw Error(ErrorKind::kInvalidArgument, "invalid signal " + std::to_string(signal));
+  }
+  RequestRunning(state_root, id, "kill " + std::to_string(signal) + (all ? " all" : ""), 5000);
 }
 
 ContainerInfo WaitContainer(const std::string& state_root, const std::string& id) {
@@ -693,13 +693,11 @@ ContainerInfo WaitContainer(const std::string& state_root, const std::string& id
 }
 
 void PauseContainer(const std::string& state_root, const std::string& id) {
-  ReadStateRecord(state_root, id);
-  monitor::MonitorClient::Request(StateDir(state_root, id), "pause", 10000);
+  RequestRunning(state_root, id, "pause", 10000);
 }
 
 void ResumeContainer(const std::string& state_root, const std::string& id) {
-  ReadStateRecord(state_root, id);
-  monitor::MonitorClient::Request(StateDir(state_root, id), "resume", 10000);
+  RequestRunning(state_root, id, "resume", 10000);
 }
 
 void DeleteContainer(const std::string& state_root, const std::string& id, bool force) {

@@ -80,7 +80,7 @@ MonitorCommand::MonitorCommand(const MonitorArgs& args, std::string binary)
     words_.push_back(value);
   }
   static constexpr const char* kSlotFlags[kSlotCount] = {
-      "--init-pid", "--start-fd", "--exec-err-fd", "--ready-fd", "--console-fd"};
+      "--init-pid", "--start-fd", "--exec-err-fd", "--ready-fd", "--init-sync-fd", "--console-fd"};
   for (const char* flag : kSlotFlags) words_.push_back(flag);
 
   const size_t fixed = words_.size() - kSlotCount;
@@ -98,13 +98,14 @@ void MonitorCommand::Exec(const MonitorFds& fds) noexcept {
   FormatInt(fds.start_fd, slots_[kStartFd]);
   FormatInt(fds.exec_err_fd, slots_[kExecErrFd]);
   FormatInt(fds.ready_fd, slots_[kReadyFd]);
+  FormatInt(fds.init_sync_fd, slots_[kInitSyncFd]);
   FormatInt(fds.console_fd, slots_[kConsoleFd]);
   // --console-fd comes last, so no console means ending argv before it.
   if (fds.console_fd < 0) argv_[console_flag_index_] = nullptr;
 
   // Whatever the creator had open must not live on in the monitor for the container's life.
   ::syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC);
-  for (int fd : {fds.start_fd, fds.exec_err_fd, fds.ready_fd, fds.console_fd}) {
+  for (int fd : {fds.start_fd, fds.exec_err_fd, fds.ready_fd, fds.console_fd, fds.init_sync_fd}) {
     if (fd >= 0) ::fcntl(fd, F_SETFD, 0);
   }
   ::execve(binary_.c_str(), argv_.data(), environ);

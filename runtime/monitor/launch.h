@@ -31,6 +31,9 @@ struct MonitorFds {
   int exec_err_fd = -1;
   int ready_fd = -1;
   int console_fd = -1;  // -1: no console
+  // The creator's end of the init's setup socket: the monitor waits for the init's
+  // "ready\n" (or forwards its "err ...\n") before it reports "ok". -1: none.
+  int init_sync_fd = -1;
 };
 
 // The berth-monitor binary: $BERTH_MONITOR, else beside the running executable or in
@@ -52,7 +55,7 @@ class MonitorCommand {
 
  private:
   using Slot = std::array<char, 24>;
-  enum SlotIndex { kInitPid, kStartFd, kExecErrFd, kReadyFd, kConsoleFd, kSlotCount };
+  enum SlotIndex { kInitPid, kStartFd, kExecErrFd, kReadyFd, kInitSyncFd, kConsoleFd, kSlotCount };
 
   std::string binary_;
   std::vector<std::string> words_;  // the fixed words; argv points into them and slots_

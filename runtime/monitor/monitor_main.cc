@@ -47,6 +47,7 @@ struct Args {
   int exec_err_fd = -1;
   int ready_fd = -1;
   int console_fd = -1;
+  int init_sync_fd = -1;
   unsigned long long console_max = kDefaultConsoleMax;
   const char* freezer = nullptr;
   const char* cgroup_procs = nullptr;
@@ -133,6 +134,11 @@ const char* ParseArgs(int argc, char** argv, Args* a) {
       if (!ParseFd(value, &a->exec_err_fd)) return "bad --exec-err-fd";
     } else if (mini::StrEq(key, "--ready-fd")) {
       if (!ParseFd(value, &a->ready_fd)) return "bad --ready-fd";
+    } else if (mini::StrEq(key, "--init-sync-fd")) {
+      // -1: the creator waited for the init itself.
+      if (!mini::StrEq(value, "-1") && !ParseFd(value, &a->init_sync_fd)) {
+        return "bad --init-sync-fd";
+      }
     } else if (mini::StrEq(key, "--console-fd")) {
       if (!ParseFd(value, &a->console_fd)) return "bad --console-fd";
     } else if (mini::StrEq(key, "--console-max")) {
@@ -559,7 +565,7 @@ const char* Setup(Monitor& m) {
   for (int std_fd = 0; std_fd <= 2; ++std_fd) {
     const Args& a = m.args;
     bool ours = std_fd == a.start_fd || std_fd == a.exec_err_fd || std_fd == a.ready_fd ||
-                std_fd == a.console_fd || std_fd == null_fd;
+                std_fd == a.console_fd || std_fd == a.init_sync_fd || std_fd == null_fd;
     if (!ours) ::dup2(null_fd, std_fd);
   }
   if (null_fd > 2) ::close(null_fd);
@@ -568,7 +574,8 @@ const char* Setup(Monitor& m) {
   m.dir_fd = ::open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (m.dir_fd < 0) return "open the state dir";
 
-  for (int fd : {m.args.start_fd, m.args.exec_err_fd, m.args.ready_fd, m.args.console_fd}) {
+  for (int fd : {m.args.start_fd, m.args.exec_err_fd, m.args.ready_fd, m.args.console_fd,
+                 m.args.init_sync_fd}) {
     if (fd >= 0) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
   }
   ::fcntl(m.args.exec_err_fd, F_SETFL, O_NONBLOCK);
@@ -685,6 +692,26 @@ void Loop(Monitor& m) {
   }
 }
 
+// The init sets up its root while this monitor starts (they overlap: the exec of the
+// monitor costs as much as the init's mounts). Its one line says how that went:
+// "ready\n", or "err <message>\n" which becomes the create's error. nullptr when ready;
+// else the message (in `line`), or a step name for a lost init.
+const char* AwaitInit(int sync_fd, FixedText<1024>& line) {
+  char c;
+  for (;;) {
+    ssize_t n = ::read(sync_fd, &c, 1);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0 || c == '\n') break;
+    line.AddChar(c);
+  }
+  ::close(sync_fd);
+  if (mini::StrEq(line.c_str(), "ready")) return nullptr;
+  const char* text = line.c_str();
+  if (text[0] == 'e' && text[1] == 'r' && text[2] == 'r' && text[3] == ' ') return text + 4;
+  errno = 0;
+  return "the container init exited during setup";
+}
+
 void Report(int ready_fd, const char* what, int err) {
   if (ready_fd < 0) return;
   FixedText<512> line;
@@ -717,6 +744,17 @@ int main(int argc, char** argv) {
     ::waitpid(m.args.init_pid, nullptr, 0);
     ::unlink(kSocketName);
     return 1;
+  }
+  if (m.args.init_sync_fd >= 0) {
+    FixedText<1024> line;
+    if (const char* failed = AwaitInit(m.args.init_sync_fd, line)) {
+      Report(m.args.ready_fd, failed, 0);
+      ::kill(m.args.init_pid, SIGKILL);
+      ::waitpid(m.args.init_pid, nullptr, 0);
+      ::unlink(kSocketName);
+      return 1;
+    }
+    m.args.init_sync_fd = -1;
   }
   if (m.args.ready_fd >= 0) {
     mini::WriteAll(m.args.ready_fd, "ok\n", 3);

@@ -26,6 +26,7 @@
 //   --start-fd N          write end: one byte releases C into execve
 //   --exec-err-fd N       read end: EOF = exec ok, 4 bytes = errno of the failed execve
 //   --ready-fd N          write end: "ok\n" once the socket listens
+//   --init-sync-fd N      (optional; -1: none) the creator's end of C's setup socket
 //   --console-fd N        (optional) read end of C's stdout+stderr pipe
 //   --console-max BYTES   (optional, default 1 MiB) bound on the console log
 //   --freezer PATH        (optional) freezer.state (v1) or cgroup.freeze (v2) of the group

@@ -173,7 +173,7 @@ TEST_F(CliBadInputTest, UnknownSignalIsRefusedAndTheContainerKeepsRunning) {
 // monitor is gone they pass on the client's kNotFound, so the CLI exits 2 ("not found") with
 // "monitor not running: connect .../monitor.sock" instead of a conflict naming the state, as
 // KillContainer does. Enable when fixed.
-TEST_F(CliBadInputTest, DISABLED_PauseOrResumeOfAStoppedContainerIsAConflict) {
+TEST_F(CliBadInputTest, PauseOrResumeOfAStoppedContainerIsAConflict) {
   ASSERT_EQ(Cli({"run", "-d", "--bundle", Bundle("gone", {"true"}), "gone"}).exit_code, 0);
   ASSERT_EQ(WaitForStatus("gone", "stopped"), "stopped");
   for (const char* verb : {"pause", "resume"}) {

@@ -62,7 +62,7 @@ class CliTest : public ::testing::Test {
   rapidjson::Document State(const std::string& id);
   // Polls `state ID` until its status is `status` (or `timeout_ms` passes).
   std::string WaitForStatus(const std::string& id, const std::string& status,
-                            int timeout_ms = 5000);
+                            int timeout_ms = 10000);
 
   static std::string rootfs_;
   static std::string base_config_;  // `berth-runtime spec` output
