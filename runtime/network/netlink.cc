@@ -1,7 +1,10 @@
 #include "runtime/network/netlink.h"
 
+#include <linux/ethtool.h>
 #include <linux/if.h>
+#include <linux/if_addr.h>
 #include <linux/rtnetlink.h>
+#include <linux/sockios.h>
 #include <netlink/errno.h>
 #include <netlink/netlink.h>
 #include <netlink/route/addr.h>
@@ -9,12 +12,15 @@
 #include <netlink/route/link/bridge.h>
 #include <netlink/route/link/veth.h>
 #include <netlink/route/route.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 
 #include "runtime/common/error.h"
+#include "runtime/common/unique_fd.h"
 
 namespace berth::net {
 namespace {
@@ -286,7 +292,7 @@ void Netlink::SetMaster(const std::string& link, const std::string& bridge) {
   Check(rtnl_link_enslave_ifindex(sock_.get(), master, slave), "set-master", link);
 }
 
-void Netlink::AddAddress(const std::string& link, const std::string& cidr) {
+void Netlink::AddAddress(const std::string& link, const std::string& cidr, bool skip_dad) {
   int index = GetLink(link).index;
   NlAddrPtr local = ParseAddr(cidr, AF_UNSPEC, "add-address", link);
   std::unique_ptr<rtnl_addr, RtAddrPut> addr(rtnl_addr_alloc());
@@ -295,6 +301,9 @@ void Netlink::AddAddress(const std::string& link, const std::string& cidr) {
   rtnl_addr_set_family(addr.get(), nl_addr_get_family(local.get()));
   Check(rtnl_addr_set_local(addr.get(), local.get()), "add-address", link);
   rtnl_addr_set_prefixlen(addr.get(), nl_addr_get_prefixlen(local.get()));
+  if (skip_dad && nl_addr_get_family(local.get()) == AF_INET6) {
+    rtnl_addr_set_flags(addr.get(), IFA_F_NODAD);
+  }
   WithContext("address " + cidr, [&] {
     Check(rtnl_addr_add(sock_.get(), addr.get(), NLM_F_EXCL), "add-address", link);
   });
@@ -322,26 +331,73 @@ std::vector<std::string> Netlink::ListAddresses(const std::string& link) {
 }
 
 void Netlink::AddDefaultRoute(const std::string& link, const std::string& gateway) {
+  AddRoute(link, "default", gateway);
+}
+
+void Netlink::AddRoute(const std::string& link, const std::string& destination,
+                       const std::string& gateway) {
+  const std::string op = destination == "default" ? "add-default-route" : "add-route";
   int index = GetLink(link).index;
-  NlAddrPtr gw = ParseAddr(gateway, AF_UNSPEC, "add-default-route", link);
-  int family = nl_addr_get_family(gw.get());
-  NlAddrPtr dst = ParseAddr("default", family, "add-default-route", link);
+  NlAddrPtr gw;
+  int family = AF_UNSPEC;
+  if (!gateway.empty()) {
+    gw = ParseAddr(gateway, AF_UNSPEC, op, link);
+    family = nl_addr_get_family(gw.get());
+  }
+  // "default" needs a family; without a gateway there is nothing to take it from.
+  if (destination == "default" && family == AF_UNSPEC) {
+    throw Error(ErrorKind::kInvalidArgument, "netlink " + op + " " + link + ": needs a gateway");
+  }
+  NlAddrPtr dst = ParseAddr(destination, family, op, link);
+  if (family == AF_UNSPEC) family = nl_addr_get_family(dst.get());
+  if (nl_addr_get_family(dst.get()) != family) {
+    throw Error(ErrorKind::kInvalidArgument, "netlink " + op + " " + link + ": " + destination +
+                                                 " via " + gateway + " mixes address families");
+  }
   std::unique_ptr<rtnl_route, RoutePut> route(rtnl_route_alloc());
-  if (!route) ThrowNl("add-default-route", link, -NLE_NOMEM);
+  if (!route) ThrowNl(op, link, -NLE_NOMEM);
   rtnl_route_set_family(route.get(), static_cast<uint8_t>(family));
-  Check(rtnl_route_set_dst(route.get(), dst.get()), "add-default-route", link);
+  Check(rtnl_route_set_dst(route.get(), dst.get()), op, link);
   rtnl_route_set_table(route.get(), RT_TABLE_MAIN);
-  rtnl_route_set_scope(route.get(), RT_SCOPE_UNIVERSE);
+  rtnl_route_set_scope(route.get(), gw ? RT_SCOPE_UNIVERSE : RT_SCOPE_LINK);
   rtnl_route_set_protocol(route.get(), RTPROT_BOOT);
   rtnl_nexthop* nh = rtnl_route_nh_alloc();
-  if (!nh) ThrowNl("add-default-route", link, -NLE_NOMEM);
+  if (!nh) ThrowNl(op, link, -NLE_NOMEM);
   rtnl_route_nh_set_ifindex(nh, index);
-  rtnl_route_nh_set_gateway(nh, gw.get());
+  if (gw) rtnl_route_nh_set_gateway(nh, gw.get());
   rtnl_route_add_nexthop(route.get(), nh);  // the route owns nh from here
-  WithContext("via " + gateway, [&] {
-    Check(rtnl_route_add(sock_.get(), route.get(), NLM_F_CREATE | NLM_F_EXCL), "add-default-route",
-          link);
+  WithContext(gateway.empty() ? destination : destination + " via " + gateway, [&] {
+    Check(rtnl_route_add(sock_.get(), route.get(), NLM_F_CREATE | NLM_F_EXCL), op, link);
   });
+}
+
+std::vector<std::string> Netlink::ListRoutes(const std::string& link) {
+  int index = GetLink(link).index;
+  nl_cache* raw = nullptr;
+  Check(rtnl_route_alloc_cache(sock_.get(), AF_UNSPEC, 0, &raw), "list-routes", link);
+  CachePtr cache(raw);
+  std::vector<std::string> out;
+  for (nl_object* obj = nl_cache_get_first(cache.get()); obj; obj = nl_cache_get_next(obj)) {
+    auto* route = reinterpret_cast<rtnl_route*>(obj);
+    if (rtnl_route_get_table(route) != RT_TABLE_MAIN || rtnl_route_get_nnexthops(route) != 1) {
+      continue;
+    }
+    rtnl_nexthop* nh = rtnl_route_nexthop_n(route, 0);
+    if (rtnl_route_nh_get_ifindex(nh) != index) continue;
+    char buf[INET6_ADDRSTRLEN + 8];
+    nl_addr* dst = rtnl_route_get_dst(route);
+    std::string text = (!dst || nl_addr_get_prefixlen(dst) == 0)
+                           ? std::string("default")
+                           : std::string(nl_addr2str(dst, buf, sizeof buf));
+    if (text != "default" && text.find('/') == std::string::npos) {
+      text += "/" + std::to_string(nl_addr_get_prefixlen(dst));
+    }
+    if (nl_addr* gw = rtnl_route_nh_get_gateway(nh)) {
+      text += std::string(" via ") + nl_addr2str(gw, buf, sizeof buf);
+    }
+    out.push_back(text);
+  }
+  return out;
 }
 
 void Netlink::DeleteLink(const std::string& link) {
@@ -355,6 +411,26 @@ bool Netlink::DeleteLinkIfExists(const std::string& link) {
   if (rc == -NLE_NODEV || rc == -NLE_OBJ_NOTFOUND) return false;
   Check(rc, "delete-link", link);
   return true;
+}
+
+void SetTxChecksumOffload(int netns_fd, const std::string& link, bool on) {
+  if (!IsValidLinkName(link)) {
+    throw Error(ErrorKind::kInvalidArgument, "link name \"" + link + "\" is not valid");
+  }
+  RunInNetns(netns_fd, [&] {
+    UniqueFd fd(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    if (!fd) ThrowErrno("socket", "ethtool " + link);
+    ethtool_value value{};
+    value.cmd = ETHTOOL_STXCSUM;
+    value.data = on ? 1 : 0;
+    ifreq req{};
+    std::memcpy(req.ifr_name, link.c_str(), link.size());
+    req.ifr_data = reinterpret_cast<char*>(&value);
+    if (::ioctl(fd.get(), SIOCETHTOOL, &req) != 0) {
+      int saved = errno;
+      throw NlError(on ? "ethtool tx-on" : "ethtool tx-off", link, saved);
+    }
+  });
 }
 
 }  // namespace berth::net

@@ -61,12 +61,21 @@ class Netlink {
   void SetUp(const std::string& link, bool up = true);
   // Enslaves link to bridge (a bridge port).
   void SetMaster(const std::string& link, const std::string& bridge);
-  // "10.88.0.5/16" or "fd00::5/64"; the family follows the text.
-  void AddAddress(const std::string& link, const std::string& cidr);
+  // "10.88.0.5/16" or "fd00::5/64"; the family follows the text. skip_dad: an IPv6
+  // address usable at once (IFA_F_NODAD), for addresses a controller (Neutron) assigned.
+  void AddAddress(const std::string& link, const std::string& cidr, bool skip_dad = false);
   // Addresses on the link, as "10.88.0.5/16".
   std::vector<std::string> ListAddresses(const std::string& link);
   // Default route via gateway ("10.88.0.1" or an IPv6 address) out of link.
   void AddDefaultRoute(const std::string& link, const std::string& gateway);
+  // A route to destination ("192.168.5.0/24", "fd00:1::/64", "default") out of link, via
+  // gateway; an empty gateway makes it on-link (scope link). The families must agree.
+  void AddRoute(const std::string& link, const std::string& destination,
+                const std::string& gateway);
+  // Routes of the main table out of link, as "default via 10.0.0.1",
+  // "192.168.5.0/24 via 10.0.0.254" or "10.0.0.0/24" (on-link, e.g. the kernel's prefix
+  // route).
+  std::vector<std::string> ListRoutes(const std::string& link);
   // Deletes the link (a veth takes its peer with it). kNotFound when it does not exist.
   void DeleteLink(const std::string& link);
   // DeleteLink that treats "not found" as done; returns whether something was deleted.
@@ -83,6 +92,12 @@ class Netlink {
   };
   std::unique_ptr<nl_sock, SockDeleter> sock_;
 };
+
+// Turns the link's transmit checksum offload on or off (ethtool's "tx", SIOCETHTOOL
+// ETHTOOL_STXCSUM) in the namespace (netns_fd < 0: the current one). Needed on the instance
+// end of a veth on a userspace (netdev) OVS datapath: its packet sockets forward the
+// partial checksums of offloaded TCP/UDP unchanged, and the receiver drops them.
+void SetTxChecksumOffload(int netns_fd, const std::string& link, bool on);
 
 // Linux interface names are at most 15 bytes, no '/', no whitespace, not "." or "..".
 bool IsValidLinkName(const std::string& name);

@@ -7,6 +7,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -47,6 +48,9 @@ InstanceProcess::InstanceProcess() {
     char ok = ::unshare(CLONE_NEWNET) == 0 ? 'y' : 'n';
     (void)!::write(ready[1], &ok, 1);
     ::close(ready[1]);
+    // Like a container's init after exec, hold nothing of the parent's: an inherited fd of
+    // another instance's namespace would keep that namespace (and its veth) alive.
+    ::syscall(SYS_close_range, 3u, ~0u, 0u);
     for (;;) ::pause();
   }
   ::close(ready[1]);

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <functional>
 
 #include "runtime/common/error.h"
 #include "runtime/network/netns.h"
@@ -133,6 +134,45 @@ TEST_F(NetlinkTest, RunInNetnsLeavesCallerAlone) {
   ino_t inside = RunInNetns(peer_.get(), [] { return CurrentNetnsInode(); });
   EXPECT_NE(inside, before_);
   EXPECT_THROW(RunInNetns(peer_.get(), [] { throw Error(ErrorKind::kInternal, "boom"); }), Error);
+}
+
+TEST_F(NetlinkTest, RoutesOnLinkAndViaANextHopAndTxChecksumOffload) {
+  Netlink nl = Netlink::OpenIn(NetnsRef::Fd(host_.get()));
+  VethSpec veth;
+  veth.name = "bt-rt0";
+  veth.peer_name = "bt-rt1";
+  nl.CreateVethPair(veth);
+  nl.AddAddress("bt-rt0", "10.0.0.5/24");
+  nl.SetUp("bt-rt1");
+  nl.SetUp("bt-rt0");
+  nl.AddRoute("bt-rt0", "192.168.77.0/24", "10.0.0.254");
+  nl.AddRoute("bt-rt0", "172.16.0.0/12", "");
+  nl.AddDefaultRoute("bt-rt0", "10.0.0.1");
+  auto routes = nl.ListRoutes("bt-rt0");
+  for (const char* want :
+       {"192.168.77.0/24 via 10.0.0.254", "172.16.0.0/12", "default via 10.0.0.1", "10.0.0.0/24"}) {
+    EXPECT_NE(std::find(routes.begin(), routes.end(), want), routes.end()) << want;
+  }
+  auto kind = [](const std::function<void()>& fn) {
+    try {
+      fn();
+    } catch (const Error& e) {
+      return e.kind();
+    }
+    return ErrorKind::kInternal;
+  };
+  EXPECT_EQ(kind([&] { nl.AddRoute("bt-rt0", "192.168.77.0/24", "10.0.0.254"); }),
+            ErrorKind::kAlreadyExists);
+  EXPECT_EQ(kind([&] { nl.AddRoute("bt-rt0", "192.168.78.0/24", "fd00::1"); }),
+            ErrorKind::kInvalidArgument);
+  EXPECT_EQ(kind([&] { nl.AddRoute("bt-rt0", "default", ""); }), ErrorKind::kInvalidArgument);
+  EXPECT_EQ(kind([&] { nl.AddRoute("bt-nope", "192.168.78.0/24", ""); }), ErrorKind::kNotFound);
+
+  EXPECT_NO_THROW(SetTxChecksumOffload(host_.get(), "bt-rt0", false));
+  EXPECT_NO_THROW(SetTxChecksumOffload(host_.get(), "bt-rt0", true));
+  EXPECT_EQ(kind([&] { SetTxChecksumOffload(host_.get(), "bt-nope", false); }),
+            ErrorKind::kNotFound);
+  nl.DeleteLink("bt-rt0");
 }
 
 }  // namespace
