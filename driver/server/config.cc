@@ -91,6 +91,10 @@ const std::map<std::string, Setter>& Setters() {
        [](Config& c, const std::string& w, const char* v) {
          c.exec_max_output = ToUnsigned(w, v, uint64_t{64} << 20);
        }},
+      {"instances.state_refresh_ms",
+       [](Config& c, const std::string& w, const char* v) {
+         c.state_refresh_ms = static_cast<int>(ToUnsigned(w, v, 3600000));
+       }},
   };
   return kSetters;
 }

@@ -28,6 +28,9 @@ struct Config {
   uint64_t console_max_bytes = 1 << 20;
   int default_stop_timeout = 10;  // seconds
   uint64_t exec_max_output = 1 << 20;
+  // How often the cached instance states (GET /v1/instances, /metrics) are refreshed from
+  // the monitors, in ms; 0: only by the lifecycle operations and GET /v1/instances/{uuid}.
+  int state_refresh_ms = 1000;
 
   std::vector<std::string> warnings;  // unknown options, reported once logging is up
 

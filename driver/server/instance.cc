@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "driver/server/json_util.h"
+#include "driver/server/names.h"
 #include "runtime/common/error.h"
 #include "runtime/security/security.h"
 #include "runtime/spec/parser.h"
@@ -121,6 +122,7 @@ std::string InstanceToJson(const InstanceRecord& r) {
   w.StartObject();
   WriteString(w, "uuid", r.uuid);
   WriteString(w, "name", r.name);
+  WriteString(w, "hostname", r.hostname);
   WriteString(w, "image_id", r.image_id);
   WriteString(w, "image_ref", r.image_ref);
   w.Key("flavor");
@@ -151,6 +153,9 @@ InstanceRecord InstanceFromJson(const std::string& json, const std::string& path
     InstanceRecord r;
     r.uuid = OptString(doc, "uuid", "uuid").value_or("");
     r.name = OptString(doc, "name", "name").value_or("");
+    // Records written before hostname existed used the name.
+    r.hostname = OptString(doc, "hostname", "hostname").value_or("");
+    if (r.hostname.empty()) r.hostname = HostnameFromName(r.name);
     r.image_id = OptString(doc, "image_id", "image_id").value_or("");
     r.image_ref = OptString(doc, "image_ref", "image_ref").value_or("");
     if (const auto* f = OptObject(doc, "flavor", "flavor")) r.flavor = ParseFlavor(*f, "flavor");
@@ -295,7 +300,7 @@ spec::Spec BuildInstanceSpec(const SpecInputs& in) {
   spec::Spec s = spec::DefaultSpec();
   s.root.path = in.rootfs;
   s.root.readonly = false;
-  s.hostname = inst.name;
+  s.hostname = inst.hostname;
 
   spec::Process& p = s.process;
   p.terminal = false;
@@ -315,7 +320,7 @@ spec::Spec BuildInstanceSpec(const SpecInputs& in) {
   // Software inside recognises OpenStack this way, as under Nova's libvirt LXC driver.
   SetEnv(p.env, "product_name=OpenStack Nova");
   SetEnv(p.env, "container=berth");
-  SetEnv(p.env, "HOSTNAME=" + inst.name);
+  SetEnv(p.env, "HOSTNAME=" + inst.hostname);
   p.cwd = img.working_dir.empty() ? "/" : img.working_dir;
   if (p.cwd[0] != '/') p.cwd = "/" + p.cwd;
   UserIds ids = ResolveUser(img.user, in.etc_passwd, in.etc_group);

@@ -41,7 +41,8 @@ DesiredState DesiredStateFromName(const std::string& name);
 
 struct InstanceRecord {
   std::string uuid;
-  std::string name;
+  std::string name;       // Nova's display name, any text
+  std::string hostname;   // the container's hostname (RFC 1123 label)
   std::string image_id;   // "sha256:..."
   std::string image_ref;  // what the caller asked for
   Flavor flavor;
@@ -88,7 +89,7 @@ struct SpecInputs {
 // The container spec for an instance: args (Entrypoint + Cmd, or Entrypoint + command),
 // env (PATH default, image Env, overrides, product_name=OpenStack Nova), cwd, user,
 // DefaultSpec's mounts and masks, pid/mount/ipc/uts/network namespaces (network: loopback
-// only), hostname = name, default capabilities and seccomp profile, flavor limits.
+// only), hostname = the record's hostname, default capabilities and seccomp profile, flavor limits.
 spec::Spec BuildInstanceSpec(const SpecInputs& in);
 
 // "uid[:gid]" or "name[:group]" resolved against passwd/group text.

@@ -30,7 +30,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-[[noreturn]] void Conflict(const std::string& msg) { throw Error(ErrorKind::kConflict, msg); }
 [[noreturn]] void Invalid(const std::string& msg) { throw Error(ErrorKind::kInvalidArgument, msg); }
 
 // Reads a file of the image's root without following its symlinks out of it: the root is
@@ -107,18 +106,50 @@ bool PowerStateAllows(PowerState s, std::initializer_list<PowerState> allowed) {
 }
 
 [[noreturn]] void WrongState(const std::string& action, const std::string& uuid, PowerState s) {
-  Conflict("cannot " + action + " instance " + uuid + " while it is " + PowerStateName(s));
+  throw InvalidStateError(
+      "cannot " + action + " instance " + uuid + " while it is " + PowerStateName(s), s);
+}
+
+bool SameLiveState(const InstanceView& a, const InstanceView& b) {
+  return a.power_state == b.power_state && a.pid == b.pid && a.exit_code == b.exit_code &&
+         a.exit_signal == b.exit_signal && a.oom_killed == b.oom_killed &&
+         a.task_state == b.task_state;
 }
 
 }  // namespace
 
 std::string SnapshotKey(const std::string& uuid) { return "instance-" + uuid; }
 
+std::optional<PowerState> IdempotentStateOf(const std::string& action) {
+  if (action == "start") return PowerState::kRunning;
+  if (action == "stop") return PowerState::kShutdown;
+  if (action == "pause") return PowerState::kPaused;
+  if (action == "suspend") return PowerState::kSuspended;
+  return std::nullopt;
+}
+
+SnapshotRequest ParseSnapshotRequest(const rapidjson::Value& body) {
+  SnapshotRequest r;
+  r.name = OptString(body, "name", "name").value_or("");
+  r.image_id = OptString(body, "image_id", "image_id").value_or("");
+  if (r.name.empty() && r.image_id.empty()) Invalid("name: missing (or give image_id)");
+  if (r.name.empty()) r.name = r.image_id;
+  if (r.name.size() > 255) Invalid("name: at most 255 characters");
+  for (char c : r.name) {
+    if (static_cast<unsigned char>(c) < 0x20) Invalid("name: control characters are not allowed");
+  }
+  r.do_export = OptBool(body, "export", "export").value_or(false);
+  r.export_format = OptString(body, "export_format", "export_format").value_or("docker-archive");
+  store::ParseExportFormat(r.export_format);  // kInvalidArgument for another
+  return r;
+}
+
 void WriteInstanceJson(JsonWriter& w, const InstanceView& v) {
   const InstanceRecord& r = v.record;
   w.StartObject();
   WriteString(w, "uuid", r.uuid);
   WriteString(w, "name", r.name);
+  WriteString(w, "hostname", r.hostname);
   WriteString(w, "image", r.image_id);
   WriteString(w, "image_ref", r.image_ref);
   w.Key("flavor");
@@ -199,26 +230,103 @@ InstanceManager::InstancePtr InstanceManager::Find(const std::string& uuid) {
 }
 
 void InstanceManager::SetTask(Instance& inst, const std::string& task) {
-  std::lock_guard lock(inst.mu);
-  inst.task = task;
+  {
+    std::lock_guard lock(inst.mu);
+    inst.task = task;
+    ++inst.generation;
+  }
+  MarkListDirty();
 }
 
 void InstanceManager::SaveRecord(Instance& inst, const InstanceRecord& record) {
   WriteFileAtomic(RecordPath(record.uuid), InstanceToJson(record), 0600);
-  std::lock_guard lock(inst.mu);
-  inst.record = record;
+  {
+    std::lock_guard lock(inst.mu);
+    inst.record = record;
+    ++inst.generation;
+  }
+  MarkListDirty();
 }
 
-InstanceView InstanceManager::ViewOf(const Instance& inst) {
+InstanceView InstanceManager::ViewOf(Instance& inst) {
   InstanceRecord record;
   std::string task;
+  uint64_t generation;
   {
     std::lock_guard lock(inst.mu);
     record = inst.record;
     task = inst.task;
+    generation = inst.generation;
   }
-  return ViewOf(record, task);
+  InstanceView v = ViewOf(record, task);
+  bool changed = false;
+  {
+    std::lock_guard lock(inst.mu);
+    if (inst.generation == generation) {
+      changed = !inst.cached || !SameLiveState(*inst.cached, v);
+      inst.cached = v;
+    }
+  }
+  if (changed) MarkListDirty();
+  return v;
 }
+
+InstanceView InstanceManager::CachedViewOf(Instance& inst) {
+  {
+    std::lock_guard lock(inst.mu);
+    if (inst.task == "spawning" || inst.task == "deleting") {
+      return ViewOf(inst.record, inst.task);  // NOSTATE, asks nothing
+    }
+    if (inst.cached) {
+      InstanceView v = *inst.cached;
+      v.record = inst.record;
+      v.task_state = inst.task;
+      if (inst.record.desired == DesiredState::kStopped) {
+        v.power_state = PowerState::kShutdown;
+        v.pid = 0;
+      }
+      return v;
+    }
+  }
+  return ViewOf(inst);  // first look at an instance
+}
+
+void InstanceManager::RefreshAll() {
+  std::vector<InstancePtr> all;
+  {
+    std::shared_lock lock(map_mu_);
+    for (const auto& [uuid, inst] : instances_) all.push_back(inst);
+  }
+  for (const auto& inst : all) ViewOf(*inst);
+}
+
+void InstanceManager::StartRefresher(int interval_ms) {
+  if (interval_ms <= 0 || refresher_.joinable()) return;
+  refresher_ = std::thread([this, interval_ms] {
+    std::unique_lock lock(refresher_mu_);
+    while (!refresher_cv_.wait_for(lock, std::chrono::milliseconds(interval_ms),
+                                   [this] { return refresher_stop_; })) {
+      lock.unlock();
+      try {
+        RefreshAll();
+      } catch (const std::exception& e) {
+        spdlog::warn("refreshing instance states: {}", e.what());
+      }
+      lock.lock();
+    }
+  });
+}
+
+void InstanceManager::StopRefresher() {
+  {
+    std::lock_guard lock(refresher_mu_);
+    refresher_stop_ = true;
+  }
+  refresher_cv_.notify_all();
+  if (refresher_.joinable()) refresher_.join();
+}
+
+InstanceManager::~InstanceManager() { StopRefresher(); }
 
 InstanceView InstanceManager::ViewOf(const InstanceRecord& record, const std::string& task) {
   InstanceView v;
@@ -317,10 +425,15 @@ InstanceView InstanceManager::Create(const rapidjson::Value& body) {
   rec.uuid = uuid;
   rec.name = OptString(body, "name", "name").value_or("");
   if (rec.name.empty()) rec.name = GenerateName();
-  if (rec.name.size() > 63) Invalid("name: at most 63 characters (it becomes the hostname)");
+  if (rec.name.size() > 255) Invalid("name: at most 255 characters, as Nova allows");
   for (char c : rec.name) {
-    if (static_cast<unsigned char>(c) < 0x20 || c == '/')
-      Invalid("name: control characters and '/' are not allowed");
+    if (static_cast<unsigned char>(c) < 0x20) Invalid("name: control characters are not allowed");
+  }
+  rec.hostname = OptString(body, "hostname", "hostname").value_or("");
+  if (rec.hostname.empty()) {
+    rec.hostname = HostnameFromName(rec.name);
+  } else if (!IsValidHostname(rec.hostname)) {
+    Invalid("hostname: want 1..63 of a-z, A-Z, 0-9 and '-', not starting or ending with '-'");
   }
   auto image_ref = OptString(body, "image", "image");
   if (!image_ref || image_ref->empty()) Invalid("image: missing");
@@ -348,10 +461,12 @@ InstanceView InstanceManager::Create(const rapidjson::Value& body) {
     }
     instances_[uuid] = inst;
   }
+  MarkListDirty();
   Rollback rollback;
   rollback.Add([this, uuid] {
     std::unique_lock lock(map_mu_);
     instances_.erase(uuid);
+    MarkListDirty();
   });
 
   const std::string dir = InstanceDir(uuid);
@@ -403,8 +518,27 @@ std::vector<InstanceView> InstanceManager::List() {
     for (const auto& [uuid, inst] : instances_) all.push_back(inst);
   }
   std::vector<InstanceView> out;
-  for (const auto& inst : all) out.push_back(ViewOf(*inst));
+  out.reserve(all.size());
+  for (const auto& inst : all) out.push_back(CachedViewOf(*inst));
   return out;
+}
+
+std::shared_ptr<const std::string> InstanceManager::ListJson() {
+  std::lock_guard lock(list_mu_);
+  // Read before building: a change during the build leaves the version newer than ours.
+  uint64_t version = list_version_.load(std::memory_order_relaxed);
+  if (list_json_ && list_json_version_ == version) return list_json_;
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  w.StartObject();
+  w.Key("instances");
+  w.StartArray();
+  for (const auto& v : List()) WriteInstanceJson(w, v);
+  w.EndArray();
+  w.EndObject();
+  list_json_ = std::make_shared<const std::string>(buf.GetString(), buf.GetSize());
+  list_json_version_ = version;
+  return list_json_;
 }
 
 InstanceView InstanceManager::Get(const std::string& uuid) { return ViewOf(*Find(uuid)); }
@@ -450,6 +584,7 @@ void InstanceManager::Delete(const std::string& uuid) {
     instances_.erase(uuid);
     inst->gone = true;
   }
+  MarkListDirty();
   TearDown(uuid);
   spdlog::info("instance {} deleted", uuid);
 }
@@ -503,6 +638,15 @@ InstanceView InstanceManager::Action(const std::string& uuid, const rapidjson::V
     if (t && (*t < 0 || *t > 3600)) Invalid("timeout: want 0..3600 seconds");
     return static_cast<int>(t.value_or(config_.default_stop_timeout));
   };
+  // Already where the action leads: a no-op, answered with the instance as it is.
+  // (A stop of an instance that powered itself off still cleans up its container.)
+  if (auto target = IdempotentStateOf(*action);
+      target && *target == ps && (*action != "stop" || rec.desired == DesiredState::kStopped)) {
+    clear_task.Dismiss();
+    spdlog::info("instance {}: {}: already {}", uuid, *action, PowerStateName(ps));
+    return now;
+  }
+
   auto start = [&] {
     if (ContainerExists(uuid)) container::DeleteContainer(root, uuid, true);  // exited leftover
     EnsureRootfsMounted(uuid);
@@ -520,7 +664,7 @@ InstanceView InstanceManager::Action(const std::string& uuid, const rapidjson::V
     SetTask(*inst, "powering-on");
     start();
   } else if (*action == "stop") {
-    if (rec.desired == DesiredState::kStopped) WrongState("stop", uuid, ps);
+    if (ps == PowerState::kNoState) WrongState("stop", uuid, ps);
     int t = timeout();
     SetTask(*inst, "powering-off");
     PowerOff(rec, t);
@@ -632,6 +776,45 @@ ExecResult InstanceManager::Exec(const std::string& uuid, const rapidjson::Value
   return r;
 }
 
+store::ImageRecord InstanceManager::Snapshot(const std::string& uuid,
+                                             const SnapshotRequest& request) {
+  InstancePtr inst = Find(uuid);
+  std::lock_guard op(inst->op_mu);
+  if (inst->gone) throw Error(ErrorKind::kNotFound, "instance " + uuid + " not found");
+  InstanceView now = ViewOf(*inst);
+  if (now.power_state == PowerState::kNoState) WrongState("snapshot", uuid, now.power_state);
+  const std::string root = config_.containers_dir();
+  SetTask(*inst, "image_snapshot");
+  ScopeGuard clear_task([&] { SetTask(*inst, ""); });
+  // A running instance is frozen so the layer is one moment of its disk; a paused or
+  // suspended one already is, a stopped one has no writers.
+  bool frozen_here = false;
+  if (now.power_state == PowerState::kRunning) {
+    container::PauseContainer(root, uuid);
+    frozen_here = true;
+  }
+  ScopeGuard thaw([&] {
+    if (!frozen_here) return;
+    try {
+      container::ResumeContainer(root, uuid);
+    } catch (const Error& e) {
+      spdlog::error("instance {}: thaw after snapshot: {}", uuid, e.message());
+    }
+  });
+  auto started = Clock::now();
+  store::CommitOptions opts;
+  opts.name = request.name;
+  opts.created_by = "berthd snapshot of instance " + uuid;
+  opts.comment = request.image_id.empty()
+                     ? "snapshot of instance " + uuid
+                     : "snapshot of instance " + uuid + " for image " + request.image_id;
+  store::ImageRecord image = images_.Commit(SnapshotKey(uuid), opts);
+  spdlog::info("instance {}: snapshot {} ({}) committed in {:.1f} ms", uuid, image.id.str(),
+               request.name,
+               std::chrono::duration<double, std::milli>(Clock::now() - started).count());
+  return image;
+}
+
 bool InstanceManager::ImageInUse(const std::string& image_id) {
   std::shared_lock lock(map_mu_);
   for (const auto& [uuid, inst] : instances_) {
@@ -660,7 +843,7 @@ std::map<std::string, int> InstanceManager::CountByState() {
                        PowerState::kShutdown, PowerState::kCrashed, PowerState::kSuspended}) {
     out[PowerStateName(s)] = 0;
   }
-  for (const auto& v : List()) ++out[PowerStateName(v.power_state)];
+  for (const auto& v : List()) ++out[PowerStateName(v.power_state)];  // cached views
   return out;
 }
 

@@ -14,12 +14,15 @@
 
 #include <sys/types.h>
 
+#include <atomic>
+#include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <shared_mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "driver/server/config.h"
@@ -43,6 +46,32 @@ struct InstanceView {
 };
 void WriteInstanceJson(JsonWriter& w, const InstanceView& v);
 
+// 409 for an action the instance's power state forbids; the REST layer adds the state to
+// the error body ("power_state", "power_state_name") so a client needs no message parsing.
+class InvalidStateError : public Error {
+ public:
+  InvalidStateError(std::string message, PowerState state)
+      : Error(ErrorKind::kConflict, std::move(message)), state_(state) {}
+  PowerState power_state() const { return state_; }
+
+ private:
+  PowerState state_;
+};
+
+// The power state an action leads to when the instance is already in it: then the action
+// is a no-op answered 200 (Nova retries, and two callers may race). nullopt for actions
+// without such a state (reboot, resize, unpause, resume: see docs/api.md).
+std::optional<PowerState> IdempotentStateOf(const std::string& action);
+
+// POST /v1/instances/{uuid}/snapshot body.
+struct SnapshotRequest {
+  std::string name;      // the new image's name (may be empty when image_id is given)
+  std::string image_id;  // the caller's (Glance's) id for it, recorded in the comment
+  bool do_export = false;
+  std::string export_format = "docker-archive";
+};
+SnapshotRequest ParseSnapshotRequest(const rapidjson::Value& body);
+
 struct ExecResult {
   int exit_code = 0;
   std::string stdout_text;
@@ -53,13 +82,23 @@ struct ExecResult {
 class InstanceManager {
  public:
   InstanceManager(const Config& config, store::ImageStore& images, Metrics& metrics);
+  ~InstanceManager();
+
+  // Starts the thread that refreshes the cached views every `interval_ms` (0: never; the
+  // lifecycle operations refresh their instance anyway).
+  void StartRefresher(int interval_ms);
+  void StopRefresher();
 
   // Reads <state>/instances/*, removes half-made ones, re-attaches to the rest.
   void Recover();
 
   // POST /v1/instances body (already parsed). Returns the new instance.
   InstanceView Create(const rapidjson::Value& body);
+  // From the cached views: asks no monitor (see StartRefresher).
   std::vector<InstanceView> List();
+  // The JSON body of GET /v1/instances, rebuilt only when a cached view changed.
+  std::shared_ptr<const std::string> ListJson();
+  // Live: asks the instance's monitor.
   InstanceView Get(const std::string& uuid);
   void Delete(const std::string& uuid);
   // POST /v1/instances/{uuid}/action body.
@@ -67,6 +106,8 @@ class InstanceManager {
   std::string Console(const std::string& uuid, size_t lines);
   cgroup::CgroupStats Stats(const std::string& uuid);
   ExecResult Exec(const std::string& uuid, const rapidjson::Value& body);
+  // Freezes a running instance, commits its disk into a new image, thaws it.
+  store::ImageRecord Snapshot(const std::string& uuid, const SnapshotRequest& request);
 
   // True when an instance's disk sits on the image (its snapshot has the image's layers).
   bool ImageInUse(const std::string& image_id);
@@ -83,12 +124,21 @@ class InstanceManager {
     InstanceRecord record;
     std::string task;
     bool gone = false;  // deleted while another request waited for op_mu
+    // The last live view (power state, pid, exit) and the generation it was taken at;
+    // generation moves on every record or task change, so a refresh that raced with an
+    // operation does not overwrite the operation's newer view.
+    std::optional<InstanceView> cached;
+    uint64_t generation = 0;
   };
   using InstancePtr = std::shared_ptr<Instance>;
 
   InstancePtr Find(const std::string& uuid);
-  InstanceView ViewOf(const Instance& inst);
+  // Live view; stores it as the instance's cached one.
+  InstanceView ViewOf(Instance& inst);
   InstanceView ViewOf(const InstanceRecord& record, const std::string& task);
+  InstanceView CachedViewOf(Instance& inst);
+  void RefreshAll();
+  void MarkListDirty() { list_version_.fetch_add(1, std::memory_order_relaxed); }
   void SetTask(Instance& inst, const std::string& task);
   void SaveRecord(Instance& inst, const InstanceRecord& record);
 
@@ -117,6 +167,16 @@ class InstanceManager {
   std::shared_mutex map_mu_;
   std::map<std::string, InstancePtr> instances_;
   std::mutex image_mu_;
+
+  std::atomic<uint64_t> list_version_{1};
+  std::mutex list_mu_;
+  uint64_t list_json_version_ = 0;
+  std::shared_ptr<const std::string> list_json_;
+
+  std::mutex refresher_mu_;
+  std::condition_variable refresher_cv_;
+  bool refresher_stop_ = false;
+  std::thread refresher_;
 };
 
 // Snapshot key of an instance's disk.

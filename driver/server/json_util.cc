@@ -115,7 +115,8 @@ void WriteStringMap(JsonWriter& w, const char* key, const std::map<std::string, 
   w.EndObject();
 }
 
-std::string ErrorJson(int code, std::string_view message) {
+std::string ErrorJson(int code, std::string_view kind, std::string_view message,
+                      const std::function<void(JsonWriter&)>& extra) {
   rapidjson::StringBuffer buf;
   JsonWriter w(buf);
   w.StartObject();
@@ -123,7 +124,9 @@ std::string ErrorJson(int code, std::string_view message) {
   w.StartObject();
   w.Key("code");
   w.Int(code);
+  WriteString(w, "kind", kind);
   WriteString(w, "message", message);
+  if (extra) extra(w);
   w.EndObject();
   w.EndObject();
   return std::string(buf.GetString(), buf.GetSize());

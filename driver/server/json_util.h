@@ -8,6 +8,7 @@
 #include <rapidjson/writer.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -44,7 +45,10 @@ void WriteStringArray(JsonWriter& w, const char* key, const std::vector<std::str
 void WriteStringMap(JsonWriter& w, const char* key, const std::map<std::string, std::string>& m);
 
 // {"error": {"code": N, "message": "..."}}
-std::string ErrorJson(int code, std::string_view message);
+// {"error": {"code", "kind", "message"}} plus any extra members already written by `extra`
+// (e.g. "power_state" of a 409 for a wrong state).
+std::string ErrorJson(int code, std::string_view kind, std::string_view message,
+                      const std::function<void(JsonWriter&)>& extra = {});
 
 }  // namespace berth::server
 

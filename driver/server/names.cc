@@ -72,4 +72,30 @@ std::string GenerateName() {
          kNouns[b[1] % std::size(kNouns)];
 }
 
+std::string HostnameFromName(const std::string& name) {
+  std::string out;
+  bool dash = false;
+  for (unsigned char c : name) {
+    if (std::isalnum(c) && c < 0x80) {
+      bool sep = dash && !out.empty();
+      if (out.size() + (sep ? 2 : 1) > 63) break;
+      if (sep) out += '-';
+      dash = false;
+      out += static_cast<char>(std::tolower(c));
+    } else {
+      dash = true;
+    }
+  }
+  while (!out.empty() && out.back() == '-') out.pop_back();
+  return out.empty() ? "instance" : out;
+}
+
+bool IsValidHostname(const std::string& text) {
+  if (text.empty() || text.size() > 63 || text.front() == '-' || text.back() == '-') return false;
+  for (unsigned char c : text) {
+    if (!(std::isalnum(c) && c < 0x80) && c != '-') return false;
+  }
+  return true;
+}
+
 }  // namespace berth::server

@@ -1,5 +1,6 @@
 #include "driver/server/server.h"
 
+#include <dirent.h>
 #include <sys/statvfs.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -31,6 +32,7 @@ namespace {
 // A failure the HTTP layer decides itself (auth, body size, unknown route).
 struct HttpFailure {
   int code;
+  const char* kind;
   std::string message;
 };
 
@@ -38,8 +40,9 @@ void SendJson(ResponseWriter& resp, int code, const std::string& body) {
   resp.send(static_cast<Code>(code), body, MIME(Application, Json));
 }
 
-void SendError(ResponseWriter& resp, int code, const std::string& message) {
-  SendJson(resp, code, ErrorJson(code, message));
+void SendError(ResponseWriter& resp, int code, const char* kind, const std::string& message,
+               const std::function<void(JsonWriter&)>& extra = {}) {
+  SendJson(resp, code, ErrorJson(code, kind, message, extra));
 }
 
 std::string Finish(rapidjson::StringBuffer& buf) {
@@ -131,6 +134,65 @@ void WriteResource(JsonWriter& w, const char* key, int64_t total, int64_t used) 
 
 }  // namespace
 
+const char* ErrorKindSlug(ErrorKind kind) {
+  switch (kind) {
+    case ErrorKind::kInvalidArgument:
+      return "invalid_argument";
+    case ErrorKind::kNotFound:
+      return "not_found";
+    case ErrorKind::kAlreadyExists:
+      return "already_exists";
+    case ErrorKind::kConflict:
+      return "conflict";
+    case ErrorKind::kUnsupported:
+      return "unsupported";
+    case ErrorKind::kResourceExhausted:
+      return "resource_exhausted";
+    case ErrorKind::kSystem:
+      return "system";
+    case ErrorKind::kInternal:
+      return "internal";
+  }
+  return "internal";
+}
+
+namespace {
+bool PathMatches(const std::string& pattern, const std::string& path) {
+  size_t i = 0, j = 0;
+  while (i < pattern.size() && j < path.size()) {
+    if (pattern[i] == ':') {
+      // A parameter: one non-empty segment.
+      size_t pe = pattern.find('/', i);
+      size_t se = path.find('/', j);
+      if (pe == std::string::npos) pe = pattern.size();
+      if (se == std::string::npos) se = path.size();
+      if (se == j) return false;
+      i = pe;
+      j = se;
+    } else if (pattern[i] == path[j]) {
+      ++i;
+      ++j;
+    } else {
+      return false;
+    }
+  }
+  // Pistache accepts one trailing slash.
+  return i == pattern.size() && (j == path.size() || (j + 1 == path.size() && path[j] == '/'));
+}
+}  // namespace
+
+std::vector<std::string> AllowedMethods(const std::vector<RouteDef>& routes,
+                                        const std::string& path) {
+  std::vector<std::string> out;
+  for (const auto& r : routes) {
+    if (PathMatches(r.path, path)) {
+      std::string m = MethodName(r.method);
+      if (std::find(out.begin(), out.end(), m) == out.end()) out.push_back(m);
+    }
+  }
+  return out;
+}
+
 int HttpStatusFor(ErrorKind kind, bool for_body) {
   switch (kind) {
     case ErrorKind::kInvalidArgument:
@@ -210,6 +272,11 @@ const std::vector<RouteDef>& ApiServer::Routes() {
        "cgroup statistics: cpu, memory, pids, io"},
       {Method::Post, "/v1/instances/:uuid/exec", &ApiServer::doExec,
        "Run a command inside a running instance"},
+      {Method::Post, "/v1/instances/:uuid/snapshot", &ApiServer::doSnapshot,
+       "Commit the instance's disk into a new image (201 with it; export: true streams the "
+       "archive)"},
+      {Method::Get, "/v1/images/:id/export", &ApiServer::doExportImage,
+       "The image as a docker-archive or OCI archive (?format=docker-archive|oci)"},
   };
   return kRoutes;
 }
@@ -289,7 +356,8 @@ std::string BuildOpenApi(const std::vector<RouteDef>& routes, const std::string&
       w.StartObject();
       w.Key("default");
       w.StartObject();
-      WriteString(w, "description", "JSON; errors are {\"error\": {\"code\", \"message\"}}");
+      WriteString(w, "description",
+                  "JSON; errors are {\"error\": {\"code\", \"kind\", \"message\"}}");
       w.EndObject();
       w.EndObject();
       w.EndObject();
@@ -313,6 +381,8 @@ void ApiServer::init() {
   images_ = std::make_unique<store::ImageStore>(config_.state_dir, config_.storage_driver);
   instances_ = std::make_unique<InstanceManager>(config_, *images_, metrics_);
   instances_->Recover();
+  RemoveStaleExports();
+  instances_->StartRefresher(config_.state_refresh_ms);
 
   Pistache::Address addr(config_.listen, Pistache::Port(config_.port));
   endpoint_ = std::make_shared<Http::Endpoint>(addr);
@@ -327,6 +397,24 @@ void ApiServer::init() {
 }
 
 void ApiServer::setupRoutes() {
+  // Pistache's router answers a known path with another method itself (a plain-text 405);
+  // so that every error is JSON, each path gets a handler for the methods it lacks.
+  std::vector<std::string> paths;
+  for (const RouteDef& def : Routes()) {
+    if (std::find(paths.begin(), paths.end(), def.path) == paths.end()) paths.push_back(def.path);
+  }
+  for (const auto& path : paths) {
+    for (Method m : {Method::Get, Method::Post, Method::Put, Method::Delete, Method::Patch,
+                     Method::Head, Method::Options}) {
+      bool known = false;
+      for (const RouteDef& def : Routes()) known |= def.path == path && def.method == m;
+      if (known) continue;
+      router_.addRoute(m, path, [this](const Request& req, ResponseWriter resp) {
+        SendMethodNotAllowed(req, resp);
+        return Rest::Route::Result::Ok;
+      });
+    }
+  }
   for (const RouteDef& def : Routes()) {
     const RouteDef* d = &def;
     router_.addRoute(def.method, def.path, [this, d](const Request& req, ResponseWriter resp) {
@@ -336,11 +424,29 @@ void ApiServer::setupRoutes() {
     registered_.emplace_back(MethodName(def.method), def.path);
   }
   router_.addNotFoundHandler([this](const Request& req, ResponseWriter resp) {
-    SendError(resp, 404,
-              "no route for " + std::string(MethodName(req.method())) + " " + req.resource());
-    metrics_.CountRequest("unknown", 404);
+    // A known path with another method is 405 with Allow; anything else 404 "no_route",
+    // which a client can tell from an instance that does not exist ("not_found").
+    if (!AllowedMethods(Routes(), req.resource()).empty()) {
+      SendMethodNotAllowed(req, resp);
+    } else {
+      SendError(resp, 404, "no_route",
+                "no route for " + std::string(MethodName(req.method())) + " " + req.resource());
+      metrics_.CountRequest("unknown", 404);
+    }
     return Rest::Route::Result::Ok;
   });
+}
+
+void ApiServer::SendMethodNotAllowed(const Request& req, ResponseWriter& resp) {
+  std::string allow;
+  for (const auto& m : AllowedMethods(Routes(), req.resource())) {
+    allow += (allow.empty() ? "" : ", ") + m;
+  }
+  resp.headers().addRaw(Http::Header::Raw("Allow", allow));
+  SendError(resp, 405, "method_not_allowed",
+            "method not allowed: " + std::string(MethodName(req.method())) + " " + req.resource() +
+                " (allowed: " + allow + ")");
+  metrics_.CountRequest("unknown", 405);
 }
 
 void ApiServer::serve() {
@@ -350,6 +456,43 @@ void ApiServer::serve() {
 
 void ApiServer::shutdown() {
   if (endpoint_) endpoint_->shutdown();
+  if (instances_) instances_->StopRefresher();
+}
+
+std::string ApiServer::ExportTempPath() const {
+  return JoinPath(JoinPath(config_.state_dir, "tmp"), "export-" + RandomHex(8) + ".tar");
+}
+
+void ApiServer::RemoveStaleExports() {
+  // Left by a berthd that died while sending one (or a client that went away mid-way).
+  const std::string dir = JoinPath(config_.state_dir, "tmp");
+  if (DIR* d = ::opendir(dir.c_str())) {
+    while (auto* e = ::readdir(d)) {
+      std::string n = e->d_name;
+      if (n.rfind("export-", 0) == 0) ::unlink(JoinPath(dir, n).c_str());
+    }
+    ::closedir(d);
+  }
+}
+
+void ApiServer::SendArchive(ResponseWriter& resp, const std::string& path,
+                            const std::string& image_id) {
+  // Pistache 0.0.5 has no back-pressure for a response written from a handler (every chunk
+  // would be queued in memory), so the archive goes to a temp file that Pistache sends with
+  // sendfile(2); the file is removed once sent or failed.
+  resp.headers().addRaw(Http::Header::Raw("X-Berth-Image-Id", image_id));
+  resp.headers().addRaw(Http::Header::Raw(
+      "Content-Disposition",
+      "attachment; filename=\"" + image_id.substr(image_id.find(':') + 1, 12) + ".tar\""));
+  auto remove = [path](auto&&...) { ::unlink(path.c_str()); };
+  try {
+    // (Pistache 0.0.5's serveFile drops an application/x-tar media type.)
+    Http::serveFile(resp, path, MIME(Application, OctetStream))
+        .then([remove](ssize_t) { remove(); }, [remove](std::exception_ptr) { remove(); });
+  } catch (...) {
+    remove();
+    throw;
+  }
 }
 
 uint16_t ApiServer::port() const {
@@ -362,29 +505,39 @@ void ApiServer::Dispatch(const RouteDef& def, const Request& req, ResponseWriter
   try {
     if (def.auth) {
       auto hdr = req.headers().tryGetRaw("X-Auth-Token");
-      if (!hdr) throw HttpFailure{401, "missing X-Auth-Token"};
-      if (!ConstantTimeEquals(hdr->value(), token_)) throw HttpFailure{401, "invalid token"};
+      if (!hdr) throw HttpFailure{401, "unauthorized", "missing X-Auth-Token"};
+      if (!ConstantTimeEquals(hdr->value(), token_)) {
+        throw HttpFailure{401, "unauthorized", "invalid token"};
+      }
     }
     uint64_t limit =
         def.raw_upload && !IsJsonRequest(req) ? config_.max_upload_size : config_.max_body_size;
     if (req.body().size() > limit) {
-      throw HttpFailure{413, "request body of " + std::to_string(req.body().size()) +
-                                 " bytes exceeds the limit of " + std::to_string(limit)};
+      throw HttpFailure{413, "body_too_large",
+                        "request body of " + std::to_string(req.body().size()) +
+                            " bytes exceeds the limit of " + std::to_string(limit)};
     }
     (this->*def.handler)(req, resp);
     code = static_cast<int>(resp.getResponseCode());
   } catch (const HttpFailure& f) {
     code = f.code;
-    SendError(resp, code, f.message);
+    SendError(resp, code, f.kind, f.message);
+  } catch (const InvalidStateError& e) {
+    code = 409;
+    SendError(resp, code, "invalid_state", e.message(), [&](JsonWriter& w) {
+      w.Key("power_state");
+      w.Int(static_cast<int>(e.power_state()));
+      WriteString(w, "power_state_name", PowerStateName(e.power_state()));
+    });
   } catch (const Error& e) {
     code = HttpStatusFor(e.kind());
     if (code >= 500)
       spdlog::error("{} {}: {}", MethodName(req.method()), req.resource(), e.message());
-    SendError(resp, code, e.message());
+    SendError(resp, code, ErrorKindSlug(e.kind()), e.message());
   } catch (const std::exception& e) {
     code = 500;
     spdlog::error("{} {}: internal error: {}", MethodName(req.method()), req.resource(), e.what());
-    SendError(resp, code, std::string("internal error: ") + e.what());
+    SendError(resp, code, "internal", std::string("internal error: ") + e.what());
   }
   metrics_.CountRequest(def.path, code);
   double ms =
@@ -526,15 +679,7 @@ void ApiServer::doImportImage(const Request& req, ResponseWriter& resp) {
 }
 
 void ApiServer::doListInstances(const Request&, ResponseWriter& resp) {
-  rapidjson::StringBuffer buf;
-  JsonWriter w(buf);
-  w.StartObject();
-  w.Key("instances");
-  w.StartArray();
-  for (const auto& v : instances_->List()) WriteInstanceJson(w, v);
-  w.EndArray();
-  w.EndObject();
-  SendJson(resp, 200, Finish(buf));
+  SendJson(resp, 200, *instances_->ListJson());
 }
 
 void ApiServer::doCreateInstance(const Request& req, ResponseWriter& resp) {
@@ -635,6 +780,42 @@ void ApiServer::doStats(const Request& req, ResponseWriter& resp) {
   w.EndObject();
   w.EndObject();
   SendJson(resp, 200, Finish(buf));
+}
+
+void ApiServer::doSnapshot(const Request& req, ResponseWriter& resp) {
+  std::string uuid = InstanceParam(req);
+  auto doc = ParseJsonObject(req.body());
+  SnapshotRequest sr = ParseSnapshotRequest(doc);
+  store::ImageRecord img = instances_->Snapshot(uuid, sr);
+  resp.headers().add<Http::Header::Location>("/v1/images/" + img.id.str());
+  if (sr.do_export) {
+    std::string path = ExportTempPath();
+    try {
+      images_->ExportToFile(img.id.str(), store::ParseExportFormat(sr.export_format), path);
+    } catch (...) {
+      ::unlink(path.c_str());
+      throw;
+    }
+    SendArchive(resp, path, img.id.str());
+    return;
+  }
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  WriteImageJson(w, img, true);
+  SendJson(resp, 201, Finish(buf));
+}
+
+void ApiServer::doExportImage(const Request& req, ResponseWriter& resp) {
+  auto format = store::ParseExportFormat(req.query().get("format").value_or("docker-archive"));
+  auto img = images_->Get(req.param(":id").as<std::string>());
+  std::string path = ExportTempPath();
+  try {
+    images_->ExportToFile(img.id.str(), format, path);
+  } catch (...) {
+    ::unlink(path.c_str());
+    throw;
+  }
+  SendArchive(resp, path, img.id.str());
 }
 
 void ApiServer::doExec(const Request& req, ResponseWriter& resp) {

@@ -25,6 +25,10 @@ using Pistache::Rest::Request;
 // The one place an error kind becomes an HTTP status. `for_body`: a limit hit by the
 // request body itself (413) rather than by storage (507).
 int HttpStatusFor(ErrorKind kind, bool for_body = false);
+// The machine-readable "kind" of an error body for an error kind ("not_found", ...). The
+// HTTP layer adds its own: "no_route", "method_not_allowed", "unauthorized",
+// "body_too_large", "invalid_state" (a 409 for the instance's power state).
+const char* ErrorKindSlug(ErrorKind kind);
 
 class ApiServer;
 
@@ -37,6 +41,10 @@ struct RouteDef {
   bool raw_upload = false;  // body may be an archive up to max_upload_size
 };
 
+// Methods the table has for a concrete path ("/v1/instances/abc" -> GET, DELETE); empty
+// when no route has the path (404 rather than 405).
+std::vector<std::string> AllowedMethods(const std::vector<RouteDef>& routes,
+                                        const std::string& path);
 // "GET", "POST", ...
 const char* MethodName(Pistache::Http::Method m);
 // /v1/instances/:uuid -> /v1/instances/{uuid}
@@ -79,10 +87,17 @@ class ApiServer {
   void doConsole(const Request&, ResponseWriter&);
   void doStats(const Request&, ResponseWriter&);
   void doExec(const Request&, ResponseWriter&);
+  void doSnapshot(const Request&, ResponseWriter&);
+  void doExportImage(const Request&, ResponseWriter&);
 
  private:
   void Dispatch(const RouteDef& def, const Request& req, ResponseWriter resp);
   std::string InstanceParam(const Request& req) const;
+  std::string ExportTempPath() const;
+  void SendMethodNotAllowed(const Request& req, ResponseWriter& resp);
+  void RemoveStaleExports();
+  // Sends the archive at `path` as the body (200) and removes the file afterwards.
+  void SendArchive(ResponseWriter& resp, const std::string& path, const std::string& image_id);
 
   Config config_;
   std::string token_;

@@ -24,6 +24,21 @@ TempDir::~TempDir() {
 
 bool IsRoot() { return ::geteuid() == 0; }
 
+bool WaitForSignalHandler(int pid, int sig, int timeout_ms) {
+  const std::string path = "/proc/" + std::to_string(pid) + "/status";
+  for (int waited = 0; waited <= timeout_ms; waited += 10) {
+    if (auto status = ReadFileIfExists(path)) {
+      auto at = status->find("SigCgt:\t");
+      if (at != std::string::npos) {
+        unsigned long long caught = std::strtoull(status->c_str() + at + 8, nullptr, 16);
+        if (caught & (1ull << (sig - 1))) return true;
+      }
+    }
+    ::usleep(10000);
+  }
+  return false;
+}
+
 std::string BuildDir() {
   const char* d = std::getenv("BERTH_BUILD_DIR");
   return d ? d : BERTH_DEFAULT_BUILD_DIR;

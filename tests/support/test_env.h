@@ -22,6 +22,11 @@ class TempDir {
 
 bool IsRoot();
 
+// A container's init ignores signals it has no handler for (the kernel drops them for a
+// pid namespace's init), so a test that signals a shell's `trap` must first wait until the
+// trap is set: true once /proc/<pid>/status shows `sig` caught, false after the timeout.
+bool WaitForSignalHandler(int pid, int sig, int timeout_ms = 5000);
+
 // The build and source trees (set by CTest; defaults for running binaries by hand).
 std::string BuildDir();
 std::string SourceDir();

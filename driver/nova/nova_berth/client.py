@@ -5,7 +5,8 @@ exceptions of nova_berth.exception (404 -> BerthNotFound, 409 -> BerthConflict, 
 a bare requests error. Nothing here knows Nova: the driver translates.
 
 Contract (docs/api.md): JSON bodies, `X-Auth-Token` on every call but /healthz, errors as
-{"error": {"code": N, "message": "..."}}, power states in Nova's codes.
+{"error": {"code": N, "kind": "...", "message": "..."}} (kind: not_found, no_route,
+invalid_state with "power_state", ...), power states in Nova's codes.
 """
 
 import json
@@ -122,17 +123,22 @@ class BerthClient(object):
     @staticmethod
     def _error(resp, method, path):
         message = None
+        kind = None
         try:
             err = resp.json().get("error", {})
             message = err.get("message")
+            kind = err.get("kind")
         except (ValueError, AttributeError):
             pass
         if not message:
             message = resp.text.strip()[:500] or resp.reason or "error"
         cls = exc.for_status(resp.status_code)
-        # berthd's router answers an unknown route with 404 "no route for ...": that is an
-        # older berthd without the call, not a missing instance.
-        if resp.status_code == 404 and message.startswith("no route for"):
+        # An unknown route (404 kind "no_route") or a wrong method on a known one (405) is a
+        # berthd without the call, not a missing instance (404 kind "not_found"). Older
+        # berthds had no "kind": their router's message says "no route for".
+        if kind in ("no_route", "method_not_allowed") or resp.status_code == 405 or (
+                kind is None and resp.status_code == 404
+                and message.startswith("no route for")):
             cls = exc.BerthNotSupported
         return cls(message, status=resp.status_code, method=method, path=path)
 

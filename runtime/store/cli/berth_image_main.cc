@@ -45,7 +45,7 @@ int main(int argc, char** argv) {
   std::string root = "/var/lib/berth";
   std::string driver = "overlay";
   app.add_option("--root", root, "store root directory")->capture_default_str();
-  app.add_option("--driver", driver, "layer driver: overlay or vfs")->capture_default_str();
+  app.add_option("--driver", driver, "layer driver: overlay, vfs or btrfs")->capture_default_str();
   app.require_subcommand(1);
 
   auto* import = app.add_subcommand("import", "import an image archive or rootfs tarball");

@@ -158,8 +158,9 @@ std::unique_ptr<Snapshotter> OpenSnapshotter(const std::string& driver, const st
     return std::make_unique<OverlaySnapshotter>(root);
   }
   if (driver == "vfs") return std::make_unique<VfsSnapshotter>(root);
+  if (driver == "btrfs") return std::make_unique<BtrfsSnapshotter>(root);
   throw Error(ErrorKind::kUnsupported,
-              "storage driver \"" + driver + "\" is not supported (overlay, vfs)");
+              "storage driver \"" + driver + "\" is not supported (overlay, vfs, btrfs)");
 }
 
 }  // namespace berth::store

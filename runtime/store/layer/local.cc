@@ -192,7 +192,7 @@ std::vector<Mount> LocalSnapshotter::Create(const std::string& key, const std::s
   Rollback undo;
   std::string dir = SnapshotDir(rec.id);
   // A leftover directory from a crash between mkdir and Save is stale: reuse the id.
-  RemoveTree(dir);
+  RemoveSnapshotDir(dir);
   MakeDirs(dir, 0700);
   undo.Add([this, &rec] { RemoveDirs(rec); });
   WithContext("prepare " + key, [&] { CreateDirs(rec, chain, db); });
@@ -258,7 +258,9 @@ void LocalSnapshotter::Remove(const std::string& key) {
   RemoveDirs(rec);
 }
 
-void LocalSnapshotter::RemoveDirs(const SnapshotRecord& rec) { RemoveTree(SnapshotDir(rec.id)); }
+void LocalSnapshotter::RemoveDirs(const SnapshotRecord& rec) {
+  RemoveSnapshotDir(SnapshotDir(rec.id));
+}
 
 SnapshotInfo LocalSnapshotter::Stat(const std::string& key) const {
   UniqueFd lock = Lock(false);
@@ -324,7 +326,7 @@ size_t LocalSnapshotter::RemoveOrphans() {
   ::closedir(d);
   for (const std::string& n : names) {
     if (ids.count(n)) continue;
-    RemoveTree(dir + "/" + n);
+    RemoveSnapshotDir(dir + "/" + n);
     removed++;
   }
   return removed + RemoveOrphanLinks();

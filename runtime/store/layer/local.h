@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "runtime/common/file_util.h"
 #include "runtime/common/unique_fd.h"
 #include "runtime/store/layer/snapshotter.h"
 
@@ -54,6 +55,9 @@ class LocalSnapshotter : public Snapshotter {
       const SnapshotRecord& rec, const std::vector<const SnapshotRecord*>& chain) const = 0;
   virtual void OnCommit(const SnapshotRecord& /*rec*/) {}
   virtual void RemoveDirs(const SnapshotRecord& rec);
+  // Removes one snapshot directory whatever it holds (btrfs: subvolumes, which a plain
+  // recursive removal cannot cross).
+  virtual void RemoveSnapshotDir(const std::string& dir) { RemoveTree(dir); }
   // Driver-specific leftovers (overlay: dangling short links).
   virtual size_t RemoveOrphanLinks() { return 0; }
   // The directory whose content is this snapshot's own data (Usage, ApplyDir).

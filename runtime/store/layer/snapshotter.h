@@ -84,8 +84,8 @@ class Snapshotter {
   virtual std::string ApplyDir(const std::string& key) const = 0;
 };
 
-// "overlay" (default) or "vfs"; anything else is kUnsupported. overlay checks at
-// construction that the kernel supports it.
+// "overlay" (default), "vfs" or "btrfs"; anything else is kUnsupported. overlay checks at
+// construction that the kernel supports it, btrfs that root is on btrfs.
 std::unique_ptr<Snapshotter> OpenSnapshotter(const std::string& driver, const std::string& root);
 
 // Deepest parent chain accepted (Docker's limit); checked before storage is touched.

@@ -95,6 +95,7 @@ TEST_F(CliTest, KillWithASignalNameTheInitHandles) {
   std::string bundle =
       Bundle("term", {"sh", "-c", "trap 'exit 5' TERM; while :; do sleep 0.05; done"});
   ASSERT_EQ(Cli({"run", "-d", "--bundle", bundle, "term"}).exit_code, 0);
+  ASSERT_TRUE(WaitForSignalHandler(State("term")["pid"].GetInt(), SIGTERM));
   CliResult r = Cli({"kill", "term", "SIGTERM"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(WaitForStatus("term", "stopped"), "stopped");

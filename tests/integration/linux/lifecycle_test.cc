@@ -42,6 +42,7 @@ TEST_F(ContainerTest, CreatedRunningStoppedDeleted) {
   }
   std::string state = container::OciStateJson(container::QueryContainer(state_root_, "states"));
   EXPECT_NE(state.find("\"status\": \"running\""), std::string::npos) << state;
+  ASSERT_TRUE(WaitForSignalHandler(record.init_pid, SIGTERM));
   container::KillContainer(state_root_, "states", SIGTERM, false);
   auto info = container::WaitContainer(state_root_, "states");
   EXPECT_EQ(info.exit_code.value_or(-1), 5);

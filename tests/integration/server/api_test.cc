@@ -15,7 +15,7 @@ namespace {
 
 using ApiTest = ServerTest;
 
-void ExpectError(const HttpResult& r, long status) {
+void ExpectError(const HttpResult& r, long status, const std::string& kind = "") {
   EXPECT_EQ(r.status, status) << r.body;
   rapidjson::Document d;
   d.Parse(r.body.c_str());
@@ -23,6 +23,10 @@ void ExpectError(const HttpResult& r, long status) {
   ASSERT_TRUE(d.IsObject() && d.HasMember("error") && d["error"].IsObject()) << r.body;
   EXPECT_EQ(Int(d["error"], "code"), status);
   EXPECT_FALSE(Str(d["error"], "message").empty());
+  EXPECT_FALSE(Str(d["error"], "kind").empty()) << r.body;
+  if (!kind.empty()) {
+    EXPECT_EQ(Str(d["error"], "kind"), kind) << r.body;
+  }
 }
 
 TEST_F(ApiTest, HealthzNeedsNoToken) {
@@ -44,9 +48,18 @@ TEST_F(ApiTest, MissingOrWrongTokenIs401) {
 }
 
 TEST_F(ApiTest, UnknownRoutesAndInstancesAre404) {
-  ExpectError(daemon().Get("/v1/nothing-here"), 404);
-  ExpectError(daemon().Get("/v1/instances/00000000-0000-4000-8000-000000000000"), 404);
-  ExpectError(daemon().Get("/v1/instances/not-a-uuid"), 404);
+  ExpectError(daemon().Get("/v1/nothing-here"), 404, "no_route");
+  ExpectError(daemon().Post("/v1/instances/00000000-0000-4000-8000-000000000000/nope", "{}"), 404,
+              "no_route");
+  ExpectError(daemon().Get("/v1/instances/00000000-0000-4000-8000-000000000000"), 404, "not_found");
+  ExpectError(daemon().Get("/v1/instances/not-a-uuid"), 404, "not_found");
+  // A known path with a wrong method: 405 with Allow.
+  HttpResult wrong = daemon().Request("PUT", "/v1/instances");
+  ExpectError(wrong, 405, "method_not_allowed");
+  EXPECT_NE(wrong.body.find("GET, POST"), std::string::npos) << wrong.body;
+  ExpectError(daemon().Get("/v1/instances/00000000-0000-4000-8000-000000000000/action"), 405,
+              "method_not_allowed");
+  ExpectError(daemon().Request("POST", "/v1/instances/x", "{}", false), 405, "method_not_allowed");
   ExpectError(daemon().Delete("/v1/instances/00000000-0000-4000-8000-000000000000"), 404);
   ExpectError(daemon().Post("/v1/instances/00000000-0000-4000-8000-000000000000/action",
                             R"({"action":"start"})"),

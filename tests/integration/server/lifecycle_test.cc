@@ -2,6 +2,7 @@
 #include <signal.h>
 
 #include <chrono>
+#include <filesystem>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -31,6 +32,7 @@ TEST_F(LifecycleTest, SpawnRunsTheContainerAndDeleteRemovesEverything) {
             uuid);
   auto v = Show(uuid);
   EXPECT_EQ(Str(v, "name"), "web-1");
+  EXPECT_EQ(Str(v, "hostname"), "web-1");
   EXPECT_EQ(Int(v, "power_state"), 1);
   EXPECT_EQ(Str(v, "image"), image_id_);
   pid_t pid = static_cast<pid_t>(Int(v, "pid"));
@@ -58,6 +60,20 @@ TEST_F(LifecycleTest, SpawnRunsTheContainerAndDeleteRemovesEverything) {
   EXPECT_NE(::kill(pid, 0), 0);
 }
 
+TEST_F(LifecycleTest, HostnameIsSeparateFromTheName) {
+  std::string a = CreateInstance(R"("name": "Nova's Web Server #2", "hostname": "web-2")");
+  EXPECT_EQ(Str(Show(a), "name"), "Nova's Web Server #2");
+  EXPECT_EQ(Str(Show(a), "hostname"), "web-2");
+  EXPECT_EQ(Trim(Exec(a, "hostname")), "web-2");
+  // Without one, the name sanitised.
+  std::string b = CreateInstance(R"("name": "Nova's Web Server #3")");
+  EXPECT_EQ(Str(Show(b), "hostname"), "nova-s-web-server-3");
+  EXPECT_EQ(Trim(Exec(b, "hostname")), "nova-s-web-server-3");
+  EXPECT_EQ(
+      daemon().Post("/v1/instances", R"({"image": "busybox", "hostname": "bad_host"})").status,
+      400);
+}
+
 TEST_F(LifecycleTest, ConsoleShowsTheOutput) {
   std::string uuid = CreateInstance(R"("name": "talker")",
                                     "for i in 1 2 3 4 5; do echo line$i; done; trap 'exit 0' TERM; "
@@ -78,8 +94,15 @@ TEST_F(LifecycleTest, PauseFreezesAndUnpauseThaws) {
   ASSERT_EQ(Action(uuid, R"({"action": "pause"})").status, 200);
   EXPECT_EQ(PowerState(uuid), "PAUSED");
   EXPECT_EQ(Trim(ReadFile(CgroupDir("freezer", uuid) + "/freezer.state")), "FROZEN");
-  EXPECT_EQ(Action(uuid, R"({"action": "pause"})").status, 409);
-  EXPECT_EQ(Action(uuid, R"({"action": "resume"})").status, 409);  // paused, not suspended
+  // Pausing a paused instance is a no-op; resuming it is not allowed (it is not suspended).
+  HttpResult again = Action(uuid, R"({"action": "pause"})");
+  EXPECT_EQ(again.status, 200) << again.body;
+  EXPECT_EQ(Str(again.Json(), "power_state_name"), "PAUSED");
+  EXPECT_EQ(Trim(ReadFile(CgroupDir("freezer", uuid) + "/freezer.state")), "FROZEN");
+  HttpResult resume = Action(uuid, R"({"action": "resume"})");
+  EXPECT_EQ(resume.status, 409);
+  EXPECT_EQ(Int(resume.Json()["error"], "power_state"), 3) << resume.body;
+  EXPECT_EQ(Str(resume.Json()["error"], "kind"), "invalid_state") << resume.body;
   HttpResult exec = daemon().Post("/v1/instances/" + uuid + "/exec", R"({"command": ["true"]})");
   EXPECT_EQ(exec.status, 409);
   ASSERT_EQ(Action(uuid, R"({"action": "unpause"})").status, 200);
@@ -97,6 +120,8 @@ TEST_F(LifecycleTest, SuspendIsFrozenAndRecorded) {
   EXPECT_NE(ReadFile(InstanceDir(uuid) + "/instance.json").find("\"desired\":\"suspended\""),
             std::string::npos);
   EXPECT_EQ(Action(uuid, R"({"action": "unpause"})").status, 409);
+  EXPECT_EQ(Action(uuid, R"({"action": "suspend"})").status, 200);  // already: a no-op
+  EXPECT_EQ(Action(uuid, R"({"action": "pause"})").status, 409);    // suspended, not running
   // Survives a restart of berthd.
   daemon().Terminate();
   daemon().Start();
@@ -148,7 +173,11 @@ TEST_F(LifecycleTest, StopKeepsTheDiskAndStartBringsItBack) {
   HttpResult pause = Action(uuid, R"({"action": "pause"})");
   EXPECT_EQ(pause.status, 409);
   EXPECT_NE(pause.body.find("SHUTDOWN"), std::string::npos) << pause.body;
-  EXPECT_EQ(Action(uuid, R"({"action": "stop"})").status, 409);
+  EXPECT_EQ(Int(pause.Json()["error"], "power_state"), 4) << pause.body;
+  // Stopping a stopped instance is a no-op answered with the instance.
+  HttpResult stop2 = Action(uuid, R"({"action": "stop"})");
+  EXPECT_EQ(stop2.status, 200) << stop2.body;
+  EXPECT_EQ(Int(stop2.Json(), "power_state"), 4);
   EXPECT_EQ(Action(uuid, R"({"action": "reboot"})").status, 409);  // soft needs RUNNING
   EXPECT_EQ(daemon().Get("/v1/instances/" + uuid + "/stats").status, 409);
   // The console of the last run is still there.
@@ -160,7 +189,10 @@ TEST_F(LifecycleTest, StopKeepsTheDiskAndStartBringsItBack) {
   EXPECT_EQ(Str(v, "power_state_name"), "RUNNING");
   EXPECT_NE(Int(v, "pid"), pid);
   EXPECT_EQ(Exec(uuid, "cat /root/marker"), "persisted\n");
-  EXPECT_EQ(Action(uuid, R"({"action": "start"})").status, 409);
+  pid_t pid2 = static_cast<pid_t>(Int(v, "pid"));
+  HttpResult start2 = Action(uuid, R"({"action": "start"})");  // already running: a no-op
+  EXPECT_EQ(start2.status, 200) << start2.body;
+  EXPECT_EQ(Int(start2.Json(), "pid"), pid2);
 }
 
 TEST_F(LifecycleTest, StopKillsAnInitThatIgnoresTheSignal) {
@@ -219,6 +251,62 @@ TEST_F(LifecycleTest, ExecReturnsOutputAndExitCode) {
   EXPECT_EQ(Int(d, "exit_code"), 7);
   EXPECT_EQ(Str(d, "stdout"), "out\n");
   EXPECT_EQ(Str(d, "stderr"), "err\n");
+}
+
+TEST_F(LifecycleTest, SnapshotCommitsTheDiskIntoAnImageTheNextInstanceBootsFrom) {
+  std::string a = CreateInstance();
+  Exec(a, "echo from-a > /root/snap-marker && rm /bin/true");
+  HttpResult snap = daemon().Post("/v1/instances/" + a + "/snapshot",
+                                  R"({"name": "berth-test-snap", "image_id": "glance-1"})");
+  ASSERT_EQ(snap.status, 201) << snap.body;
+  auto img = snap.Json();
+  std::string id = Str(img, "id");
+  EXPECT_EQ(Int(img, "layer_count"), 2);  // busybox's layer + the instance's changes
+  // The instance was thawed and still runs.
+  EXPECT_EQ(PowerState(a), "RUNNING");
+  EXPECT_EQ(Trim(ReadFile(CgroupDir("freezer", a) + "/freezer.state")), "THAWED");
+  EXPECT_EQ(Str(daemon().Get("/v1/images/berth-test-snap").Json(), "id"), id);
+
+  HttpResult created = daemon().Post(
+      "/v1/instances",
+      R"({"image": "berth-test-snap", "command": ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.05; done"]})");
+  ASSERT_EQ(created.status, 201) << created.body;
+  std::string b = Str(created.Json(), "uuid");
+  EXPECT_EQ(Str(Show(b), "image"), id);
+  EXPECT_EQ(Exec(b, "cat /root/snap-marker"), "from-a\n");
+  EXPECT_EQ(Exec(b, "test -e /bin/true && echo present || echo gone"), "gone\n");
+  // In use by b: not removable.
+  EXPECT_EQ(daemon().Delete("/v1/images/" + id).status, 409);
+
+  // A paused instance stays paused; export streams the archive back.
+  ASSERT_EQ(Action(a, R"({"action": "pause"})").status, 200);
+  HttpResult tar = daemon().Post("/v1/instances/" + a + "/snapshot",
+                                 R"({"name": "berth-test-snap2", "export": true})");
+  ASSERT_EQ(tar.status, 200) << tar.body.substr(0, 300);
+  EXPECT_EQ(tar.content_type, "application/octet-stream");
+  EXPECT_GT(tar.body.size(), 10240u);
+  EXPECT_NE(tar.body.find("manifest.json"), std::string::npos);
+  EXPECT_EQ(PowerState(a), "PAUSED");
+
+  HttpResult oci = daemon().Get("/v1/images/" + id + "/export?format=oci");
+  ASSERT_EQ(oci.status, 200);
+  EXPECT_NE(oci.body.find("oci-layout"), std::string::npos);
+  EXPECT_EQ(daemon().Get("/v1/images/" + id + "/export?format=zip").status, 400);
+  // No temp archives are left behind.
+  std::string left;
+  for (const auto& e : std::filesystem::directory_iterator(daemon().state_dir() + "/tmp")) {
+    left += e.path().filename().string() + " ";
+  }
+  EXPECT_EQ(left.find("export-"), std::string::npos) << left;
+  EXPECT_EQ(daemon().Post("/v1/instances/" + a + "/snapshot", "{}").status, 400);
+
+  // The images' layers stay in use while an instance's disk sits on them.
+  EXPECT_EQ(daemon().Delete("/v1/instances/" + b).status, 204);
+  EXPECT_EQ(daemon().Delete("/v1/instances/" + a).status, 204);
+  HttpResult rm = daemon().Delete("/v1/images/" + id);
+  EXPECT_EQ(rm.status, 204) << rm.body;
+  rm = daemon().Delete("/v1/images/berth-test-snap2");
+  EXPECT_EQ(rm.status, 204) << rm.body;
 }
 
 }  // namespace

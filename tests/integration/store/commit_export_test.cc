@@ -15,6 +15,7 @@
 #include "runtime/common/file_util.h"
 #include "runtime/store/image/image_store.h"
 #include "runtime/store/layer/mount.h"
+#include "tests/integration/store/btrfs_loop.h"
 #include "tests/integration/store/tree_compare.h"
 #include "tests/support/test_env.h"
 #include "tests/unit/store/tar_builder.h"
@@ -65,8 +66,12 @@ class StoreStage2Test : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
     if (!berth::testing::IsRoot()) GTEST_SKIP() << "needs root";
+    if (GetParam() == "btrfs") {
+      std::string why = testing::BtrfsLoop::Unavailable();
+      if (!why.empty()) GTEST_SKIP() << why;
+    }
     WriteFileAtomic(tmp_.Sub("base.tar"), testing::DockerArchive({BaseLayer()}, "base:1"));
-    store_ = std::make_unique<ImageStore>(tmp_.Sub("store"), GetParam());
+    store_ = std::make_unique<ImageStore>(StoreRoot("store", GetParam()), GetParam());
     base_ = store_->Import(tmp_.Sub("base.tar"), {}).image;
   }
 
@@ -97,7 +102,15 @@ class StoreStage2Test : public ::testing::TestWithParam<std::string> {
   }
 
   berth::testing::TempDir tmp_;
+  static void TearDownTestSuite() { btrfs_.Release(); }
+  // tmp_/name; for btrfs a symlink to a fresh directory on the suite's btrfs image.
+  std::string StoreRoot(const std::string& name, const std::string& driver) {
+    if (driver == "btrfs") return btrfs_.Get().LinkNewDir(tmp_.Sub(name));
+    return tmp_.Sub(name);
+  }
+
   std::unique_ptr<ImageStore> store_;
+  static inline testing::BtrfsSuiteLoop btrfs_;
   ImageRecord base_;
 };
 
@@ -171,9 +184,11 @@ TEST_P(StoreStage2Test, ExportThenImportGivesTheSameRootfs) {
     // The committed layer was written by Berth: its rebuilt tar is the recorded one.
     EXPECT_EQ(r.diff_ids[1], img.layers[1].diff_id);
     EXPECT_FALSE(PathExists(file + ".berth-partial"));
-    for (const std::string& drv : {std::string("overlay"), std::string("vfs")}) {
+    std::vector<std::string> drivers = {"overlay", "vfs"};
+    if (GetParam() == "btrfs") drivers.push_back("btrfs");
+    for (const std::string& drv : drivers) {
       SCOPED_TRACE(drv);
-      std::string root = tmp_.Sub("fresh-" + drv + (f == ExportFormat::kOci ? "-oci" : "-d"));
+      std::string root = StoreRoot("fresh-" + drv + (f == ExportFormat::kOci ? "-oci" : "-d"), drv);
       ImageStore fresh(root, drv);
       ImageRecord back = fresh.Import(file, {}).image;
       EXPECT_EQ(back.id, r.config);
@@ -212,7 +227,7 @@ TEST_P(StoreStage2Test, ExportStreamsToAPipe) {
   reader.join();
   EXPECT_EQ(got.size(), r.bytes);
   WriteFileAtomic(tmp_.Sub("piped.tar"), got);
-  ImageStore fresh(tmp_.Sub("fresh"), GetParam());
+  ImageStore fresh(StoreRoot("fresh", GetParam()), GetParam());
   EXPECT_EQ(fresh.Import(tmp_.Sub("piped.tar"), {}).image.id, r.config);
 }
 
@@ -273,7 +288,7 @@ TEST_P(StoreStage2Test, GcRemovesOnlyWhatNothingReferences) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Drivers, StoreStage2Test, ::testing::Values("overlay", "vfs"),
+INSTANTIATE_TEST_SUITE_P(Drivers, StoreStage2Test, ::testing::Values("overlay", "vfs", "btrfs"),
                          [](const auto& info) { return info.param; });
 
 }  // namespace

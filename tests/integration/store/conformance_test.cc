@@ -1,8 +1,11 @@
 // One conformance suite for every layer driver, with real mounts (root). Each mount is
 // owned by a guard that unmounts it even when an assertion fails.
 #include <dirent.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <sys/xattr.h>
 
 #include <memory>
@@ -13,6 +16,7 @@
 #include "runtime/store/archive/apply.h"
 #include "runtime/store/layer/mount.h"
 #include "runtime/store/layer/snapshotter.h"
+#include "tests/integration/store/btrfs_loop.h"
 #include "tests/support/test_env.h"
 #include "tests/unit/store/tar_builder.h"
 
@@ -55,7 +59,17 @@ class ConformanceTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
     if (!berth::testing::IsRoot()) GTEST_SKIP() << "needs root";
-    sn_ = OpenSnapshotter(GetParam(), tmp_.Sub("store"));
+    if (GetParam() == "btrfs") {
+      std::string why = testing::BtrfsLoop::Unavailable();
+      if (!why.empty()) GTEST_SKIP() << why;
+    }
+    sn_ = OpenSnapshotter(GetParam(), StoreRoot(tmp_, "store"));
+  }
+  static void TearDownTestSuite() { btrfs_.Release(); }
+  // tmp_/name, for btrfs a symlink to a fresh directory on the suite's btrfs image.
+  std::string StoreRoot(const berth::testing::TempDir& tmp, const std::string& name) {
+    if (GetParam() == "btrfs") return btrfs_.Get().LinkNewDir(tmp.Sub(name));
+    return tmp.Sub(name);
   }
   // Prepare key on parent, apply the tar, commit as name.
   void Layer(const std::string& name, const std::string& parent, const std::string& tar) {
@@ -73,6 +87,7 @@ class ConformanceTest : public ::testing::TestWithParam<std::string> {
 
   berth::testing::TempDir tmp_;
   std::unique_ptr<Snapshotter> sn_;
+  static inline testing::BtrfsSuiteLoop btrfs_;
 };
 
 TEST_P(ConformanceTest, PrepareWriteCommitView) {
@@ -215,7 +230,36 @@ TEST_P(ConformanceTest, LayerLimit) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Drivers, ConformanceTest, ::testing::Values("overlay", "vfs"),
+// btrfs only: snapshots are subvolumes, committed layers and views read-only ones.
+TEST_P(ConformanceTest, BtrfsSnapshotsAreSubvolumes) {
+  if (GetParam() != "btrfs") GTEST_SKIP() << "btrfs only";
+  Layer("base", "", TarBuilder().File("f", "1").Build());
+  sn_->Prepare("rw", "base");
+  sn_->View("ro", "base");
+  // Ids follow creation order: base 1 (its extract key's directory), rw 2, ro 3.
+  std::string snaps = tmp_.Sub("store/snapshots");
+  for (const char* id : {"1", "2", "3"}) {
+    struct stat st;
+    ASSERT_EQ(::stat((snaps + "/" + id + "/fs").c_str(), &st), 0) << id;
+    EXPECT_EQ(st.st_ino, 256u) << id << " is not a subvolume root";
+  }
+  EXPECT_EQ(ReadFile(snaps + "/2/fs/f"), "1");
+  WriteFileAtomic(snaps + "/2/fs/g", "2");
+  for (const char* ro : {"1", "3"}) {
+    int fd = ::open((snaps + "/" + ro + "/fs/new").c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+    EXPECT_LT(fd, 0) << ro << " is writable";
+    EXPECT_EQ(errno, EROFS) << ro;
+    if (fd >= 0) ::close(fd);
+  }
+  // The snapshot shares nothing visible with its parent: the parent does not see g.
+  EXPECT_FALSE(PathExists(snaps + "/1/fs/g"));
+  sn_->Remove("rw");
+  sn_->Remove("ro");
+  sn_->Remove("base");
+  EXPECT_TRUE(Names(snaps).empty());
+}
+
+INSTANTIATE_TEST_SUITE_P(Drivers, ConformanceTest, ::testing::Values("overlay", "vfs", "btrfs"),
                          [](const auto& info) { return info.param; });
 
 TEST(DriverTest, UnknownDriverIsAClearError) {
@@ -227,6 +271,25 @@ TEST(DriverTest, UnknownDriverIsAClearError) {
     EXPECT_EQ(e.kind(), ErrorKind::kUnsupported);
     EXPECT_NE(e.message().find("zfs"), std::string::npos);
   }
+}
+
+TEST(DriverTest, BtrfsOnAnotherFilesystemIsAClearError) {
+  berth::testing::TempDir tmp;  // under /tmp, which is not btrfs here
+  struct statfs fs;
+  ASSERT_EQ(::statfs(tmp.path().c_str(), &fs), 0);
+  if (static_cast<uint64_t>(fs.f_type) == BTRFS_SUPER_MAGIC) GTEST_SKIP() << "/tmp is btrfs";
+  std::string root = tmp.Sub("not-yet/layers/btrfs");
+  try {
+    OpenSnapshotter("btrfs", root);
+    FAIL() << "btrfs driver accepted a non-btrfs root";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kUnsupported);
+    EXPECT_NE(e.message().find(root), std::string::npos) << e.message();
+    EXPECT_NE(e.message().find("f_type 0x"), std::string::npos) << e.message();
+    EXPECT_NE(e.message().find("not btrfs"), std::string::npos) << e.message();
+  }
+  // Checked before anything is made.
+  EXPECT_FALSE(PathExists(tmp.Sub("not-yet")));
 }
 
 TEST(DriverTest, OverlayWhiteoutForm) {

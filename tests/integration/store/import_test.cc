@@ -10,6 +10,7 @@
 #include "runtime/common/file_util.h"
 #include "runtime/store/image/image_store.h"
 #include "runtime/store/layer/mount.h"
+#include "tests/integration/store/btrfs_loop.h"
 #include "tests/support/test_env.h"
 #include "tests/unit/store/tar_builder.h"
 
@@ -74,8 +75,15 @@ class ImportTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
     if (!berth::testing::IsRoot()) GTEST_SKIP() << "needs root";
-    store_ = std::make_unique<ImageStore>(tmp_.Sub("store"), GetParam());
+    if (GetParam() == "btrfs") {
+      std::string why = testing::BtrfsLoop::Unavailable();
+      if (!why.empty()) GTEST_SKIP() << why;
+    }
+    std::string root = tmp_.Sub("store");
+    if (GetParam() == "btrfs") btrfs_.Get().LinkNewDir(root);
+    store_ = std::make_unique<ImageStore>(root, GetParam());
   }
+  static void TearDownTestSuite() { btrfs_.Release(); }
 
   void ExpectMergedRootfs(const ImageRecord& img) {
     ViewGuard v(store_->layers(), "check", img.top_chain().str(), tmp_.Sub("mnt"));
@@ -118,6 +126,7 @@ class ImportTest : public ::testing::TestWithParam<std::string> {
 
   berth::testing::TempDir tmp_;
   std::unique_ptr<ImageStore> store_;
+  static inline testing::BtrfsSuiteLoop btrfs_;
 };
 
 TEST_P(ImportTest, DockerArchive) {
@@ -256,7 +265,7 @@ TEST_P(ImportTest, HostileManifests) {
   ExpectEmptyStore();
 }
 
-INSTANTIATE_TEST_SUITE_P(Drivers, ImportTest, ::testing::Values("overlay", "vfs"),
+INSTANTIATE_TEST_SUITE_P(Drivers, ImportTest, ::testing::Values("overlay", "vfs", "btrfs"),
                          [](const auto& info) { return info.param; });
 
 }  // namespace

@@ -9,6 +9,7 @@
 
 #include "driver/server/config.h"
 #include "driver/server/instance.h"
+#include "driver/server/instance_manager.h"
 #include "driver/server/json_util.h"
 #include "driver/server/metrics.h"
 #include "driver/server/names.h"
@@ -91,6 +92,26 @@ TEST(NamesTest, UuidsAndNames) {
   EXPECT_FALSE(IsUuid("../../../../etc/passwd-aaaaaaaaaaaaaaaaa"));
   std::string n = GenerateName();
   EXPECT_NE(n.find('_'), std::string::npos);
+}
+
+TEST(NamesTest, HostnameFromName) {
+  EXPECT_EQ(HostnameFromName("web-1"), "web-1");
+  EXPECT_EQ(HostnameFromName("My Web Server #1"), "my-web-server-1");
+  EXPECT_EQ(HostnameFromName("brave_turing"), "brave-turing");
+  EXPECT_EQ(HostnameFromName("--a..b--"), "a-b");
+  EXPECT_EQ(HostnameFromName("\xc3\xa9t\xc3\xa9"), "t");
+  EXPECT_EQ(HostnameFromName("!!!"), "instance");
+  EXPECT_EQ(HostnameFromName(""), "instance");
+  std::string longname = HostnameFromName(std::string(40, 'a') + " " + std::string(40, 'b'));
+  EXPECT_EQ(longname.size(), 63u);
+  EXPECT_TRUE(IsValidHostname(longname));
+  EXPECT_TRUE(IsValidHostname(HostnameFromName(std::string(62, 'a') + "-b")));
+  EXPECT_TRUE(IsValidHostname("Web-1"));
+  EXPECT_FALSE(IsValidHostname("-web"));
+  EXPECT_FALSE(IsValidHostname("web_1"));
+  EXPECT_FALSE(IsValidHostname("a.b"));
+  EXPECT_FALSE(IsValidHostname(std::string(64, 'a')));
+  EXPECT_FALSE(IsValidHostname(""));
 }
 
 TEST(FlavorTest, BecomesLimits) {
@@ -177,7 +198,8 @@ TEST(UserTest, Resolve) {
 TEST(SpecTest, BuiltFromImageAndRequest) {
   InstanceRecord r;
   r.uuid = "6f1c2a34-5b6d-4e7f-8a9b-0c1d2e3f4a5b";
-  r.name = "web-1";
+  r.name = "Web Server 1";
+  r.hostname = "web-1";
   r.flavor.memory_mb = 64;
   r.env = {"A=override", "NEW=1"};
   store::ContainerConfig img;
@@ -228,6 +250,9 @@ TEST(RecordTest, RoundTrip) {
   InstanceRecord back = InstanceFromJson(InstanceToJson(r), "instance.json");
   EXPECT_EQ(back.uuid, r.uuid);
   EXPECT_EQ(back.name, r.name);
+  EXPECT_EQ(back.hostname, "n-quoted");  // absent from the record: made from the name
+  r.hostname = "host-1";
+  EXPECT_EQ(InstanceFromJson(InstanceToJson(r), "instance.json").hostname, "host-1");
   EXPECT_EQ(back.flavor.vcpus, 3);
   EXPECT_EQ(back.flavor.extra_specs, r.flavor.extra_specs);
   EXPECT_EQ(back.metadata, r.metadata);
@@ -252,7 +277,14 @@ TEST(JsonTest, CheckedReads) {
   EXPECT_THROW(ParseJsonObject(deep), Error);  // iterative: no stack overflow
   EXPECT_EQ(SanitizeUtf8("ok \xc3\xa9"), "ok \xc3\xa9");
   EXPECT_EQ(SanitizeUtf8("bad \xff!"), "bad \xef\xbf\xbd!");
-  EXPECT_EQ(ErrorJson(404, "gone"), R"({"error":{"code":404,"message":"gone"}})");
+  EXPECT_EQ(ErrorJson(404, "not_found", "gone"),
+            R"({"error":{"code":404,"kind":"not_found","message":"gone"}})");
+  EXPECT_EQ(ErrorJson(409, "invalid_state", "no",
+                      [](JsonWriter& w) {
+                        w.Key("power_state");
+                        w.Int(4);
+                      }),
+            R"({"error":{"code":409,"kind":"invalid_state","message":"no","power_state":4}})");
 }
 
 TEST(HttpStatusTest, OneMapForAllKinds) {
@@ -264,6 +296,48 @@ TEST(HttpStatusTest, OneMapForAllKinds) {
   EXPECT_EQ(HttpStatusFor(ErrorKind::kResourceExhausted, true), 413);
   EXPECT_EQ(HttpStatusFor(ErrorKind::kUnsupported), 501);
   EXPECT_EQ(HttpStatusFor(ErrorKind::kSystem), 500);
+  EXPECT_STREQ(ErrorKindSlug(ErrorKind::kNotFound), "not_found");
+  EXPECT_STREQ(ErrorKindSlug(ErrorKind::kInvalidArgument), "invalid_argument");
+  EXPECT_STREQ(ErrorKindSlug(ErrorKind::kConflict), "conflict");
+}
+
+TEST(RouteTest, AllowedMethodsTellsA405FromA404) {
+  const auto& routes = ApiServer::Routes();
+  using V = std::vector<std::string>;
+  EXPECT_EQ(AllowedMethods(routes, "/v1/instances"), (V{"GET", "POST"}));
+  EXPECT_EQ(AllowedMethods(routes, "/v1/instances/abc"), (V{"GET", "DELETE"}));
+  EXPECT_EQ(AllowedMethods(routes, "/v1/instances/abc/"), (V{"GET", "DELETE"}));
+  EXPECT_EQ(AllowedMethods(routes, "/v1/instances/abc/snapshot"), (V{"POST"}));
+  EXPECT_EQ(AllowedMethods(routes, "/v1/images/x/export"), (V{"GET"}));
+  EXPECT_TRUE(AllowedMethods(routes, "/v1/nothing").empty());
+  EXPECT_TRUE(AllowedMethods(routes, "/v1/instances//action").empty());
+  EXPECT_TRUE(AllowedMethods(routes, "/v1/instances/a/b/c").empty());
+}
+
+TEST(ActionTest, IdempotentStates) {
+  EXPECT_EQ(IdempotentStateOf("start"), PowerState::kRunning);
+  EXPECT_EQ(IdempotentStateOf("stop"), PowerState::kShutdown);
+  EXPECT_EQ(IdempotentStateOf("pause"), PowerState::kPaused);
+  EXPECT_EQ(IdempotentStateOf("suspend"), PowerState::kSuspended);
+  EXPECT_FALSE(IdempotentStateOf("unpause"));
+  EXPECT_FALSE(IdempotentStateOf("reboot"));
+}
+
+TEST(SnapshotTest, RequestIsChecked) {
+  auto parse = [](const char* json) {
+    rapidjson::Document d;
+    d.Parse(json);
+    return ParseSnapshotRequest(d);
+  };
+  EXPECT_EQ(parse(R"({"name": "snap"})").name, "snap");
+  EXPECT_FALSE(parse(R"({"name": "snap"})").do_export);
+  auto r = parse(R"({"image_id": "g-1", "export": true, "export_format": "oci"})");
+  EXPECT_EQ(r.name, "g-1");
+  EXPECT_TRUE(r.do_export);
+  EXPECT_THROW(parse(R"({})"), Error);
+  EXPECT_THROW(parse(R"({"name": 5})"), Error);
+  EXPECT_THROW(parse(R"({"name": "a", "export": "yes"})"), Error);
+  EXPECT_THROW(parse(R"({"name": "a", "export_format": "zip"})"), Error);
 }
 
 TEST(OpenApiTest, DocumentHasEveryRoute) {
