@@ -10,6 +10,7 @@
 #include <iostream>
 
 #include "runtime/common/error.h"
+#include "runtime/common/phase_timer.h"
 #include "runtime/store/image/image_store.h"
 #include "runtime/store/layer/mount.h"
 
@@ -126,7 +127,10 @@ int main(int argc, char** argv) {
       store.Remove(ref);
     } else if (prepare->parsed()) {
       ImageRecord r = store.Get(ref);
-      PrintMounts(store.layers().Prepare(key, r.top_chain().str()));
+      berth::PhaseTimer timer("berth-image");  // BERTH_TIMING=1: the in-process cost
+      auto mounts = store.layers().Prepare(key, r.top_chain().str());
+      timer.Mark("prepare");
+      PrintMounts(mounts);
     } else if (mount->parsed()) {
       berth::store::PerformMounts(store.layers().Mounts(key), target);
     } else if (srm->parsed()) {
