@@ -24,7 +24,7 @@ ProcessSecurity PrepareProcessSecurity(const spec::Process& process,
     security.caps = ParseCapabilities(*process.capabilities);
   }
   security.no_new_privileges = process.no_new_privileges;
-  if (seccomp) security.seccomp = CompileSeccomp(*seccomp);
+  if (seccomp) security.seccomp = CompileSeccompCached(*seccomp);
   security.rlimits = PrepareRlimits(process.rlimits);
   security.uid = process.user.uid;
   security.gid = process.user.gid;

@@ -11,8 +11,10 @@
 #include <unistd.h>
 
 #include <cctype>
+#include <list>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 
@@ -238,6 +240,59 @@ int SeccompProgram::Load() const noexcept {
     err = errno;
   }
   return err;
+}
+
+}  // namespace berth::security
+
+namespace berth::security {
+namespace {
+
+// Every field, with separators that cannot occur in names, so equal keys mean equal
+// profiles.
+std::string SeccompKey(const spec::Seccomp& s) {
+  std::string key = s.default_action;
+  auto add = [&key](std::string_view part) {
+    key += '\x1f';
+    key += part;
+  };
+  add(s.default_errno_ret ? std::to_string(*s.default_errno_ret) : "-");
+  for (const auto& a : s.architectures) add(a);
+  key += '\x1e';
+  for (const auto& f : s.flags) add(f);
+  for (const auto& rule : s.syscalls) {
+    key += '\x1d';
+    for (const auto& n : rule.names) add(n);
+    add(rule.action);
+    add(rule.errno_ret ? std::to_string(*rule.errno_ret) : "-");
+    for (const auto& arg : rule.args) {
+      add(std::to_string(arg.index) + ":" + std::to_string(arg.value) + ":" +
+          std::to_string(arg.value_two) + ":" + arg.op);
+    }
+  }
+  return key;
+}
+
+}  // namespace
+
+SeccompProgram CompileSeccompCached(const spec::Seccomp& seccomp) {
+  static std::mutex mu;
+  static std::list<std::pair<std::string, SeccompProgram>> cache;  // most recent first
+  constexpr size_t kMaxEntries = 16;
+  std::string key = SeccompKey(seccomp);
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    for (auto it = cache.begin(); it != cache.end(); ++it) {
+      if (it->first == key) {
+        cache.splice(cache.begin(), cache, it);
+        return cache.front().second;
+      }
+    }
+  }
+  SeccompProgram program = CompileSeccomp(seccomp);
+  std::lock_guard<std::mutex> lock(mu);
+  cache.emplace_front(std::move(key), program);
+  if (cache.size() > kMaxEntries) cache.pop_back();
+  return program;
 }
 
 }  // namespace berth::security

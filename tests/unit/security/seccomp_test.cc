@@ -311,5 +311,21 @@ TEST(DefaultSeccompProfile, PersonalityAllowsOnlyDockersValues) {
   }
 }
 
+TEST(SeccompCacheTest, SameProfileSameProgramOtherProfileOtherProgram) {
+  spec::Seccomp profile = DefaultSeccompProfile();
+  SeccompProgram first = CompileSeccompCached(profile);
+  SeccompProgram again = CompileSeccompCached(profile);
+  EXPECT_EQ(first.bpf(), again.bpf());
+  EXPECT_EQ(first.bpf(), CompileSeccomp(profile).bpf());
+  spec::Seccomp other = profile;
+  other.syscalls.push_back({{"getcwd"}, "SCMP_ACT_ERRNO", 1, {}});
+  EXPECT_NE(CompileSeccompCached(other).bpf(), first.bpf());
+  // A bad profile is an error every time, not a cached empty program.
+  spec::Seccomp bad = profile;
+  bad.default_action = "SCMP_ACT_NOPE";
+  EXPECT_THROW(CompileSeccompCached(bad), Error);
+  EXPECT_THROW(CompileSeccompCached(bad), Error);
+}
+
 }  // namespace
 }  // namespace berth::security
