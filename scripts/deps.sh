@@ -12,7 +12,7 @@ PACKAGES=(
   libvirt-dev
   busybox-static iproute2 util-linux procps psmisc
   openvswitch-switch libvirt-daemon libvirt-clients dnsmasq-base btrfs-progs
-  buildah skopeo umoci jq curl
+  buildah skopeo umoci jq curl openssl
   python3-nova python3-os-vif python3-oslotest python3-stestr python3-ddt
   python3-requests-mock python3-testscenarios python3-pytest python3-wsgi-intercept
 )

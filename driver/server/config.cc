@@ -69,6 +69,12 @@ const std::map<std::string, Setter>& Setters() {
          c.threads = static_cast<int>(ToUnsigned(w, v, 256));
          if (c.threads == 0) throw Error(ErrorKind::kInvalidArgument, w + ": want at least 1");
        }},
+      {"api.tls_cert_file",
+       [](Config& c, const std::string&, const char* v) { c.tls_cert_file = v; }},
+      {"api.tls_key_file",
+       [](Config& c, const std::string&, const char* v) { c.tls_key_file = v; }},
+      {"api.tls_client_ca_file",
+       [](Config& c, const std::string&, const char* v) { c.tls_client_ca_file = v; }},
       {"storage.driver",
        [](Config& c, const std::string&, const char* v) { c.storage_driver = v; }},
       {"instances.cgroup_parent",
@@ -118,6 +124,21 @@ int OnValue(void* user, const char* section, const char* name, const char* value
   return 1;
 }
 
+// Half a TLS setup would silently serve plain HTTP; refuse it instead.
+void CheckTlsOptions(const Config& c) {
+  if (c.tls_cert_file.empty() != c.tls_key_file.empty()) {
+    throw Error(ErrorKind::kInvalidArgument,
+                std::string("[api] ") +
+                    (c.tls_cert_file.empty() ? "tls_cert_file" : "tls_key_file") +
+                    ": must be set together with [api] " +
+                    (c.tls_cert_file.empty() ? "tls_key_file" : "tls_cert_file"));
+  }
+  if (!c.tls_client_ca_file.empty() && c.tls_cert_file.empty()) {
+    throw Error(ErrorKind::kInvalidArgument,
+                "[api] tls_client_ca_file: needs [api] tls_cert_file and tls_key_file");
+  }
+}
+
 }  // namespace
 
 Config ParseConfig(const std::string& text) {
@@ -127,11 +148,27 @@ Config ParseConfig(const std::string& text) {
   if (rc != 0) {
     throw Error(ErrorKind::kInvalidArgument, "syntax error at line " + std::to_string(rc));
   }
+  CheckTlsOptions(st.config);
   return st.config;
 }
 
 Config LoadConfig(const std::string& path) {
   return WithContext(path, [&] { return ParseConfig(ReadFile(path)); });
+}
+
+void CheckTlsFiles(const Config& config) {
+  const std::pair<const char*, const std::string*> kFiles[] = {
+      {"tls_cert_file", &config.tls_cert_file},
+      {"tls_key_file", &config.tls_key_file},
+      {"tls_client_ca_file", &config.tls_client_ca_file},
+  };
+  for (const auto& [option, path] : kFiles) {
+    if (path->empty()) continue;
+    UniqueFd fd(::open(path->c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) {
+      throw Error::FromErrno("open", *path, errno).WithContext(std::string("[api] ") + option);
+    }
+  }
 }
 
 std::string LoadOrCreateToken(const std::string& path) {

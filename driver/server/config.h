@@ -21,6 +21,11 @@ struct Config {
   uint64_t max_body_size = 1 << 20;              // JSON request bodies
   uint64_t max_upload_size = uint64_t{1} << 30;  // image archives sent as the request body
   int threads = 4;
+  // Both set: serve HTTPS with this PEM certificate (chain) and key; neither: plain HTTP.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  // Set (needs TLS): refuse clients without a certificate signed by this PEM CA bundle.
+  std::string tls_client_ca_file;
   // [storage]
   std::string storage_driver = "overlay";
   // [instances]
@@ -36,12 +41,17 @@ struct Config {
 
   std::string instances_dir() const { return state_dir + "/instances"; }
   std::string containers_dir() const { return run_dir + "/containers"; }
+  bool tls() const { return !tls_cert_file.empty(); }
 };
 
 // Parses INI text; a bad value is kInvalidArgument naming section and key.
 Config ParseConfig(const std::string& text);
 // Reads the file (missing: kNotFound) and parses it.
 Config LoadConfig(const std::string& path);
+
+// Checks that every configured TLS file can be opened for reading, so that a bad path is a
+// start-up error naming the option rather than Pistache's vague OpenSSL failure.
+void CheckTlsFiles(const Config& config);
 
 // Reads the admin token, or creates the file (mode 0600, its directory 0700 when made)
 // with a fresh random token. A file readable by others is refused (kInvalidArgument).

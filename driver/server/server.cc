@@ -374,6 +374,7 @@ ApiServer::ApiServer(Config config) : config_(std::move(config)) {}
 ApiServer::~ApiServer() = default;
 
 void ApiServer::init() {
+  CheckTlsFiles(config_);
   token_ = LoadOrCreateToken(config_.token_file);
   MakeDirs(config_.state_dir, 0700);
   MakeDirs(config_.run_dir, 0700);
@@ -392,8 +393,34 @@ void ApiServer::init() {
                   .maxRequestSize(config_.max_upload_size + (64 << 10))
                   .maxResponseSize(64 << 20);
   endpoint_->init(opts);
+  if (config_.tls()) setupTls();
   setupRoutes();
   endpoint_->setHandler(router_.handler());
+}
+
+void ApiServer::setupTls() {
+  // Pistache throws std::runtime_error with only OpenSSL's words (and prints its error queue
+  // to stderr); say which option was wrong.
+  try {
+    endpoint_->useSSL(config_.tls_cert_file, config_.tls_key_file, /*use_compression=*/false);
+  } catch (const std::exception& e) {
+    throw Error(ErrorKind::kInvalidArgument, "[api] tls_cert_file " + config_.tls_cert_file +
+                                                 " / tls_key_file " + config_.tls_key_file +
+                                                 ": not a usable certificate and key: " + e.what());
+  }
+  if (!config_.tls_client_ca_file.empty()) {
+    try {
+      // No callback: OpenSSL's own chain verification decides; a client without a
+      // certificate fails the handshake (SSL_VERIFY_FAIL_IF_NO_PEER_CERT).
+      endpoint_->useSSLAuth(config_.tls_client_ca_file);
+    } catch (const std::exception& e) {
+      throw Error(ErrorKind::kInvalidArgument, "[api] tls_client_ca_file " +
+                                                   config_.tls_client_ca_file +
+                                                   ": not a usable CA bundle: " + e.what());
+    }
+  }
+  spdlog::info("tls enabled cert={} client_ca={}", config_.tls_cert_file,
+               config_.tls_client_ca_file.empty() ? "none" : config_.tls_client_ca_file);
 }
 
 void ApiServer::setupRoutes() {

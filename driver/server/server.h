@@ -61,6 +61,7 @@ class ApiServer {
 
   // Opens the stores, re-attaches instances, loads the token, binds the socket.
   void init();
+  void setupTls();
   void setupRoutes();
   // Serves in Pistache's threads and returns.
   void serve();

@@ -66,7 +66,7 @@ int64_t Int(const rapidjson::Value& v, const char* key) {
   return v[key].GetInt64();
 }
 
-Daemon::Daemon(const std::string& dir) : dir_(dir) {
+Daemon::Daemon(const std::string& dir, const std::string& extra_api) : dir_(dir) {
   std::string conf =
       "[DEFAULT]\n"
       "state_dir = " +
@@ -83,7 +83,8 @@ Daemon::Daemon(const std::string& dir) : dir_(dir) {
       token_path() +
       "\n"
       "max_body_size = 65536\n"
-      "threads = 4\n"
+      "threads = 4\n" +
+      extra_api +
       "[instances]\n"
       "cgroup_parent = " +
       cgroup_parent() +

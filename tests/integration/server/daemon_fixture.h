@@ -25,7 +25,8 @@ struct HttpResult {
 
 class Daemon {
  public:
-  explicit Daemon(const std::string& dir);
+  // extra_api: more "key = value" lines for the [api] section (e.g. the TLS options).
+  explicit Daemon(const std::string& dir, const std::string& extra_api = "");
   ~Daemon();
 
   void Start();      // waits until it listens
