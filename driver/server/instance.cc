@@ -8,6 +8,7 @@
 #include "driver/server/json_util.h"
 #include "driver/server/names.h"
 #include "runtime/common/error.h"
+#include "runtime/common/signals.h"
 #include "runtime/security/security.h"
 #include "runtime/spec/parser.h"
 
@@ -236,33 +237,7 @@ spec::Resources FlavorToResources(const Flavor& flavor, bool swap_accounting) {
 }
 
 int ParseSignal(const std::string& name) {
-  if (name.empty()) return SIGTERM;
-  if (auto n = ParseInt(name)) {
-    if (*n >= 1 && *n <= SIGRTMAX) return static_cast<int>(*n);
-    Invalid("signal " + name + " out of range");
-  }
-  std::string s = name;
-  if (s.rfind("SIG", 0) == 0) s = s.substr(3);
-  static const std::pair<const char*, int> kNames[] = {
-      {"HUP", SIGHUP},     {"INT", SIGINT},   {"QUIT", SIGQUIT}, {"KILL", SIGKILL},
-      {"USR1", SIGUSR1},   {"USR2", SIGUSR2}, {"TERM", SIGTERM}, {"PWR", SIGPWR},
-      {"WINCH", SIGWINCH}, {"CONT", SIGCONT}, {"STOP", SIGSTOP}, {"ALRM", SIGALRM},
-  };
-  for (const auto& [n, v] : kNames) {
-    if (s == n) return v;
-  }
-  if (s.rfind("RTMIN", 0) == 0) {
-    std::string rest = s.substr(5);
-    int64_t off = 0;
-    if (!rest.empty()) {
-      auto v = rest[0] == '+' ? ParseInt(rest.substr(1)) : std::nullopt;
-      if (!v) Invalid("unknown signal \"" + name + "\"");
-      off = *v;
-    }
-    if (SIGRTMIN + off > SIGRTMAX) Invalid("signal " + name + " out of range");
-    return static_cast<int>(SIGRTMIN + off);
-  }
-  Invalid("unknown signal \"" + name + "\"");
+  return name.empty() ? SIGTERM : berth::ParseSignal(name);
 }
 
 UserIds ResolveUser(const std::string& user, const std::string& passwd, const std::string& group) {

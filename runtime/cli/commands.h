@@ -25,9 +25,6 @@ void AddPauseResume(CLI::App& app, const GlobalOptions& g, int& exit_code);
 void AddStats(CLI::App& app, const GlobalOptions& g, int& exit_code);
 void AddSpec(CLI::App& app, const GlobalOptions& g, int& exit_code);
 
-// "SIGKILL", "KILL", "kill" or "9" -> 9; kInvalidArgument otherwise.
-int ParseSignal(const std::string& text);
-
 // A wait status as a shell reports it: the exit code, or 128 + signal.
 int ShellStatus(int wait_status);
 

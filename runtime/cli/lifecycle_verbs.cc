@@ -2,6 +2,7 @@
 #include <cstdio>
 
 #include "runtime/cli/commands.h"
+#include "runtime/common/signals.h"
 #include "runtime/linux/container.h"
 #include "runtime/spec/parser.h"
 
@@ -71,7 +72,7 @@ void AddKill(CLI::App& app, const GlobalOptions& g, int& exit_code) {
   cmd->add_option("id", *id)->required();
   cmd->add_option("signal", *sig, "signal name or number")->capture_default_str();
   cmd->callback([&g, &exit_code, id, sig, all] {
-    container::KillContainer(g.root, *id, ParseSignal(*sig), *all);
+    container::KillContainer(g.root, *id, berth::ParseSignal(*sig), *all);
     exit_code = 0;
   });
 }
