@@ -174,34 +174,37 @@ TEST_F(ContainerTest, ConsoleLogStaysUnderItsBound) {
 }
 
 TEST_F(ContainerTest, PauseStopsProgressAndResumeContinuesIt) {
-  // The container counts into a file on a bind mount the test can read.
+  // The container counts into a file on a bind mount the test can read. It writes a
+  // temporary file and renames it over the counter, so a reader never sees a truncated
+  // file (a plain `echo > n` frozen between truncate and write reads as empty forever).
   std::string shared = dir_->Sub("shared");
   MakeDirs(shared);
-  spec::Spec s =
-      BaseSpec({"sh", "-c", "i=0; while true; do i=$((i+1)); echo $i > /shared/n; done"});
+  spec::Spec s = BaseSpec({"sh", "-c",
+                           "i=0; while true; do i=$((i+1)); echo $i > /shared/n.tmp; "
+                           "mv /shared/n.tmp /shared/n; done"});
   s.mounts.push_back({"/shared", "bind", shared, {"rbind", "rw"}});
   Create("pause", s);
   container::StartContainer(state_root_, "pause");
   auto count = [&] {
-    // The writer truncates then writes: retry a read that caught the empty moment.
-    for (int i = 0; i < 100; ++i) {
-      auto text = ReadFileIfExists(shared + "/n").value_or("");
-      if (!text.empty()) return std::atol(text.c_str());
-      ::usleep(1000);
-    }
-    return 0l;
+    auto text = ReadFileIfExists(shared + "/n").value_or("");
+    return std::atol(text.c_str());
   };
-  for (int i = 0; i < 200 && count() < 10; ++i) ::usleep(5000);
+  // Generous deadlines: on a loaded two-core CI machine the writer may wait for a CPU.
+  auto wait_until_count_exceeds = [&](long floor) {
+    for (int i = 0; i < 1000 && count() <= floor; ++i) ::usleep(5000);
+    return count();
+  };
+  ASSERT_GE(wait_until_count_exceeds(9), 10);
   container::PauseContainer(state_root_, "pause");
   EXPECT_EQ(container::QueryContainer(state_root_, "pause").status, container::Status::kPaused);
   long a = count();
   ::usleep(300000);
   long b = count();
   EXPECT_EQ(a, b);
+  EXPECT_GT(b, 0);
   container::ResumeContainer(state_root_, "pause");
   EXPECT_EQ(container::QueryContainer(state_root_, "pause").status, container::Status::kRunning);
-  ::usleep(300000);
-  EXPECT_GT(count(), b);
+  EXPECT_GT(wait_until_count_exceeds(b), b);
 }
 
 TEST_F(ContainerTest, ReadonlyRootRefusesWrites) {
