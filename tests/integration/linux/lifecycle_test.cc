@@ -59,8 +59,11 @@ TEST_F(ContainerTest, ForceDeleteOfARunningContainerLeavesNothing) {
   spec::Spec s = BaseSpec({"sh", "-c", "sleep 60 & sleep 60 & wait"});
   auto record = Create("force", s);
   container::StartContainer(state_root_, "force");
-  ::usleep(100000);
   auto pids = container::ContainerPids(state_root_, "force");
+  for (int i = 0; i < 300 && pids.size() < 3; ++i) {
+    ::usleep(10000);
+    pids = container::ContainerPids(state_root_, "force");
+  }
   EXPECT_GE(pids.size(), 3u);
   container::DeleteContainer(state_root_, "force", true);
   for (pid_t p : pids) EXPECT_FALSE(ProcessExists(p)) << p;
