@@ -1,5 +1,7 @@
 #include "runtime/store/archive/layer_stream.h"
 
+#include "runtime/store/archive/background_hasher.h"
+
 #include <archive.h>
 #include <archive_entry.h>
 #include <unistd.h>
@@ -12,6 +14,9 @@ namespace berth::store {
 namespace {
 
 constexpr size_t kBufferSize = 1 << 20;
+// libarchive keeps using the buffer a read callback returned until its next call, and the
+// hasher owns a buffer until it has hashed it: a few buffers per side keep both busy.
+constexpr size_t kBuffersPerSide = 3;
 
 }  // namespace
 
@@ -45,14 +50,21 @@ size_t ArchiveEntrySource::Read(void* buf, size_t size) {
 // Callback state. Exceptions must not cross libarchive's C frames: callbacks store the
 // error and return ARCHIVE_FATAL; Fail() rethrows it.
 struct LayerStream::State {
+  // The hasher's thread may be reading a ring buffer: stop it before the rings go.
+  ~State() { hasher.Stop(); }
+
   ByteSource* source = nullptr;
   Sha256 blob_hash;
   Sha256 diff_hash;
   uint64_t blob_size = 0;
   uint64_t diff_size = 0;
   uint64_t max_uncompressed = 0;
-  std::vector<char> in_buf = std::vector<char>(kBufferSize);
-  std::vector<char> out_buf = std::vector<char>(kBufferSize);
+  // Declared before the rings and hashes that its thread uses, so it is destroyed first.
+  BackgroundHasher hasher;
+  BufferRing in_ring{hasher, kBuffersPerSide, kBufferSize};
+  BufferRing out_ring{hasher, kBuffersPerSide, kBufferSize};
+  // An uncompressed blob is its own tar stream: its digest is the diff_id, hashed once.
+  bool blob_is_diff = false;
   struct archive* decoder = nullptr;
   bool decoder_eof = false;
   std::optional<Error> error;
@@ -61,10 +73,11 @@ struct LayerStream::State {
   static la_ssize_t ReadSource(struct archive*, void* data, const void** out) {
     auto* s = static_cast<State*>(data);
     try {
-      size_t n = s->source->Read(s->in_buf.data(), s->in_buf.size());
-      s->blob_hash.Update(s->in_buf.data(), n);
+      char* buf = s->in_ring.Next();
+      size_t n = s->source->Read(buf, s->in_ring.buffer_size());
+      if (!s->blob_is_diff) s->in_ring.Hashing(s->hasher.Submit(s->blob_hash, buf, n));
       s->blob_size += n;
-      *out = s->in_buf.data();
+      *out = buf;
       return static_cast<la_ssize_t>(n);
     } catch (const Error& e) {
       s->error = e;
@@ -75,7 +88,14 @@ struct LayerStream::State {
   // Decompressed side: what the tar reader consumes.
   la_ssize_t PullDecoded(const void** out) {
     if (decoder_eof) return 0;
-    la_ssize_t n = archive_read_data(decoder, out_buf.data(), out_buf.size());
+    char* buf;
+    try {
+      buf = out_ring.Next();
+    } catch (const Error& e) {
+      error = e;
+      return ARCHIVE_FATAL;
+    }
+    la_ssize_t n = archive_read_data(decoder, buf, out_ring.buffer_size());
     if (n < 0) {
       if (!error) {
         const char* msg = archive_error_string(decoder);
@@ -85,14 +105,14 @@ struct LayerStream::State {
       return ARCHIVE_FATAL;
     }
     if (n == 0) decoder_eof = true;
-    diff_hash.Update(out_buf.data(), static_cast<size_t>(n));
+    out_ring.Hashing(hasher.Submit(diff_hash, buf, static_cast<size_t>(n)));
     diff_size += static_cast<uint64_t>(n);
     if (diff_size > max_uncompressed) {
       error = Error(ErrorKind::kResourceExhausted, "decompressed layer exceeds the limit of " +
                                                        std::to_string(max_uncompressed) + " bytes");
       return ARCHIVE_FATAL;
     }
-    *out = out_buf.data();
+    *out = buf;
     return n;
   }
   static la_ssize_t ReadDecoded(struct archive*, void* data, const void** out) {
@@ -127,6 +147,7 @@ LayerStream::LayerStream(ByteSource& source, StreamLimits limits, std::string wh
   } else if (r != ARCHIVE_OK) {
     Fail("open");
   }
+  state_->blob_is_diff = archive_filter_code(decoder_.get(), 0) == ARCHIVE_FILTER_NONE;
 
   tar_.reset(archive_read_new());
   if (!tar_) throw Error(ErrorKind::kResourceExhausted, "archive_read_new failed");
@@ -177,14 +198,20 @@ LayerDigests LayerStream::Finish() {
   // The decoder may stop before the end of the source (e.g. after the gzip trailer); the
   // blob digest covers every byte.
   for (;;) {
-    size_t n = state_->source->Read(state_->in_buf.data(), state_->in_buf.size());
+    char* buf = state_->in_ring.Next();
+    size_t n = state_->source->Read(buf, state_->in_ring.buffer_size());
     if (n == 0) break;
-    state_->blob_hash.Update(state_->in_buf.data(), n);
+    if (state_->blob_is_diff) {
+      // The raw reader passes on every byte up to the end of an uncompressed blob.
+      throw Error(ErrorKind::kInternal, what_ + ": bytes after the end of an uncompressed layer");
+    }
+    state_->in_ring.Hashing(state_->hasher.Submit(state_->blob_hash, buf, n));
     state_->blob_size += n;
   }
+  state_->hasher.Drain();
   LayerDigests d;
-  d.blob = state_->blob_hash.Final();
   d.diff_id = state_->diff_hash.Final();
+  d.blob = state_->blob_is_diff ? d.diff_id : state_->blob_hash.Final();
   d.blob_size = state_->blob_size;
   d.diff_size = state_->diff_size;
   return d;
