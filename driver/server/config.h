@@ -36,6 +36,8 @@ struct Config {
   // How often the cached instance states (GET /v1/instances, /metrics) are refreshed from
   // the monitors, in ms; 0: only by the lifecycle operations and GET /v1/instances/{uuid}.
   int state_refresh_ms = 1000;
+  // Open `console?follow=true` streams at once; more get 503.
+  uint64_t max_console_followers = 64;
 
   std::vector<std::string> warnings;  // unknown options, reported once logging is up
 

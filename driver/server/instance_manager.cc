@@ -15,6 +15,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "driver/server/console_follow.h"
 #include "driver/server/names.h"
 #include "runtime/common/error.h"
 #include "runtime/common/file_util.h"
@@ -64,21 +65,6 @@ bool IsMountPoint(const std::string& path) {
     if (line.compare(pos, end - pos, path) == 0) return true;
   }
   return false;
-}
-
-// Last `lines` lines of text.
-std::string Tail(const std::string& text, size_t lines) {
-  if (lines == 0) return "";
-  size_t pos = text.size();
-  if (pos > 0 && text[pos - 1] == '\n') --pos;
-  size_t count = 0;
-  while (pos > 0) {
-    size_t nl = text.rfind('\n', pos - 1);
-    if (nl == std::string::npos) return text;
-    if (++count == lines) return text.substr(nl + 1);
-    pos = nl;
-  }
-  return text;
 }
 
 std::string ReadFd(int fd, uint64_t max, bool* truncated) {
@@ -733,7 +719,21 @@ std::string InstanceManager::Console(const std::string& uuid, size_t lines) {
   } else if (auto last = ReadFileIfExists(JoinPath(InstanceDir(uuid), "console.last.log"))) {
     text = *last;
   }
-  return Tail(text, lines);
+  return TailLines(text, lines);
+}
+
+std::optional<std::string> InstanceManager::LiveConsoleDir(const std::string& uuid) {
+  Find(uuid);  // 404 for an unknown instance
+  if (!ContainerExists(uuid)) return std::nullopt;
+  return container::StateDir(config_.containers_dir(), uuid);
+}
+
+std::vector<store::ChangeLine> InstanceManager::Diff(const std::string& uuid) {
+  InstancePtr inst = Find(uuid);
+  // Under the operation lock: a rebuild or delete must not swap the disk mid-walk.
+  std::lock_guard op(inst->op_mu);
+  if (inst->gone) throw Error(ErrorKind::kNotFound, "instance " + uuid + " not found");
+  return images_.Diff(SnapshotKey(uuid));
 }
 
 cgroup::CgroupStats InstanceManager::Stats(const std::string& uuid) {

@@ -104,7 +104,12 @@ class InstanceManager {
   // POST /v1/instances/{uuid}/action body.
   InstanceView Action(const std::string& uuid, const rapidjson::Value& body);
   std::string Console(const std::string& uuid, size_t lines);
+  // The state dir of the instance's container while it has one (its console.log is the
+  // live log); nullopt when the console is the saved console.last.log.
+  std::optional<std::string> LiveConsoleDir(const std::string& uuid);
   cgroup::CgroupStats Stats(const std::string& uuid);
+  // What the instance changed in its disk against its image (`docker diff`).
+  std::vector<store::ChangeLine> Diff(const std::string& uuid);
   ExecResult Exec(const std::string& uuid, const rapidjson::Value& body);
   // Freezes a running instance, commits its disk into a new image, thaws it.
   store::ImageRecord Snapshot(const std::string& uuid, const SnapshotRequest& request);

@@ -68,6 +68,14 @@ uint64_t ParseQueryNumber(const Request& req, const char* name, uint64_t def, ui
   return n;
 }
 
+bool ParseQueryBool(const Request& req, const char* name) {
+  auto v = req.query().get(name);
+  if (!v) return false;
+  if (*v == "true" || *v == "1" || v->empty()) return true;
+  if (*v == "false" || *v == "0") return false;
+  throw Error(ErrorKind::kInvalidArgument, std::string(name) + ": want true or false");
+}
+
 void WriteImageJson(JsonWriter& w, const store::ImageRecord& img, bool detail) {
   w.StartObject();
   WriteString(w, "id", img.id.str());
@@ -267,9 +275,12 @@ const std::vector<RouteDef>& ApiServer::Routes() {
       {Method::Post, "/v1/instances/:uuid/action", &ApiServer::doInstanceAction,
        "start, stop, reboot, pause, unpause, suspend, resume, resize"},
       {Method::Get, "/v1/instances/:uuid/console", &ApiServer::doConsole,
-       "Last lines of the console log (?lines=N)"},
+       "Last lines of the console log (?lines=N); with ?follow=true also a cursor, and with "
+       "&since=CURSOR it waits (&wait=S, 10) for output after the cursor"},
       {Method::Get, "/v1/instances/:uuid/stats", &ApiServer::doStats,
        "cgroup statistics: cpu, memory, pids, io"},
+      {Method::Get, "/v1/instances/:uuid/diff", &ApiServer::doDiff,
+       "Changes of the instance's disk against its image: A added, C changed, D deleted"},
       {Method::Post, "/v1/instances/:uuid/exec", &ApiServer::doExec,
        "Run a command inside a running instance"},
       {Method::Post, "/v1/instances/:uuid/snapshot", &ApiServer::doSnapshot,
@@ -384,6 +395,8 @@ void ApiServer::init() {
   instances_->Recover();
   RemoveStaleExports();
   instances_->StartRefresher(config_.state_refresh_ms);
+  waiters_ = std::make_unique<ConsoleWaiters>(config_.max_console_followers,
+                                              std::chrono::milliseconds(100));
 
   Pistache::Address addr(config_.listen, Pistache::Port(config_.port));
   endpoint_ = std::make_shared<Http::Endpoint>(addr);
@@ -482,6 +495,8 @@ void ApiServer::serve() {
 }
 
 void ApiServer::shutdown() {
+  // The streams write through the endpoint's transport: end them while it exists.
+  if (waiters_) waiters_->Stop();
   if (endpoint_) endpoint_->shutdown();
   if (instances_) instances_->StopRefresher();
 }
@@ -745,11 +760,89 @@ void ApiServer::doInstanceAction(const Request& req, ResponseWriter& resp) {
 void ApiServer::doConsole(const Request& req, ResponseWriter& resp) {
   std::string uuid = InstanceParam(req);
   size_t lines = ParseQueryNumber(req, "lines", 100, 100000);
+  if (ParseQueryBool(req, "follow")) return FollowConsole(req, uuid, lines, resp);
   std::string text = SanitizeUtf8(instances_->Console(uuid, lines));
   rapidjson::StringBuffer buf;
   JsonWriter w(buf);
   w.StartObject();
   WriteString(w, "output", text);
+  w.EndObject();
+  SendJson(resp, 200, Finish(buf));
+}
+
+namespace {
+
+void SendConsoleRead(ResponseWriter& resp, const ConsoleRead& r, bool running) {
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  w.StartObject();
+  WriteString(w, "output", SanitizeUtf8(r.text));
+  WriteString(w, "cursor", r.next.str());
+  w.Key("running");
+  w.Bool(running);
+  w.Key("lost");
+  w.Bool(r.lost);
+  w.EndObject();
+  SendJson(resp, 200, Finish(buf));
+}
+
+}  // namespace
+
+void ApiServer::FollowConsole(const Request& req, const std::string& uuid, size_t lines,
+                              ResponseWriter& resp) {
+  std::optional<ConsoleCursor> since;
+  if (auto text = req.query().get("since")) since = ConsoleCursor::Parse(*text);
+  uint64_t wait_s = ParseQueryNumber(req, "wait", 10, 60);
+  auto running = [this, uuid] {
+    try {
+      PowerState s = instances_->Get(uuid).power_state;
+      return s == PowerState::kRunning || s == PowerState::kPaused || s == PowerState::kSuspended;
+    } catch (const std::exception&) {
+      return false;  // deleted meanwhile
+    }
+  };
+  auto dir = instances_->LiveConsoleDir(uuid);
+  if (!dir) {
+    // No container: the log of the last run once, then nothing more to follow.
+    ConsoleRead saved;
+    if (!since) saved.text = instances_->Console(uuid, lines);
+    return SendConsoleRead(resp, saved, false);
+  }
+  // 1 MiB an answer: a client far behind catches up over a few polls.
+  auto read = [d = *dir, since, lines] { return ReadConsole(d, since, lines, 1 << 20); };
+  ConsoleRead now = read();
+  bool is_running = running();
+  if (!since || !now.text.empty() || now.lost || !is_running || wait_s == 0) {
+    return SendConsoleRead(resp, now, is_running);
+  }
+  if (waiters_->size() >= config_.max_console_followers) {
+    throw HttpFailure{503, "too_many_followers",
+                      "already waiting on " + std::to_string(config_.max_console_followers) +
+                          " consoles (max_console_followers)"};
+  }
+  ConsoleWaiters::Waiter w{std::move(resp),
+                           read,
+                           running,
+                           SendConsoleRead,
+                           std::chrono::steady_clock::now() + std::chrono::seconds(wait_s),
+                           *since};
+  if (!waiters_->Park(w)) SendConsoleRead(w.response, now, is_running);  // lost a race for room
+}
+
+void ApiServer::doDiff(const Request& req, ResponseWriter& resp) {
+  auto changes = instances_->Diff(InstanceParam(req));
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  w.StartObject();
+  w.Key("changes");
+  w.StartArray();
+  for (const auto& c : changes) {
+    w.StartObject();
+    WriteString(w, "kind", std::string(1, store::ChangeLetter(c.kind)));
+    WriteString(w, "path", SanitizeUtf8(c.path));
+    w.EndObject();
+  }
+  w.EndArray();
   w.EndObject();
   SendJson(resp, 200, Finish(buf));
 }

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "driver/server/config.h"
+#include "driver/server/console_follow.h"
 #include "driver/server/instance_manager.h"
 #include "driver/server/metrics.h"
 #include "runtime/common/error.h"
@@ -87,6 +88,7 @@ class ApiServer {
   void doInstanceAction(const Request&, ResponseWriter&);
   void doConsole(const Request&, ResponseWriter&);
   void doStats(const Request&, ResponseWriter&);
+  void doDiff(const Request&, ResponseWriter&);
   void doExec(const Request&, ResponseWriter&);
   void doSnapshot(const Request&, ResponseWriter&);
   void doExportImage(const Request&, ResponseWriter&);
@@ -96,6 +98,8 @@ class ApiServer {
   std::string InstanceParam(const Request& req) const;
   std::string ExportTempPath() const;
   void SendMethodNotAllowed(const Request& req, ResponseWriter& resp);
+  void FollowConsole(const Request& req, const std::string& uuid, size_t lines,
+                     ResponseWriter& resp);
   void RemoveStaleExports();
   // Sends the archive at `path` as the body (200) and removes the file afterwards.
   void SendArchive(ResponseWriter& resp, const std::string& path, const std::string& image_id);
@@ -105,6 +109,7 @@ class ApiServer {
   Metrics metrics_;
   std::unique_ptr<store::ImageStore> images_;
   std::unique_ptr<InstanceManager> instances_;
+  std::unique_ptr<ConsoleWaiters> waiters_;
   std::shared_ptr<Pistache::Http::Endpoint> endpoint_;
   Pistache::Rest::Router router_;
   std::vector<std::pair<std::string, std::string>> registered_;
