@@ -15,7 +15,7 @@ PACKAGES=(
   buildah skopeo umoci jq curl openssl
   python3-nova python3-os-vif python3-oslotest python3-stestr python3-ddt
   python3-requests-mock python3-testscenarios python3-pytest python3-wsgi-intercept
-  python3-heat python3-yaml python3-apt shellcheck debootstrap
+  python3-heat python3-yaml python3-apt shellcheck
 )
 
 missing=()
