@@ -15,7 +15,7 @@ services) -- the real `template validate` does not check those either.
 No traffic leaves the process: every socket connect and name lookup raises, and Heat's
 "is the service in the catalog" check (which asks Keystone) is skipped.
 Exit status 1 when a template is invalid. --json prints one object per template:
-{template, params, ok, error, resources, outputs, parameters, depends_on}.
+{template, params, ok, error, resources, outputs, parameters, depends_on, servers}.
 """
 
 import argparse
@@ -43,6 +43,22 @@ def _setup():
     resource.Resource._validate_service_availability = lambda self, *a, **k: None
 
 
+def _servers(stack):
+    """{resource: {image, flavor}} of each server (and server group), as the parameters
+    resolve them: what Nova will be asked for."""
+    from heat.engine import function
+
+    out = {}
+    for name, res in stack.resources.items():
+        props = res.t._properties or {}
+        if res.type() == "OS::Heat::ResourceGroup":
+            props = function.resolve(props.get("resource_def", {})).get("properties", {})
+        elif res.type() != "OS::Nova::Server":
+            continue
+        out[name] = {k: function.resolve(props.get(k)) for k in ("image", "flavor")}
+    return out
+
+
 def validate(path, params):
     from heat.common import context, template_format
     from heat.engine import environment
@@ -61,6 +77,7 @@ def validate(path, params):
         result["resources"] = {name: res.type() for name, res in stack.resources.items()}
         result["outputs"] = sorted(tmpl_dict.get("outputs", {}))
         result["parameters"] = sorted(tmpl_dict.get("parameters", {}))
+        result["servers"] = _servers(stack)
         graph = stack.dependencies.graph()
         result["depends_on"] = {r.name: sorted(d.name for d in deps)
                                 for r, deps in graph.items()}

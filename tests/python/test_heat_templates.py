@@ -75,7 +75,8 @@ def validated(tmp_path_factory):
         pytest.fail("python3-heat is not installed (scripts/deps.sh installs it)")
     paths = [os.path.join(HEAT, t) for t in TEMPLATES]
     broken = broken_templates(tmp_path_factory.mktemp("broken"))
-    runs = [(paths, ()), (paths, ("network=private",)), (broken, ("network=private",))]
+    runs = [(paths, ()), (paths, ("network=private",)), (broken, ("network=private",)),
+            (paths[1:], ("flavor=small", "db_flavor=big", "api_image=my-api"))]
     procs = [start_validate(p, params) for p, params in runs]
     out = {}
     for proc, (p, params) in zip(procs, runs):
@@ -118,11 +119,25 @@ def test_multi_tier_interface(validated):
     r = validated[("multi_tier.yaml", ("network=private",))]
     for tier in ("web", "api", "worker", "db", "mq"):
         assert f"{tier}_image" in r["parameters"] and f"{tier}_flavor" in r["parameters"]
-    assert "network" in r["parameters"]
+    assert {"network", "flavor"} <= set(r["parameters"])
     assert {"url", "status_url", "addresses"} <= set(r["outputs"])
     servers = {n for n, t in r["resources"].items() if t == "OS::Nova::Server"}
     assert servers == {"web", "api", "db", "mq"}
     assert r["resources"]["workers"] == "OS::Heat::ResourceGroup"
+
+
+def test_multi_tier_flavor_and_images(validated):
+    """One flavor for all, unless a tier names its own; images per tier."""
+    servers = validated[("multi_tier.yaml", ())]["servers"]
+    assert {s["flavor"] for s in servers.values()} == {"m1.tiny"}
+    assert {n: s["image"] for n, s in servers.items()} == {
+        "web": "berth-web", "api": "berth-api", "workers": "berth-worker", "db": "berth-db",
+        "mq": "berth-mq"}
+    servers = validated[("multi_tier.yaml", ("flavor=small", "db_flavor=big",
+                                             "api_image=my-api"))]["servers"]
+    assert servers["db"]["flavor"] == "big"
+    assert servers["workers"]["flavor"] == servers["web"]["flavor"] == "small"
+    assert servers["api"]["image"] == "my-api"
 
 
 def test_multi_tier_creation_order(validated):
