@@ -15,7 +15,9 @@ services) -- the real `template validate` does not check those either.
 No traffic leaves the process: every socket connect and name lookup raises, and Heat's
 "is the service in the catalog" check (which asks Keystone) is skipped.
 Exit status 1 when a template is invalid. --json prints one object per template:
-{template, params, ok, error, resources, outputs, parameters, depends_on, servers}.
+{template, params, ok, error, resources, outputs, parameters, depends_on, servers}, and
+with --render also "rendered": the user data, metadata and outputs the stack would have
+once created, each server at a documentation address (192.0.2.x) on the network.
 """
 
 import argparse
@@ -59,7 +61,55 @@ def _servers(stack):
     return out
 
 
-def validate(path, params):
+def _render(stack, network):
+    """What Heat would hand Nova and the user once the stack exists: every server's user
+    data and metadata and the stack's outputs, with each server given a documentation
+    address (192.0.2.x, RFC 5737) on `network` and each random string "secret-<name>".
+    Resources are resolved in dependency order, as heat-engine creates them."""
+    from heat.engine import function, node_data, stk_defn
+
+    defn = stack.defn
+    out = {"addresses": {}, "servers": {}, "outputs": {}}
+
+    def store(name, attrs):
+        stk_defn.update_resource_data(defn, name, node_data.NodeData(
+            None, name, f"{name}-uuid", f"{name}-id", attrs, "CREATE", "COMPLETE"))
+
+    def server_props(d):
+        props = d._properties or {}
+        if d.resource_type == "OS::Heat::ResourceGroup":
+            return function.resolve(props.get("resource_def", {})).get("properties", {})
+        return props
+
+    for n, res in enumerate(stack.dependencies):
+        name = res.name
+        d = defn.resource_definition(name)
+        if d.resource_type == "OS::Nova::Server":
+            props = server_props(d)
+            addr = f"192.0.2.{10 + n}"
+            out["addresses"][name] = addr
+            out["servers"][name] = {k: function.resolve(props.get(k))
+                                    for k in ("user_data", "metadata")}
+            store(name, {("networks", network, 0): addr, "networks": {network: [addr]}})
+        elif d.resource_type == "OS::Heat::ResourceGroup":
+            props = server_props(d)
+            addr = f"192.0.2.{10 + n}"
+            out["addresses"][name] = addr
+            out["servers"][name] = {k: function.resolve(props.get(k))
+                                    for k in ("user_data", "metadata")}
+            store(name, {"networks": [{network: [addr]}], "refs": [f"{name}-0-uuid"]})
+        elif d.resource_type == "OS::Heat::RandomString":
+            store(name, {"value": f"secret-{name}"})
+        elif d.resource_type == "OS::Heat::Value":
+            store(name, {"value": function.resolve((d._properties or {}).get("value"))})
+        else:
+            store(name, {})
+    for name in defn.enabled_output_names():
+        out["outputs"][name] = function.resolve(defn.output_definition(name)._value)
+    return out
+
+
+def validate(path, params, render=False):
     from heat.common import context, template_format
     from heat.engine import environment
     from heat.engine import stack as parser
@@ -78,6 +128,8 @@ def validate(path, params):
         result["outputs"] = sorted(tmpl_dict.get("outputs", {}))
         result["parameters"] = sorted(tmpl_dict.get("parameters", {}))
         result["servers"] = _servers(stack)
+        if render:
+            result["rendered"] = _render(stack, params.get("network", ""))
         graph = stack.dependencies.graph()
         result["depends_on"] = {r.name: sorted(d.name for d in deps)
                                 for r, deps in graph.items()}
@@ -93,6 +145,9 @@ def main(argv):
     ap.add_argument("--json", action="store_true")
     ap.add_argument("-P", "--parameter", action="append", default=[],
                     help="name=value, as for openstack stack create")
+    ap.add_argument("--render", action="store_true",
+                    help="with --json: also the user data, metadata and outputs the stack "
+                         "would have, servers at 192.0.2.x")
     ap.add_argument("templates", nargs="+")
     args = ap.parse_args(argv)
     params = {}
@@ -104,7 +159,7 @@ def main(argv):
     _setup()
     ok = True
     for path in args.templates:
-        r = validate(path, params)
+        r = validate(path, params, render=args.render)
         ok = ok and r["ok"]
         if args.json:
             print(json.dumps(r, sort_keys=True))

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.skipif(not os.path.exists(PYTHON), reason="needs Debian
 
 
 def start_validate(paths, params=()):
-    cmd = [PYTHON, os.path.join(HEAT, "validate.py"), "--json"]
+    cmd = [PYTHON, os.path.join(HEAT, "validate.py"), "--json", "--render"]
     for p in params:
         cmd += ["-P", p]
     return subprocess.Popen(cmd + list(paths), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -192,6 +192,51 @@ def test_user_data_keys_are_read_by_the_images(name):
         assert keys, res
         unread = keys - keys_read_by(role)
         assert not unread, f"{name}: {res} ({role}) sets {unread}, which its image never reads"
+
+
+def rendered(validated, name):
+    return validated[(name, ("network=private",))]["rendered"]
+
+
+def settings_of(text):
+    return dict(re.findall(r"^([A-Z_][A-Z0-9_]*)=(.*)$", text, re.M))
+
+
+def test_multi_tier_rendered_wiring(validated):
+    """With every server at an address, each client's user data names its peers'."""
+    r = rendered(validated, "multi_tier.yaml")
+    addr = r["addresses"]
+    ud = {name: settings_of(s["user_data"]) for name, s in r["servers"].items()}
+    for client in ("api", "workers"):
+        assert ud[client]["DB_HOST"] == addr["db"] and ud[client]["MQ_HOST"] == addr["mq"]
+        assert ud[client]["DB_PASSWORD"] == ud["db"]["DB_PASSWORD"] != ""
+        assert ud[client]["MQ_PASSWORD"] == ud["mq"]["MQ_PASSWORD"] != ""
+        assert ud[client]["DB_PORT"] == ud["db"]["DB_PORT"] == "7432"
+    assert ud["web"]["API_HOST"] == addr["api"] and ud["web"]["API_PORT"] == ud["api"]["API_PORT"]
+    assert {n: u["BERTH_ROLE"] for n, u in ud.items()} == {
+        "web": "web", "api": "api", "workers": "worker", "db": "db", "mq": "mq"}
+    assert r["servers"]["api"]["metadata"]["DB_HOST"] == addr["db"]
+    assert r["outputs"]["url"] == f"http://{addr['web']}:80/"
+    assert r["outputs"]["status_url"] == f"http://{addr['web']}:80/api/status"
+
+
+def test_single_server_rendered(validated):
+    r = rendered(validated, "single_server.yaml")
+    assert r["outputs"]["url"] == f"http://{r['addresses']['server']}:80/"
+    assert settings_of(r["servers"]["server"]["user_data"])["WEB_PORT"] == "80"
+
+
+def test_rendered_user_data_reaches_the_services(validated, tmp_path):
+    """The API's user data as Heat renders it, read by berth-entry: the environment the
+    API service starts with names the database and the queue."""
+    r = rendered(validated, "multi_tier.yaml")
+    proc, _ = run_entry(tmp_path, {}, r["servers"]["api"]["user_data"])
+    # BERTH_ROLE=api in the user data wins over the role argument; on this host there is no
+    # /usr/local/bin/berth-api to exec, so only what berth-entry did before exec is checked.
+    assert "berth-entry: role api" in proc.stdout, proc.stdout + proc.stderr
+    env = settings_of((tmp_path / "run" / "berth-settings.env").read_text())
+    assert env["DB_HOST"] == r["addresses"]["db"] and env["MQ_HOST"] == r["addresses"]["mq"]
+    assert env["BERTH_ROLE"] == "api" and "DB_PASSWORD" not in env  # secrets not logged
 
 
 def test_multi_tier_passes_addresses_both_ways():
