@@ -146,6 +146,9 @@ def test_post_config_configures_and_starts_berthd(ds):
     assert calls[-2] == ["run_process", "berthd",
                          "/usr/local/sbin/berthd --config /etc/berth/berthd.conf", "", "root"]
     assert calls[-1] == ["wait_for_service", "60", "http://127.0.0.1:8780/healthz"]
+    # devstack's systemd units refuse commands with sudo or without an absolute path.
+    command = calls[-2][2]
+    assert command.startswith("/") and "sudo" not in command
     # berthd starts only once its config, its token and Nova's config are written.
     order = names(calls)
     assert order.index("run_process") > max(i for i, n in enumerate(order) if n == "iniset")
