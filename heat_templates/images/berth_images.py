@@ -2,16 +2,21 @@
 """The two pieces of build.sh that shell does badly.
 
   berth_images.py closure [--exclude P,...] PKG...
+  berth_images.py closures [--exclude P,...] SET=PKG,PKG... ...   (prints "SET name=version")
       Prints "name=version" for PKG and everything it Depends/Pre-Depends on, from apt's
       cache (python3-apt), stopping at the excluded packages (maintainer-script machinery
       that a container never runs). The first installable alternative of an or-group wins;
       a virtual package resolves to its first provider.
 
-  berth_images.py archive --out FILE --tag NAME:TAG --config JSON LAYER_DIR...
+  berth_images.py layer --out FILE LAYER_DIR
+      Writes one layer tar. Layers are reproducible (sorted entries, mtime 0, owner root),
+      so the same directory gives the same digest in every image and Berth's store keeps
+      it once.
+
+  berth_images.py archive --out FILE --tag NAME:TAG --config JSON LAYER...
       Writes a docker-archive (the format of `docker save`: manifest.json, the image config,
-      one uncompressed tar per layer) from directories, one layer each, bottom first.
-      Layers are reproducible (sorted entries, mtime 0, owner root), so the same directory
-      gives the same digest in every image and Berth's store keeps it once.
+      one uncompressed tar per layer), bottom layer first; a LAYER is a directory or a tar
+      that `layer` wrote (so a layer shared by several images is tarred once).
 
   berth_images.py rootfs-tar --out FILE LAYER_DIR...
       One plain tar of the layers merged (upper wins): Berth's rootfs-tar format.
@@ -27,12 +32,31 @@ import sys
 import tarfile
 
 
-def closure(packages, exclude):
+def closures(sets, exclude):
+    """Prints "SET name=version" for each NAME=PKG,PKG... set: one apt cache load for all."""
     import apt_pkg  # python3-apt; imported here so `archive` needs nothing outside stdlib
 
     apt_pkg.init()
-    cache = apt_pkg.Cache(None)
+    cache = apt_pkg.Cache(progress=None)
     depcache = apt_pkg.DepCache(cache)
+    for spec in sets:
+        name, _, pkgs = spec.partition("=")
+        for line in _closure(cache, depcache, pkgs.split(","), exclude):
+            print(f"{name} {line}")
+
+
+def closure(packages, exclude):
+    import apt_pkg
+
+    apt_pkg.init()
+    cache = apt_pkg.Cache(progress=None)
+    for line in _closure(cache, apt_pkg.DepCache(cache), packages, exclude):
+        print(line)
+
+
+def _closure(cache, depcache, packages, exclude):
+    import apt_pkg
+
     arch = apt_pkg.config.find("APT::Architecture")
 
     def candidate(name):
@@ -67,8 +91,7 @@ def closure(packages, exclude):
                 if any(a in names or a in exclude for a in alternatives):
                     continue
                 todo.append(alternatives[0])
-    for name in sorted(chosen):
-        print(f"{name}={chosen[name]}")
+    return [f"{name}={chosen[name]}" for name in sorted(chosen)]
 
 
 def _walk(root):
@@ -131,7 +154,11 @@ def archive(out, tag, config, layers):
     blobs = []
     diff_ids = []
     for d in layers:
-        data = layer_tar(d)
+        if os.path.isdir(d):
+            data = layer_tar(d)
+        else:
+            with open(d, "rb") as f:
+                data = f.read()
         digest = hashlib.sha256(data).hexdigest()
         blobs.append((f"{digest}/layer.tar", data))
         diff_ids.append(f"sha256:{digest}")
@@ -140,7 +167,8 @@ def archive(out, tag, config, layers):
         "os": "linux",
         "config": config,
         "rootfs": {"type": "layers", "diff_ids": diff_ids},
-        "history": [{"created_by": f"heat_templates/images/build.sh: {os.path.basename(d)}"}
+        "history": [{"created_by": "heat_templates/images/build.sh: "
+                                   + os.path.splitext(os.path.basename(d))[0]}
                     for d in layers],
     }
     config_bytes = json.dumps(image_config, sort_keys=True).encode()
@@ -179,17 +207,30 @@ def main(argv):
     c = sub.add_parser("closure")
     c.add_argument("--exclude", default="")
     c.add_argument("packages", nargs="+")
+    cs = sub.add_parser("closures")
+    cs.add_argument("--exclude", default="")
+    cs.add_argument("sets", nargs="+")
     a = sub.add_parser("archive")
     a.add_argument("--out", required=True)
     a.add_argument("--tag", required=True)
     a.add_argument("--config", required=True, help="the image config's 'config' object, JSON")
     a.add_argument("layers", nargs="+")
+    lay = sub.add_parser("layer")
+    lay.add_argument("--out", required=True)
+    lay.add_argument("layer")
     r = sub.add_parser("rootfs-tar")
     r.add_argument("--out", required=True)
     r.add_argument("layers", nargs="+")
     args = ap.parse_args(argv)
     if args.cmd == "closure":
         closure(args.packages, set(filter(None, args.exclude.split(","))))
+    elif args.cmd == "closures":
+        closures(args.sets, set(filter(None, args.exclude.split(","))))
+    elif args.cmd == "layer":
+        data = layer_tar(args.layer)
+        with open(args.out + ".tmp", "wb") as f:
+            f.write(data)
+        os.replace(args.out + ".tmp", args.out)
     elif args.cmd == "archive":
         archive(args.out, args.tag, json.loads(args.config), args.layers)
     else:

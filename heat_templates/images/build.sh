@@ -17,7 +17,7 @@
 #
 # Needs: apt's package lists (apt-get update), python3-apt, dpkg-deb; root (the files keep
 # their owners). Downloads ~30 MB of .debs into --cache once; a rebuild needs no network.
-# Takes about 20 s with the .debs cached (see heat_templates/README.md for figures).
+# With the .debs cached: ≈ 16 s of CPU (see heat_templates/README.md for figures).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -56,8 +56,14 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/berth-images.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$out" "$cache"
 
-# The pinned name=version list of a set of packages (and what they depend on).
-closure() { $tool closure --exclude "$exclude" "$@"; }
+# The pinned name=version lists of every package set (and what they depend on), from one
+# load of apt's cache; `set_list NAME` prints one set.
+resolve_all() {
+  local sets=("libs=$(IFS=,; echo "${libs_pkgs[*]}")" busybox=busybox-static) layer
+  for layer in "${!layer_pkgs[@]}"; do sets+=("$layer=${layer_pkgs[$layer]// /,}"); done
+  $tool closures --exclude "$exclude" "${sets[@]}"
+}
+set_list() { awk -v s="$1" '$1 == s { print $2 }' <<<"$resolved"; }
 
 deb_of() {  # deb_of NAME=VERSION: the cached .deb's path (apt writes an epoch's ':' as %3a)
   local name=${1%%=*} ver=${1#*=}
@@ -99,8 +105,9 @@ extract() {  # extract DIR NAME=VERSION...: the packages' files into DIR, /usr m
 }
 
 echo "== resolving packages"
-mapfile -t libs_list < <(closure "${libs_pkgs[@]}")
-mapfile -t busybox_list < <(closure busybox-static)
+resolved=$(resolve_all)
+mapfile -t libs_list < <(set_list libs)
+mapfile -t busybox_list < <(set_list busybox)
 fetch "${libs_list[@]}" "${busybox_list[@]}"
 
 # base: busybox and our files
@@ -130,8 +137,7 @@ declare -A built=()
 for image in "${images[@]}"; do
   layer=${layer_of[$image]}
   [ -z "${built[$layer]:-}" ] || continue
-  # shellcheck disable=SC2086 # word splitting of the package list is intended
-  mapfile -t pkgs < <(closure ${layer_pkgs[$layer]})
+  mapfile -t pkgs < <(set_list "$layer")
   own=()
   for spec in "${pkgs[@]}"; do [ -n "${in_libs[${spec%%=*}]:-}" ] || own+=("$spec"); done
   echo "== layer $layer: ${own[*]%%=*}"
@@ -139,6 +145,11 @@ for image in "${images[@]}"; do
   extract "$work/$layer" "${own[@]}"
   cp -a "$here/files/${files_of[$layer]}/." "$work/$layer/"
   built[$layer]=1
+done
+
+# Each layer tarred once, however many images share it.
+for layer in base libs "${!built[@]}"; do
+  $tool layer --out "$work/$layer.tar" "$work/$layer"
 done
 
 declare -A port_of=([web]=80 [api]=8080 [worker]='' [db]=7432 [mq]=6379)
@@ -151,7 +162,7 @@ for image in "${images[@]}"; do
     "WorkingDir": "/", "StopSignal": "SIGTERM", "ExposedPorts": %s,
     "Labels": {"org.openstack.berth.role": "%s"}}' "$image" "$image" "$exposed" "$image")
   $tool archive --out "$out/berth-$image.tar" --tag "berth-$image:latest" --config "$config" \
-    "$base" "$work/libs" "$work/$layer"
+    "$work/base.tar" "$work/libs.tar" "$work/$layer.tar"
   if [ "$rootfs_tar" = 1 ]; then
     $tool rootfs-tar --out "$out/berth-$image.rootfs.tar" "$base" "$work/libs" "$work/$layer"
   fi
