@@ -1,21 +1,36 @@
 #!/usr/bin/env bash
 # Installs everything Berth needs to build and test, from Debian's archive only.
 # Safe to run again; does nothing when all packages are present.
+#   deps.sh               everything: build, run and test
+#   deps.sh --build-only  only what building and running Berth needs (the devstack plugin
+#                         uses this: its Nova, os-vif and Heat come from git, not Debian)
 set -euo pipefail
 
-PACKAGES=(
-  build-essential cmake ninja-build pkg-config clang clang-format
-  libgtest-dev libgmock-dev
+BUILD_PACKAGES=(
+  build-essential cmake ninja-build pkg-config
   rapidjson-dev libpistache-dev libarchive-dev libssl-dev libcurl4-openssl-dev
   libseccomp-dev libcap-dev libnl-3-dev libnl-route-3-dev libinih-dev libcli11-dev libspdlog-dev
   libfmt-dev libnftables-dev nftables
   libvirt-dev
-  busybox-static iproute2 util-linux procps psmisc
+  iproute2 util-linux procps curl openssl
+)
+PACKAGES=(
+  "${BUILD_PACKAGES[@]}"
+  clang clang-format libgtest-dev libgmock-dev
+  busybox-static psmisc
   openvswitch-switch libvirt-daemon libvirt-clients dnsmasq-base btrfs-progs
-  buildah skopeo umoci jq curl openssl
+  buildah skopeo umoci jq
   python3-nova python3-os-vif python3-oslotest python3-stestr python3-ddt
   python3-requests-mock python3-testscenarios python3-pytest python3-wsgi-intercept
+  python3-heat python3-yaml python3-apt shellcheck
 )
+
+if [ "${1:-}" = --build-only ]; then
+  PACKAGES=("${BUILD_PACKAGES[@]}")
+elif [ $# -gt 0 ]; then
+  echo "deps.sh: unknown argument $1 (want --build-only or nothing)" >&2
+  exit 2
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do
