@@ -40,29 +40,26 @@ echo '<h1>Hello from a Berth instance</h1>' >"$rootfs/www/index.html"
 tar -C "$rootfs" -cf "$WORK/demo-busybox.tar" .
 
 # Replace an earlier demo instance and image.
-for id in $("$BERTH" --url "$URL" --json instance list | python3 -c '
+for id in $("$BERTH" --url "$URL" --json ps | python3 -c '
 import json, sys
 for i in json.load(sys.stdin).get("instances", []):
     if i.get("name") == "demo": print(i["uuid"])'); do
-  "$BERTH" --url "$URL" instance delete "$id" >/dev/null
+  "$BERTH" --url "$URL" rm "$id" >/dev/null
 done
-"$BERTH" --url "$URL" image rm demo-busybox >/dev/null 2>&1 || true
+"$BERTH" --url "$URL" rmi demo-busybox >/dev/null 2>&1 || true
 
 echo "== import the demo image"
-"$BERTH" --url "$URL" image import "$WORK/demo-busybox.tar" --name demo-busybox --format rootfs-tar
+"$BERTH" --url "$URL" import --name demo-busybox --format rootfs-tar "$WORK/demo-busybox.tar"
 echo "== spawn the demo instance (what Nova's spawn does)"
-"$BERTH" --url "$URL" instance create --image demo-busybox --name demo --memory-mb 64 --vcpus 1 \
-  -- sh -c 'echo hello from $(hostname); exec httpd -f -p 8080 -h /www'
+uuid=$("$BERTH" --url "$URL" run --name demo --memory-mb 64 --vcpus 1 \
+  demo-busybox sh -c 'echo hello from $(hostname); exec httpd -f -p 8080 -h /www')
 sleep 0.3
-"$BERTH" --url "$URL" instance list
-uuid=$("$BERTH" --url "$URL" --json instance list | python3 -c '
-import json, sys
-print([i["uuid"] for i in json.load(sys.stdin)["instances"] if i.get("name") == "demo"][0])')
+"$BERTH" --url "$URL" ps
 echo "== its console"
-"$BERTH" --url "$URL" instance console "$uuid"
+"$BERTH" --url "$URL" logs "$uuid"
 echo "== inside it: the web page, fetched over its own loopback"
-"$BERTH" --url "$URL" instance exec "$uuid" -- wget -qO- http://127.0.0.1:8080/
+"$BERTH" --url "$URL" exec "$uuid" wget -qO- http://127.0.0.1:8080/
 echo
 echo "berthd and the demo instance keep running. Try:"
-echo "  berth instance stats $uuid; berth instance pause $uuid; berth instance stop $uuid"
+echo "  berth ps; berth logs -f $uuid; berth stats $uuid; berth pause $uuid; berth stop $uuid"
 echo "  curl -H \"X-Auth-Token: \$(cat /etc/berth/admin-token)\" $URL/v1/instances"
