@@ -2,6 +2,8 @@
 
 #include <signal.h>
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <sstream>
 
@@ -269,6 +271,13 @@ UserIds ResolveUser(const std::string& user, const std::string& passwd, const st
   return ids;
 }
 
+bool IsEnvName(const std::string& name) {
+  if (name.empty() || std::isdigit(static_cast<unsigned char>(name[0]))) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+  });
+}
+
 spec::Spec BuildInstanceSpec(const SpecInputs& in) {
   const InstanceRecord& inst = *in.instance;
   const store::ContainerConfig& img = *in.image;
@@ -287,6 +296,14 @@ spec::Spec BuildInstanceSpec(const SpecInputs& in) {
   }
   p.env = {kDefaultPath};
   for (const auto& e : img.env) SetEnv(p.env, e);
+  // Nova's metadata and user data, the way Docker's links handed addresses to a process:
+  // metadata keys that are valid variable names as they are (Heat templates wire tiers
+  // together with them), the user data in BERTH_USER_DATA, base64 as Nova keeps it. The
+  // request's env wins over both.
+  for (const auto& [key, value] : inst.metadata) {
+    if (IsEnvName(key)) SetEnv(p.env, key + "=" + value);
+  }
+  if (!inst.user_data.empty()) SetEnv(p.env, "BERTH_USER_DATA=" + inst.user_data);
   for (const auto& e : inst.env) {
     if (e.find('=') == std::string::npos || e[0] == '=')
       Invalid("env: want KEY=value, got \"" + e + "\"");

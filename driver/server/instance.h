@@ -87,10 +87,13 @@ struct SpecInputs {
 };
 
 // The container spec for an instance: args (Entrypoint + Cmd, or Entrypoint + command),
-// env (PATH default, image Env, overrides, product_name=OpenStack Nova), cwd, user,
+// env (PATH default, image Env, metadata keys that are variable names, BERTH_USER_DATA,
+// the request's env, product_name=OpenStack Nova), cwd, user,
 // DefaultSpec's mounts and masks, pid/mount/ipc/uts/network namespaces (network: loopback
 // only), hostname = the record's hostname, default capabilities and seccomp profile, flavor limits.
 spec::Spec BuildInstanceSpec(const SpecInputs& in);
+// [A-Za-z_][A-Za-z0-9_]*
+bool IsEnvName(const std::string& name);
 
 // "uid[:gid]" or "name[:group]" resolved against passwd/group text.
 struct UserIds {

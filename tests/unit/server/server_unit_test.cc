@@ -201,7 +201,10 @@ TEST(SpecTest, BuiltFromImageAndRequest) {
   r.name = "Web Server 1";
   r.hostname = "web-1";
   r.flavor.memory_mb = 64;
-  r.env = {"A=override", "NEW=1"};
+  r.env = {"A=override", "NEW=1", "M=from-env"};
+  r.metadata = {
+      {"API_HOST", "10.0.0.5"}, {"M", "from-metadata"}, {"not a name", "x"}, {"9LIVES", "x"}};
+  r.user_data = "IyEvYmluL3NoCg==";
   store::ContainerConfig img;
   img.entrypoint = {"/entry"};
   img.cmd = {"default-arg"};
@@ -222,6 +225,13 @@ TEST(SpecTest, BuiltFromImageAndRequest) {
   EXPECT_TRUE(has("NEW=1"));
   EXPECT_TRUE(has("PATH=/opt/bin"));
   EXPECT_TRUE(has("product_name=OpenStack Nova"));
+  EXPECT_TRUE(has("API_HOST=10.0.0.5"));
+  EXPECT_TRUE(has("M=from-env"));  // the request's env wins over metadata
+  EXPECT_TRUE(has("BERTH_USER_DATA=IyEvYmluL3NoCg=="));
+  for (const auto& e : s.process.env) {
+    EXPECT_NE(e.rfind("not a name=", 0), 0u) << e;
+    EXPECT_NE(e.rfind("9LIVES=", 0), 0u) << e;
+  }
   EXPECT_FALSE(s.process.terminal);
   EXPECT_TRUE(s.HasNamespace(spec::NamespaceType::kNetwork));
   EXPECT_TRUE(s.HasNamespace(spec::NamespaceType::kPid));
