@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "driver/server/network_config.h"
+
 namespace berth::server {
 
 struct Config {
@@ -36,6 +38,9 @@ struct Config {
   // How often the cached instance states (GET /v1/instances, /metrics) are refreshed from
   // the monitors, in ms; 0: only by the lifecycle operations and GET /v1/instances/{uuid}.
   int state_refresh_ms = 1000;
+
+  // [network]
+  NetworkOptions network;
 
   std::vector<std::string> warnings;  // unknown options, reported once logging is up
 

@@ -27,6 +27,7 @@
 
 #include "driver/server/config.h"
 #include "driver/server/instance.h"
+#include "driver/server/instance_network.h"
 #include "driver/server/json_util.h"
 #include "driver/server/metrics.h"
 #include "runtime/cgroup/cgroup.h"
@@ -43,6 +44,7 @@ struct InstanceView {
   std::optional<int> exit_code;
   std::optional<int> exit_signal;
   bool oom_killed = false;
+  NetworkView network;  // addresses and interfaces (instance_network.h)
 };
 void WriteInstanceJson(JsonWriter& w, const InstanceView& v);
 
@@ -106,6 +108,9 @@ class InstanceManager {
   std::string Console(const std::string& uuid, size_t lines);
   cgroup::CgroupStats Stats(const std::string& uuid);
   ExecResult Exec(const std::string& uuid, const rapidjson::Value& body);
+  // attach_interface / detach_interface (Nova's VIF on a running or stopped instance).
+  InterfaceView AttachInterface(const std::string& uuid, const rapidjson::Value& body);
+  void DetachInterface(const std::string& uuid, const std::string& port_id);
   // Freezes a running instance, commits its disk into a new image, thaws it.
   store::ImageRecord Snapshot(const std::string& uuid, const SnapshotRequest& request);
 
@@ -146,6 +151,15 @@ class InstanceManager {
   std::string RootfsDir(const std::string& uuid) const;
   std::string RecordPath(const std::string& uuid) const;
   std::string CgroupPath(const std::string& uuid) const;
+  // The snapshot key of the instance's disk: SnapshotKey(uuid), or after a rebuild the
+  // key named in <instance dir>/disk.
+  std::string DiskKey(const std::string& uuid) const;
+  // Start-up: releases the network of instances that no longer exist, restores what a
+  // running one is missing.
+  void RecoverNetwork();
+  // rebuild: a new disk from another image, same uuid and network; returns the new record.
+  InstanceRecord Rebuild(Instance& inst, InstanceRecord rec, PowerState ps,
+                         const rapidjson::Value& body);
   bool ContainerExists(const std::string& uuid) const;
 
   // Creates and starts the container on the (mounted) rootfs; returns the init pid.
@@ -161,6 +175,7 @@ class InstanceManager {
   store::ImageStore& images_;
   Metrics& metrics_;
   cgroup::CgroupHost cgroup_host_;
+  std::unique_ptr<InstanceNetwork> network_;
   bool swap_accounting_ = false;
   uint64_t bounding_caps_ = 0;
 
