@@ -394,7 +394,14 @@ void InstanceManager::EnsureRootfsMounted(const std::string& uuid) {
   store::PerformMounts(images_.layers().Mounts(DiskKey(uuid)), rootfs);
 }
 
-void InstanceManager::Launch(const InstanceRecord& record, const store::ImageConfig& image) {
+bool InstanceManager::CreatedNotStarted(const std::string& uuid) const {
+  return ContainerExists(uuid) &&
+         container::QueryContainer(config_.containers_dir(), uuid).status ==
+             container::Status::kCreated;
+}
+
+void InstanceManager::Launch(const InstanceRecord& record, const store::ImageConfig& image,
+                             bool start) {
   const std::string rootfs = RootfsDir(record.uuid);
   SpecInputs in;
   in.instance = &record;
@@ -419,7 +426,7 @@ void InstanceManager::Launch(const InstanceRecord& record, const store::ImageCon
   // The namespace exists, the process has not run: the network is there before it starts.
   network_->Attach(record.uuid, state.init_pid, rootfs, record.hostname,
                    network_->Load(InstanceDir(record.uuid)));
-  container::StartContainer(config_.containers_dir(), record.uuid);
+  if (start) container::StartContainer(config_.containers_dir(), record.uuid);
   rollback.Commit();
 }
 
@@ -459,6 +466,7 @@ InstanceView InstanceManager::Create(const rapidjson::Value& body) {
   if (rec.user_data.size() > 65535) Invalid("user_data: at most 65535 bytes, as Nova allows");
   FlavorToResources(rec.flavor, swap_accounting_);  // extra specs checked before anything is made
   NetworkRequest net_request = ParseNetworkRequest(body, config_.network);
+  const bool start_now = OptBool(body, "start", "start").value_or(true);
   network_->Check(net_request);
   rec.created_at = container::NowRfc3339();
   rec.desired = DesiredState::kRunning;
@@ -507,7 +515,7 @@ InstanceView InstanceManager::Create(const rapidjson::Value& body) {
 
   auto mounted = Clock::now();
   rollback.Add([this, uuid] { network_->Detach(uuid); });
-  Launch(rec, image.config);
+  Launch(rec, image.config, start_now);
   rollback.Add([this, uuid] { container::DeleteContainer(config_.containers_dir(), uuid, true); });
   auto launched = Clock::now();
   TestPausePoint("spawn-after-launch");
@@ -677,14 +685,20 @@ InstanceView InstanceManager::Action(const std::string& uuid, const rapidjson::V
     SaveRecord(*inst, rec);
   };
 
-  if (*action == "start") {
+  if (*action == "start" && ps == PowerState::kNoState && CreatedNotStarted(uuid)) {
+    // Spawned with "start": false: the network is attached, the process only waited.
+    SetTask(*inst, "powering-on");
+    container::StartContainer(root, uuid);
+    rec.launched_at = container::NowRfc3339();
+    SaveRecord(*inst, rec);
+  } else if (*action == "start") {
     if (!PowerStateAllows(ps, {PowerState::kShutdown, PowerState::kCrashed})) {
       WrongState("start", uuid, ps);
     }
     SetTask(*inst, "powering-on");
     start();
   } else if (*action == "stop") {
-    if (ps == PowerState::kNoState) WrongState("stop", uuid, ps);
+    if (ps == PowerState::kNoState && !CreatedNotStarted(uuid)) WrongState("stop", uuid, ps);
     int t = timeout();
     SetTask(*inst, "powering-off");
     PowerOff(rec, t);

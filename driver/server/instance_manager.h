@@ -163,7 +163,11 @@ class InstanceManager {
   bool ContainerExists(const std::string& uuid) const;
 
   // Creates and starts the container on the (mounted) rootfs; returns the init pid.
-  void Launch(const InstanceRecord& record, const store::ImageConfig& image);
+  // start=false leaves it created (namespaces and network ready, process not started):
+  // the Nova driver starts it once Neutron reported the ports up.
+  void Launch(const InstanceRecord& record, const store::ImageConfig& image, bool start = true);
+  // A container created and not yet started (spawn with "start": false).
+  bool CreatedNotStarted(const std::string& uuid) const;
   void EnsureRootfsMounted(const std::string& uuid);
   // Asks the init to stop, waits `timeout_s`, then kills; deletes the container and
   // unmounts the root (the snapshot, the instance's disk, stays).

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 
 #include <rapidjson/document.h>
 #include <spdlog/spdlog.h>
@@ -437,6 +438,7 @@ void InstanceNetwork::Attach(const std::string& uuid, pid_t init_pid, const std:
     Refresh(uuid, "none");
     return;
   }
+  auto started = std::chrono::steady_clock::now();
   Rollback undo;
   std::optional<std::string> address;
   std::vector<std::string> dns;
@@ -477,6 +479,9 @@ void InstanceNetwork::Attach(const std::string& uuid, pid_t init_pid, const std:
   });
   undo.Commit();
   Refresh(uuid, request.mode);
+  spdlog::info("instance {}: network ({}) attached in {:.1f} ms", uuid, request.mode,
+               std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started)
+                   .count());
 }
 
 void InstanceNetwork::Detach(const std::string& uuid) {

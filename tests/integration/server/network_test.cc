@@ -289,6 +289,30 @@ TEST_F(NetworkTest, BridgeInstancesReachEachOtherTheHostAndPublishedPorts) {
   EXPECT_EQ(net::QueryNft(host_->fd(), "list table ip berth").find("8080"), std::string::npos);
 }
 
+// What the Nova driver does while it waits for network-vif-plugged: spawn with
+// "start": false (namespace and network ready, the process not started), then start.
+TEST_F(NetworkTest, SpawnWithoutStartHasItsNetworkBeforeItsProcessRuns) {
+  std::string a =
+      Create(R"("start": false, "network": {"mode": "bridge"})",
+             "ip -4 addr show eth0 > /seen; trap 'exit 0' TERM; while true; do sleep 0.05; done");
+  ASSERT_FALSE(a.empty());
+  auto v = Show(a);
+  EXPECT_EQ(Int(v, "power_state"), 0) << "created, not started: NOSTATE";
+  std::string ip = Address(a);
+  EXPECT_TRUE(net::Netlink::OpenIn(net::NetnsRef::Fd(host_->fd())).FindLink(net::HostIfname(a)));
+  EXPECT_EQ(daemon_->Post("/v1/instances/" + a + "/action", R"({"action": "pause"})").status, 409);
+  HttpResult r = daemon_->Post("/v1/instances/" + a + "/action", R"({"action": "start"})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(Str(r.Json(), "power_state_name"), "RUNNING");
+  // The first thing the process did was to look at eth0: it was already configured.
+  std::string seen;
+  for (int i = 0; i < 100 && seen.empty(); ++i) {
+    seen = Exec(a, "cat /seen 2>/dev/null");
+    if (seen.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_NE(seen.find(ip + "/24"), std::string::npos) << seen;
+}
+
 TEST_F(NetworkTest, BadNetworkRequestsAreRefusedLeavingNothing) {
   const char* bad[] = {
       R"("network": {"mode": "warp"})",
