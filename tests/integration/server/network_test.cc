@@ -23,6 +23,7 @@
 #include "runtime/network/netlink.h"
 #include "runtime/network/netns.h"
 #include "tests/integration/network/net_fixture.h"
+#include "tests/integration/network/ovs_fixture.h"
 #include "tests/integration/server/daemon_fixture.h"
 #include "tests/support/busybox_rootfs.h"
 
@@ -109,6 +110,13 @@ class NetworkTest : public ::testing::Test {
         dir_->Sub("resolv.conf") +
         "\n"
         "fallback_dns = 192.0.2.53\n";
+    // A private Open vSwitch (as the network suite's OvsTest), when installed.
+    if (net::testing::HaveOpenVswitch()) {
+      MakeDirs(dir_->Sub("ovs"), 0700);
+      ovs_ = new net::testing::OvsSwitch(host_->fd(), dir_->Sub("ovs"));
+      datapath_ = ovs_->AddBridge("br-int");
+      conf += "ovsdb = " + ovs_->config().db + "\n";
+    }
     WriteFileAtomic(dir_->Sub("resolv.conf"), "nameserver 127.0.0.53\nsearch example.test\n");
     daemon_ = new Daemon(dir_->path(), "", conf);
     daemon_->Start();
@@ -127,6 +135,8 @@ class NetworkTest : public ::testing::Test {
     }
     delete daemon_;
     daemon_ = nullptr;
+    delete ovs_;
+    ovs_ = nullptr;
     delete host_;
     host_ = nullptr;
     delete dir_;
@@ -152,6 +162,9 @@ class NetworkTest : public ::testing::Test {
               std::vector<std::string>{});
     EXPECT_EQ(FilesIn(daemon_->state_dir() + "/network/vifs"), std::vector<std::string>{});
     EXPECT_EQ(net::QueryNft(host_->fd(), "list tables").find("berth"), std::string::npos);
+    if (ovs_) {
+      EXPECT_EQ(ovs_->Vsctl({"list-ports", "br-int"}), "");
+    }
     if (HasFailure() || std::getenv("BERTH_TEST_SHOW_LOG"))
       std::fprintf(stderr, "--- berthd log ---\n%s\n", daemon_->log().c_str());
   }
@@ -216,11 +229,15 @@ class NetworkTest : public ::testing::Test {
   static TempDir* dir_;
   static HostNetns* host_;
   static Daemon* daemon_;
+  static net::testing::OvsSwitch* ovs_;
+  static std::string datapath_;
 };
 
 TempDir* NetworkTest::dir_ = nullptr;
 HostNetns* NetworkTest::host_ = nullptr;
 Daemon* NetworkTest::daemon_ = nullptr;
+net::testing::OvsSwitch* NetworkTest::ovs_ = nullptr;
+std::string NetworkTest::datapath_;
 
 constexpr const char* kBridge = R"("network": {"mode": "bridge"})";
 constexpr const char* kHttpd =
@@ -589,6 +606,43 @@ TEST_F(NetworkTest, NeutronLinuxBridgeInstancesTalkAndInterfacesAttachAndDetach)
   ASSERT_EQ(daemon_->Delete("/v1/instances/" + a).status, 204);
   ASSERT_EQ(daemon_->Delete("/v1/instances/" + b).status, 204);
   EXPECT_EQ(LinksWithPrefix(host_->fd(), "tap"), std::vector<std::string>{});
+}
+
+}  // namespace
+}  // namespace berth::testing
+
+namespace berth::testing {
+namespace {
+
+// neutron mode, Open vSwitch: VIFs of type "ovs" become ports on br-int with the
+// external-ids that ovn-controller and the OVS agent bind.
+TEST_F(NetworkTest, NeutronOvsPortsOnBrIntCarryExternalIdsAndInstancesTalk) {
+  if (!ovs_) GTEST_SKIP() << "Open vSwitch not installed";
+  RecordProperty("datapath_type", datapath_);
+  auto vif = [&](const std::string& port, const std::string& mac, const std::string& ip) {
+    return R"({"id": ")" + port + R"(", "type": "ovs", "address": ")" + mac +
+           R"(", "devname": "tap)" + port.substr(0, 11) + R"(", "ovs_interfaceid": ")" + port +
+           R"(", "active": false, "network": {"id": "net2", "bridge": "br-int", "meta": {"mtu": 1400},
+        "subnets": [{"cidr": "10.66.0.0/24", "ips": [{"address": ")" +
+           ip + R"("}], "gateway": {"address": "10.66.0.1"}, "routes": []}]}})";
+  };
+  std::string p1 = "4a1b2c3d-0000-4000-8000-000000000004";
+  std::string p2 = "5a1b2c3d-0000-4000-8000-000000000005";
+  std::string a = Create(R"("network_info": [)" + vif(p1, "fa:16:3e:00:00:04", "10.66.0.4") + "]");
+  std::string b = Create(R"("network_info": [)" + vif(p2, "fa:16:3e:00:00:05", "10.66.0.5") + "]");
+  ASSERT_FALSE(a.empty());
+  ASSERT_FALSE(b.empty());
+  std::string tap = "tap" + p1.substr(0, 11);
+  EXPECT_EQ(ovs_->Vsctl({"get", "Interface", tap, "external_ids:iface-id"}), "\"" + p1 + "\"\n");
+  EXPECT_EQ(ovs_->Vsctl({"get", "Interface", tap, "external_ids:attached-mac"}),
+            "\"fa:16:3e:00:00:04\"\n");
+  EXPECT_EQ(ovs_->Vsctl({"get", "Interface", tap, "external_ids:vm-uuid"}), "\"" + a + "\"\n");
+  EXPECT_EQ(ovs_->Vsctl({"get", "Interface", tap, "external_ids:iface-status"}), "active\n");
+  EXPECT_EQ(std::string(Show(a)["network"]["interfaces"][0]["kind"].GetString()), "ovs");
+  EXPECT_EQ(ExecCode(a, "ping -c1 -W2 10.66.0.5"), 0) << ovs_->VswitchdLog();
+  EXPECT_EQ(ExecCode(b, "ping -c1 -W2 10.66.0.4"), 0);
+  ASSERT_EQ(daemon_->Delete("/v1/instances/" + a).status, 204);
+  EXPECT_EQ(ovs_->Vsctl({"list-ports", "br-int"}), "tap" + p2.substr(0, 11) + "\n");
 }
 
 }  // namespace
