@@ -83,6 +83,16 @@ bool Mounted(const std::string& needle) {
   return false;
 }
 
+// The layer store's snapshot records (every metadata.json under the state dir).
+std::string SnapshotRecords(const std::string& state_dir) {
+  std::string out;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(state_dir, ec)) {
+    if (e.path().filename() == "metadata.json") out += ReadFile(e.path().string());
+  }
+  return out;
+}
+
 class NetworkTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -480,12 +490,8 @@ TEST_F(NetworkTest, SigkillDuringSpawnLeavesNothing) {
     EXPECT_FALSE(PathExists(c.path().string() + "/" + daemon_->cgroup_parent() + "/" + half))
         << c.path();
   }
-  EXPECT_FALSE(PathExists(daemon_->cgroup_parent().empty()
-                              ? ""
-                              : "/sys/fs/cgroup/" + daemon_->cgroup_parent() + "/" + half));
-  std::string snaps =
-      ReadFileIfExists(daemon_->state_dir() + "/storage/snapshots/metadata.json")
-          .value_or(ReadFileIfExists(daemon_->state_dir() + "/storage/metadata.json").value_or(""));
+  std::string snaps = SnapshotRecords(daemon_->state_dir());
+  EXPECT_NE(snaps.find("instance-" + keep), std::string::npos) << "not the snapshot records";
   EXPECT_EQ(snaps.find(half), std::string::npos) << "snapshot of the half spawn left";
   EXPECT_EQ(Str(Show(keep), "power_state_name"), "RUNNING");
   EXPECT_EQ(Int(Show(keep), "pid"), keep_pid);
@@ -522,8 +528,46 @@ TEST_F(NetworkTest, SigkillDuringDeleteCompletesIt) {
   for (const auto& c : std::filesystem::directory_iterator("/sys/fs/cgroup", ec)) {
     EXPECT_FALSE(PathExists(c.path().string() + "/" + daemon_->cgroup_parent() + "/" + doomed));
   }
+  std::string snaps = SnapshotRecords(daemon_->state_dir());
+  EXPECT_NE(snaps.find("instance-" + keep), std::string::npos) << "not the snapshot records";
+  EXPECT_EQ(snaps.find(doomed), std::string::npos) << "snapshot of the deleted instance left";
   EXPECT_EQ(Str(Show(keep), "power_state_name"), "RUNNING");
   EXPECT_EQ(ExecCode(keep, "ping -c1 -W2 10.99.0.1"), 0);
+}
+
+// SIGKILL during a rebuild, after the new disk is prepared and before the switch: the
+// instance keeps its old disk and runs on; the new disk is removed at the restart.
+TEST_F(NetworkTest, SigkillDuringRebuildKeepsTheOldDisk) {
+  std::string a = Create(kBridge);
+  ASSERT_FALSE(a.empty());
+  ASSERT_EQ(Exec(a, "echo old > /marker && cat /marker"), "old\n");
+  int64_t pid = Int(Show(a), "pid");
+  std::string ip = Address(a);
+  daemon_->Kill9();
+  daemon_->SetPauseAt("rebuild-after-prepare");
+  daemon_->Start();
+  int fd = daemon_->SendAndForget("POST", "/v1/instances/" + a + "/action",
+                                  R"({"action": "rebuild", "image": "busybox2"})");
+  ASSERT_TRUE(daemon_->WaitPaused("rebuild-after-prepare")) << daemon_->log();
+  ASSERT_NE(SnapshotRecords(daemon_->state_dir()).find("instance-" + a + "-r"), std::string::npos)
+      << "the new disk exists at the pause point";
+  daemon_->Kill9();
+  ::close(fd);
+  daemon_->SetPauseAt("");
+  daemon_->Start();
+  EXPECT_EQ(SnapshotRecords(daemon_->state_dir()).find("instance-" + a + "-r"), std::string::npos)
+      << "the unswitched new disk was not removed";
+  EXPECT_EQ(Str(Show(a), "power_state_name"), "RUNNING");
+  EXPECT_EQ(Int(Show(a), "pid"), pid);
+  EXPECT_EQ(Exec(a, "cat /marker"), "old\n");
+  EXPECT_EQ(Address(a), ip);
+  // And a rebuild now completes.
+  HttpResult r = daemon_->Post("/v1/instances/" + a + "/action",
+                               R"({"action": "rebuild", "image": "busybox2"})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(Exec(a, "cat /etc/flavour"), "second\n");
+  EXPECT_EQ(SnapshotRecords(daemon_->state_dir()).find("\"instance-" + a + "\""), std::string::npos)
+      << "the old disk was not removed";
 }
 
 // neutron mode, Linux bridge: Nova's network_info with VIFs of type "bridge"; the bridge
