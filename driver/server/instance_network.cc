@@ -485,9 +485,12 @@ void InstanceNetwork::Attach(const std::string& uuid, pid_t init_pid, const std:
 }
 
 void InstanceNetwork::Detach(const std::string& uuid) {
-  // Both kinds: a mode change can never leave the other's records behind.
-  bridge_->Detach(uuid);
-  vifs_->DetachInstance(uuid);
+  // Both kinds, whatever the request says (a half-made instance may have no request
+  // yet); each only when it holds something, so an instance without networking never
+  // touches nftables or OVSDB. (A lease without a record — a crash inside Attach — is
+  // freed by the start-up Reconcile.)
+  if (bridge_->Find(uuid)) bridge_->Detach(uuid);
+  if (!vifs_->ListInstance(uuid).empty()) vifs_->DetachInstance(uuid);
   std::lock_guard lock(mu_);
   views_.erase(uuid);
 }
