@@ -114,6 +114,19 @@ int OnValue(void* user, const char* section, const char* name, const char* value
   std::string sec = section[0] ? section : "DEFAULT";
   std::string key = sec + "." + name;
   std::string where = "[" + sec + "] " + name;
+  if (sec == "network") {
+    try {
+      SetNetworkOption(st->config.network, where, name, value);
+    } catch (const Error& e) {
+      if (e.kind() == ErrorKind::kNotFound) {
+        st->config.warnings.push_back(e.message() + " ignored");
+        return 1;
+      }
+      if (st->error.empty()) st->error = e.message();
+      return 0;
+    }
+    return 1;
+  }
   auto it = Setters().find(key);
   if (it == Setters().end()) {
     st->config.warnings.push_back("unknown option " + where + " ignored");
@@ -153,6 +166,7 @@ Config ParseConfig(const std::string& text) {
     throw Error(ErrorKind::kInvalidArgument, "syntax error at line " + std::to_string(rc));
   }
   CheckTlsOptions(st.config);
+  CheckNetworkOptions(st.config.network);
   return st.config;
 }
 

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "driver/server/network_config.h"
+
 namespace berth::server {
 
 struct Config {
@@ -38,6 +40,9 @@ struct Config {
   int state_refresh_ms = 1000;
   // Open `console?follow=true` streams at once; more get 503.
   uint64_t max_console_followers = 64;
+
+  // [network]
+  NetworkOptions network;
 
   std::vector<std::string> warnings;  // unknown options, reported once logging is up
 

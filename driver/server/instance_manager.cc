@@ -17,6 +17,7 @@
 
 #include "driver/server/console_follow.h"
 #include "driver/server/names.h"
+#include "driver/server/test_point.h"
 #include "runtime/common/error.h"
 #include "runtime/common/file_util.h"
 #include "runtime/common/scope_guard.h"
@@ -170,6 +171,7 @@ void WriteInstanceJson(JsonWriter& w, const InstanceView& v) {
   }
   w.Key("oom_killed");
   w.Bool(v.oom_killed);
+  WriteNetworkJson(w, v.network);
   WriteStringArray(w, "command", r.command);
   WriteStringMap(w, "metadata", r.metadata);
   WriteString(w, "created_at", r.created_at);
@@ -188,6 +190,7 @@ InstanceManager::InstanceManager(const Config& config, store::ImageStore& images
   bounding_caps_ = security::ParseCapabilities(security::DefaultCapabilities()).bounding;
   MakeDirs(config_.instances_dir(), 0700);
   MakeDirs(config_.containers_dir(), 0700);
+  network_ = std::make_unique<InstanceNetwork>(config_.network, config_.state_dir);
 }
 
 std::string InstanceManager::InstanceDir(const std::string& uuid) const {
@@ -201,6 +204,10 @@ std::string InstanceManager::RecordPath(const std::string& uuid) const {
 }
 std::string InstanceManager::CgroupPath(const std::string& uuid) const {
   return config_.cgroup_parent + "/" + uuid;
+}
+std::string InstanceManager::DiskKey(const std::string& uuid) const {
+  auto key = ReadFileIfExists(JoinPath(InstanceDir(uuid), "disk"));
+  return key && !key->empty() ? *key : SnapshotKey(uuid);
 }
 bool InstanceManager::ContainerExists(const std::string& uuid) const {
   return PathExists(JoinPath(container::StateDir(config_.containers_dir(), uuid), "state.json"));
@@ -318,6 +325,7 @@ InstanceView InstanceManager::ViewOf(const InstanceRecord& record, const std::st
   InstanceView v;
   v.record = record;
   v.task_state = task;
+  v.network = network_->View(record.uuid);
   if (task == "spawning" || task == "deleting") {
     v.power_state = PowerState::kNoState;
     return v;
@@ -369,10 +377,17 @@ void InstanceManager::EnsureRootfsMounted(const std::string& uuid) {
   const std::string rootfs = RootfsDir(uuid);
   if (IsMountPoint(rootfs)) return;
   MakeDirs(rootfs, 0755);
-  store::PerformMounts(images_.layers().Mounts(SnapshotKey(uuid)), rootfs);
+  store::PerformMounts(images_.layers().Mounts(DiskKey(uuid)), rootfs);
 }
 
-void InstanceManager::Launch(const InstanceRecord& record, const store::ImageConfig& image) {
+bool InstanceManager::CreatedNotStarted(const std::string& uuid) const {
+  return ContainerExists(uuid) &&
+         container::QueryContainer(config_.containers_dir(), uuid).status ==
+             container::Status::kCreated;
+}
+
+void InstanceManager::Launch(const InstanceRecord& record, const store::ImageConfig& image,
+                             bool start) {
   const std::string rootfs = RootfsDir(record.uuid);
   SpecInputs in;
   in.instance = &record;
@@ -391,10 +406,13 @@ void InstanceManager::Launch(const InstanceRecord& record, const store::ImageCon
   WriteFileAtomic(JoinPath(o.bundle, "config.json"), spec::SerializeSpec(o.spec), 0600);
   o.cgroup_path = CgroupPath(record.uuid);
   o.console_max = config_.console_max_bytes;
-  container::CreateContainer(o);
+  container::StateRecord state = container::CreateContainer(o);
   Rollback rollback;
   rollback.Add([&] { container::DeleteContainer(config_.containers_dir(), record.uuid, true); });
-  container::StartContainer(config_.containers_dir(), record.uuid);
+  // The namespace exists, the process has not run: the network is there before it starts.
+  network_->Attach(record.uuid, state.init_pid, rootfs, record.hostname,
+                   network_->Load(InstanceDir(record.uuid)));
+  if (start) container::StartContainer(config_.containers_dir(), record.uuid);
   rollback.Commit();
 }
 
@@ -433,6 +451,9 @@ InstanceView InstanceManager::Create(const rapidjson::Value& body) {
   rec.user_data = OptString(body, "user_data", "user_data").value_or("");
   if (rec.user_data.size() > 65535) Invalid("user_data: at most 65535 bytes, as Nova allows");
   FlavorToResources(rec.flavor, swap_accounting_);  // extra specs checked before anything is made
+  NetworkRequest net_request = ParseNetworkRequest(body, config_.network);
+  const bool start_now = OptBool(body, "start", "start").value_or(true);
+  network_->Check(net_request);
   rec.created_at = container::NowRfc3339();
   rec.desired = DesiredState::kRunning;
 
@@ -458,6 +479,7 @@ InstanceView InstanceManager::Create(const rapidjson::Value& body) {
   const std::string dir = InstanceDir(uuid);
   if (::mkdir(dir.c_str(), 0700) != 0) ThrowErrno("mkdir", dir);
   rollback.Add([dir] { RemoveTree(dir); });
+  network_->Save(dir, net_request);
 
   store::ImageRecord image;
   {
@@ -478,9 +500,11 @@ InstanceView InstanceManager::Create(const rapidjson::Value& body) {
   rollback.Add([rootfs] { store::UnmountAll(rootfs, true); });
 
   auto mounted = Clock::now();
-  Launch(rec, image.config);
+  rollback.Add([this, uuid] { network_->Detach(uuid); });
+  Launch(rec, image.config, start_now);
   rollback.Add([this, uuid] { container::DeleteContainer(config_.containers_dir(), uuid, true); });
   auto launched = Clock::now();
+  TestPausePoint("spawn-after-launch");
 
   rec.launched_at = container::NowRfc3339();
   SaveRecord(*inst, rec);  // the commit point: from here on the instance exists
@@ -541,11 +565,15 @@ void InstanceManager::TearDown(const std::string& uuid) {
     } catch (const Error&) {
     }
   }
+  TestPausePoint("delete-mid-teardown");
   store::UnmountAll(RootfsDir(uuid), true);
-  try {
-    images_.layers().Remove(SnapshotKey(uuid));
-  } catch (const Error& e) {
-    if (e.kind() != ErrorKind::kNotFound) throw;
+  network_->Detach(uuid);
+  for (const auto& key : {DiskKey(uuid), SnapshotKey(uuid)}) {
+    try {
+      images_.layers().Remove(key);
+    } catch (const Error& e) {
+      if (e.kind() != ErrorKind::kNotFound) throw;
+    }
   }
   RemoveTree(InstanceDir(uuid));
 }
@@ -643,14 +671,20 @@ InstanceView InstanceManager::Action(const std::string& uuid, const rapidjson::V
     SaveRecord(*inst, rec);
   };
 
-  if (*action == "start") {
+  if (*action == "start" && ps == PowerState::kNoState && CreatedNotStarted(uuid)) {
+    // Spawned with "start": false: the network is attached, the process only waited.
+    SetTask(*inst, "powering-on");
+    container::StartContainer(root, uuid);
+    rec.launched_at = container::NowRfc3339();
+    SaveRecord(*inst, rec);
+  } else if (*action == "start") {
     if (!PowerStateAllows(ps, {PowerState::kShutdown, PowerState::kCrashed})) {
       WrongState("start", uuid, ps);
     }
     SetTask(*inst, "powering-on");
     start();
   } else if (*action == "stop") {
-    if (ps == PowerState::kNoState) WrongState("stop", uuid, ps);
+    if (ps == PowerState::kNoState && !CreatedNotStarted(uuid)) WrongState("stop", uuid, ps);
     int t = timeout();
     SetTask(*inst, "powering-off");
     PowerOff(rec, t);
@@ -699,9 +733,13 @@ InstanceView InstanceManager::Action(const std::string& uuid, const rapidjson::V
     }
     rec.flavor = flavor;
     SaveRecord(*inst, rec);
+  } else if (*action == "rebuild") {
+    if (ps == PowerState::kNoState) WrongState("rebuild", uuid, ps);
+    SetTask(*inst, "rebuilding");
+    rec = Rebuild(*inst, rec, ps, body);
   } else {
     Invalid("action: unknown action \"" + *action +
-            "\" (start, stop, reboot, pause, unpause, suspend, resume, resize)");
+            "\" (start, stop, reboot, pause, unpause, suspend, resume, resize, rebuild)");
   }
   clear_task.Dismiss();
   SetTask(*inst, "");
@@ -808,7 +846,7 @@ store::ImageRecord InstanceManager::Snapshot(const std::string& uuid,
   opts.comment = request.image_id.empty()
                      ? "snapshot of instance " + uuid
                      : "snapshot of instance " + uuid + " for image " + request.image_id;
-  store::ImageRecord image = images_.Commit(SnapshotKey(uuid), opts);
+  store::ImageRecord image = images_.Commit(DiskKey(uuid), opts);
   spdlog::info("instance {}: snapshot {} ({}) committed in {:.1f} ms", uuid, image.id.str(),
                request.name,
                std::chrono::duration<double, std::milli>(Clock::now() - started).count());
@@ -892,10 +930,14 @@ void InstanceManager::Recover() {
       spdlog::error("container {}: {}", id, e.message());
     }
   }
+  std::set<std::string> disks;
+  for (const auto& [uuid, inst] : instances_) disks.insert(DiskKey(uuid));
   std::vector<std::string> orphans;
   images_.layers().Walk([&](const store::SnapshotInfo& s) {
+    // A rebuild's new disk whose switch did not happen, or its old one that was not yet
+    // removed, belongs to no instance too.
     if (s.kind == store::SnapshotKind::kActive && s.name.rfind("instance-", 0) == 0 &&
-        !instances_.count(s.name.substr(9))) {
+        !disks.count(s.name)) {
       orphans.push_back(s.name);
     }
   });
@@ -907,6 +949,7 @@ void InstanceManager::Recover() {
       spdlog::error("snapshot {}: {}", key, e.message());
     }
   }
+  RecoverNetwork();
   auto counts = CountByState();
   spdlog::info("re-attached {} instances ({} running)", instances_.size(), counts["RUNNING"]);
 }

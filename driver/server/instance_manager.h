@@ -27,6 +27,7 @@
 
 #include "driver/server/config.h"
 #include "driver/server/instance.h"
+#include "driver/server/instance_network.h"
 #include "driver/server/json_util.h"
 #include "driver/server/metrics.h"
 #include "runtime/cgroup/cgroup.h"
@@ -43,6 +44,7 @@ struct InstanceView {
   std::optional<int> exit_code;
   std::optional<int> exit_signal;
   bool oom_killed = false;
+  NetworkView network;  // addresses and interfaces (instance_network.h)
 };
 void WriteInstanceJson(JsonWriter& w, const InstanceView& v);
 
@@ -111,6 +113,9 @@ class InstanceManager {
   // What the instance changed in its disk against its image (`docker diff`).
   std::vector<store::ChangeLine> Diff(const std::string& uuid);
   ExecResult Exec(const std::string& uuid, const rapidjson::Value& body);
+  // attach_interface / detach_interface (Nova's VIF on a running or stopped instance).
+  InterfaceView AttachInterface(const std::string& uuid, const rapidjson::Value& body);
+  void DetachInterface(const std::string& uuid, const std::string& port_id);
   // Freezes a running instance, commits its disk into a new image, thaws it.
   store::ImageRecord Snapshot(const std::string& uuid, const SnapshotRequest& request);
 
@@ -151,10 +156,23 @@ class InstanceManager {
   std::string RootfsDir(const std::string& uuid) const;
   std::string RecordPath(const std::string& uuid) const;
   std::string CgroupPath(const std::string& uuid) const;
+  // The snapshot key of the instance's disk: SnapshotKey(uuid), or after a rebuild the
+  // key named in <instance dir>/disk.
+  std::string DiskKey(const std::string& uuid) const;
+  // Start-up: releases the network of instances that no longer exist, restores what a
+  // running one is missing.
+  void RecoverNetwork();
+  // rebuild: a new disk from another image, same uuid and network; returns the new record.
+  InstanceRecord Rebuild(Instance& inst, InstanceRecord rec, PowerState ps,
+                         const rapidjson::Value& body);
   bool ContainerExists(const std::string& uuid) const;
 
   // Creates and starts the container on the (mounted) rootfs; returns the init pid.
-  void Launch(const InstanceRecord& record, const store::ImageConfig& image);
+  // start=false leaves it created (namespaces and network ready, process not started):
+  // the Nova driver starts it once Neutron reported the ports up.
+  void Launch(const InstanceRecord& record, const store::ImageConfig& image, bool start = true);
+  // A container created and not yet started (spawn with "start": false).
+  bool CreatedNotStarted(const std::string& uuid) const;
   void EnsureRootfsMounted(const std::string& uuid);
   // Asks the init to stop, waits `timeout_s`, then kills; deletes the container and
   // unmounts the root (the snapshot, the instance's disk, stays).
@@ -166,6 +184,7 @@ class InstanceManager {
   store::ImageStore& images_;
   Metrics& metrics_;
   cgroup::CgroupHost cgroup_host_;
+  std::unique_ptr<InstanceNetwork> network_;
   bool swap_accounting_ = false;
   uint64_t bounding_caps_ = 0;
 

@@ -273,7 +273,11 @@ const std::vector<RouteDef>& ApiServer::Routes() {
       {Method::Delete, "/v1/instances/:uuid", &ApiServer::doDeleteInstance,
        "Delete an instance and its disk"},
       {Method::Post, "/v1/instances/:uuid/action", &ApiServer::doInstanceAction,
-       "start, stop, reboot, pause, unpause, suspend, resume, resize"},
+       "start, stop, reboot, pause, unpause, suspend, resume, resize, rebuild"},
+      {Method::Post, "/v1/instances/:uuid/interfaces", &ApiServer::doAttachInterface,
+       "Attach a Neutron port (body: a Nova VIF, or {\"vif\": VIF}); 201 with the interface"},
+      {Method::Delete, "/v1/instances/:uuid/interfaces/:port_id", &ApiServer::doDetachInterface,
+       "Detach a Neutron port"},
       {Method::Get, "/v1/instances/:uuid/console", &ApiServer::doConsole,
        "Last lines of the console log (?lines=N); with ?follow=true also a cursor, and with "
        "&since=CURSOR it waits (&wait=S, 10) for output after the cursor"},
@@ -755,6 +759,22 @@ void ApiServer::doInstanceAction(const Request& req, ResponseWriter& resp) {
   JsonWriter w(buf);
   WriteInstanceJson(w, v);
   SendJson(resp, 200, Finish(buf));
+}
+
+void ApiServer::doAttachInterface(const Request& req, ResponseWriter& resp) {
+  std::string uuid = InstanceParam(req);
+  auto doc = ParseJsonObject(req.body());
+  InterfaceView i = instances_->AttachInterface(uuid, doc);
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  WriteInterfaceJson(w, i);
+  SendJson(resp, 201, Finish(buf));
+}
+
+void ApiServer::doDetachInterface(const Request& req, ResponseWriter& resp) {
+  std::string uuid = InstanceParam(req);
+  instances_->DetachInterface(uuid, req.param(":port_id").as<std::string>());
+  resp.send(Code::No_Content);
 }
 
 void ApiServer::doConsole(const Request& req, ResponseWriter& resp) {

@@ -86,6 +86,8 @@ class ApiServer {
   void doShowInstance(const Request&, ResponseWriter&);
   void doDeleteInstance(const Request&, ResponseWriter&);
   void doInstanceAction(const Request&, ResponseWriter&);
+  void doAttachInterface(const Request&, ResponseWriter&);
+  void doDetachInterface(const Request&, ResponseWriter&);
   void doConsole(const Request&, ResponseWriter&);
   void doStats(const Request&, ResponseWriter&);
   void doDiff(const Request&, ResponseWriter&);

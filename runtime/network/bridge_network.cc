@@ -170,6 +170,10 @@ void BridgeNetwork::EnsureBridgeLocked() {
     if (config_.enable_ip_forward) {
       WriteNetSysctl(host_ns_.get(), "net/ipv4/ip_forward", "1");
     }
+    // Lets a connection from the host to 127.0.0.1:<published port>, DNATed to an
+    // instance, leave by the bridge (the kernel refuses loopback sources on other devices
+    // otherwise); the postrouting rule masquerades it to the gateway's address.
+    WriteNetSysctl(host_ns_.get(), "net/ipv4/conf/" + config_.bridge + "/route_localnet", "1");
   });
 }
 
@@ -202,9 +206,17 @@ Attachment BridgeNetwork::Attach(const std::string& instance_id, const NetnsRef&
     a.mtu = options.mtu ? options.mtu : config_.mtu;
     a.ports = options.ports;
 
+    // A record whose host end is gone is stale: the instance's namespace died (stop,
+    // crash, rebuild) and took the veth with it. Its lease is kept, so the instance
+    // attaches again with the same address and MAC.
+    std::optional<Attachment> stale;
     for (const auto& other : LoadRecords()) {
       if (other.instance_id == instance_id) {
-        throw Error(ErrorKind::kAlreadyExists, "already attached");
+        if (HostNetlink().FindLink(other.host_ifname)) {
+          throw Error(ErrorKind::kAlreadyExists, "already attached");
+        }
+        stale = other;
+        continue;
       }
       if (other.host_ifname == a.host_ifname) {
         throw Error(ErrorKind::kAlreadyExists,
@@ -224,11 +236,19 @@ Attachment BridgeNetwork::Attach(const std::string& instance_id, const NetnsRef&
 
     EnsureBridgeLocked();
     Rollback undo;
-    a.address = ipam_->Allocate(instance_id);
-    undo.Add([&] { ipam_->Release(a.address); });
+    a.address = ipam_->Allocate(instance_id);  // the owner's lease when it has one
+    undo.Add([&] {
+      if (!stale) ipam_->Release(a.address);
+    });
     a.mac = MacAddress::FromIpv4(a.address);
     SaveRecord(a);
-    undo.Add([&] { RemoveRecord(instance_id); });
+    undo.Add([&] {
+      if (stale) {
+        SaveRecord(*stale);
+      } else {
+        RemoveRecord(instance_id);
+      }
+    });
 
     Netlink& host = HostNetlink();
     // A veth of this name without a record is debris of a crash: ours to remove.

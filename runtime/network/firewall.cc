@@ -161,7 +161,11 @@ std::string RenderRuleset(const FirewallState& state) {
   nat << "  chain postrouting {\n"
       << "    type nat hook postrouting priority srcnat; policy accept;\n"
       << "    ip saddr " << subnet << " ip daddr != " << subnet
-      << " oifname != " << Quote(state.bridge) << " masquerade\n  }\n";
+      << " oifname != " << Quote(state.bridge)
+      << " masquerade\n"
+      // The host's own connections to 127.0.0.1:<published port>: the instance cannot
+      // answer a loopback source, so they reach it from the gateway's address.
+      << "    ip saddr 127.0.0.0/8 oifname " << Quote(state.bridge) << " masquerade\n  }\n";
   nat << "}\n";
 
   // Anti-spoofing at the bridge's door: the bridge family's prerouting hook sees every

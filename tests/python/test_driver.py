@@ -42,12 +42,73 @@ def conf():
         CONF.clear_override(name, group=group)
 
 
+class OsVifRecorder(object):
+    """Stands in for os_vif's plug/unplug (which would make real bridges as root); the
+    conversion of Nova's VIFs through nova.network.os_vif_util stays real."""
+
+    def __init__(self, log):
+        self.log = log
+        self.fail = None
+
+    def initialize(self, *a, **kw):
+        from os_vif import objects as os_vif_objects
+        os_vif_objects.register_all()  # what the real initialize does, minus the plugins
+        self.log.append(("os_vif.initialize",))
+
+    def plug(self, vif, instance_info):
+        if self.fail:
+            raise self.fail
+        self.log.append(("os_vif.plug", type(vif).__name__, vif.id, instance_info.uuid))
+
+    def unplug(self, vif, instance_info):
+        self.log.append(("os_vif.unplug", type(vif).__name__, vif.id, instance_info.uuid))
+
+
+class RecordingVirtAPI(fake_virt.FakeVirtAPI):
+    """FakeVirtAPI that records when the driver starts and stops waiting for events."""
+
+    def __init__(self, log):
+        super().__init__()
+        self.log = log
+        self.timeout = False
+
+    def wait_for_instance_event(self, instance, event_names, deadline=300,
+                                error_callback=None):
+        api = self
+
+        class Waiter(object):
+            def __enter__(self):
+                api.log.append(("wait", list(event_names)))
+
+            def __exit__(self, *exc):
+                api.log.append(("waited",))
+                if api.timeout and not exc[0]:
+                    raise berth_driver.eventlet.timeout.Timeout()
+                return False
+
+        return Waiter()
+
+
 @pytest.fixture
-def drv(fake, conf):
+def order():
+    return []
+
+
+@pytest.fixture(autouse=True)
+def osvif(monkeypatch, order):
+    rec = OsVifRecorder(order)
+    monkeypatch.setattr(berth_driver.os_vif, "initialize", rec.initialize)
+    monkeypatch.setattr(berth_driver.os_vif, "plug", rec.plug)
+    monkeypatch.setattr(berth_driver.os_vif, "unplug", rec.unplug)
+    return rec
+
+
+@pytest.fixture
+def drv(fake, conf, order):
     conf("host", "compute-1")
     conf("my_ip", "192.0.2.10")
     c = berth_client.BerthClient(fake.url, token="fake-token", timeout=5)
-    return berth_driver.BerthDriver(fake_virt.FakeVirtAPI(), berth_api=c)
+    return berth_driver.BerthDriver(RecordingVirtAPI(order), berth_api=c)
 
 
 @pytest.fixture
@@ -81,14 +142,17 @@ def image_meta(**props):
 
 def test_spawn_sends_the_instance(drv, fake, ctx):
     fake.add("POST", "/v1/instances", 201, instance_json(UUID))
+    fake.add("POST", ACTION, 200, instance_json(UUID))
     inst = make_instance(ctx)
     nw = test_utils.get_test_network_info()
     drv.spawn(ctx, inst, image_meta(os_command_line="/bin/sh -c 'echo hi; sleep 9'"),
               [], "pw", {}, network_info=nw)
-    (req,) = fake.calls()
+    req, start = fake.calls()
     assert (req.method, req.path) == ("POST", "/v1/instances")
+    assert start.json == {"action": "start"}  # after network-vif-plugged (see below)
     body = req.json
     assert body.pop("network_info") == nw  # serialised as Nova's own JSON
+    assert body.pop("start") is False
     assert body == {
         "uuid": UUID,
         "image": IMAGE,
@@ -438,12 +502,173 @@ def test_capabilities_are_nova_keys():
     assert not caps["has_imagecache"] and not caps["supports_image_type_qcow2"]
 
 
-def test_interfaces_not_implemented(drv, ctx):
-    with pytest.raises(NotImplementedError) as e:
-        drv.attach_interface(ctx, make_instance(ctx), image_meta(), None)
-    assert "--nic none" in str(e.value)
-    drv.plug_vifs(make_instance(ctx), [])
-    drv.unplug_vifs(make_instance(ctx), [])
+# -- networking ---------------------------------------------------------------------
+
+PORT = "8d5b1f2e-3c4a-4b6d-9e7f-0a1b2c3d4e5f"
+
+
+def bridge_vif(active=False, port=PORT):
+    """A Neutron port on a Linux bridge, as Nova's network_info carries it."""
+    from nova.network import model
+    subnet = model.Subnet(cidr="10.0.0.0/24", gateway=model.IP(address="10.0.0.1",
+                                                              type="gateway"),
+                          ips=[model.FixedIP(address="10.0.0.5")],
+                          dns=[model.IP(address="10.0.0.2")])
+    network = model.Network(id="6a1e2f3c-4d5b-4c6d-8e7f-9a0b1c2d3e4f", bridge="brq6a1e2f3c-4d", label="private",
+                            subnets=[subnet], mtu=1450, should_create_bridge=True)
+    return model.VIF(id=port, address="fa:16:3e:11:22:33", network=network,
+                     type=model.VIF_TYPE_BRIDGE, devname="tap" + port[:11],
+                     vnic_type=model.VNIC_TYPE_NORMAL, active=active,
+                     details={}, ovs_interfaceid=None)
+
+
+def test_spawn_plugs_before_waiting_and_starts_after_the_events(drv, fake, ctx, order,
+                                                                  conf):
+    """The order of the libvirt driver's _create_guest_with_network: events registered,
+    VIFs plugged (os-vif) and the instance created with its process held (berthd
+    attaches the ports: that is what makes Neutron send network-vif-plugged), the wait,
+    then the start."""
+    from nova.network import model
+    fake.add("POST", "/v1/instances", 201, instance_json(UUID, power_state=0))
+    fake.add("POST", ACTION, 200, instance_json(UUID))
+    nw = model.NetworkInfo([bridge_vif(active=False),
+                            bridge_vif(active=True, port="9" + PORT[1:])])
+    real_create = drv.berth.create_instance
+
+    def create(*a, **kw):
+        order.append(("create", kw["start"]))
+        return real_create(*a, **kw)
+
+    drv.berth.create_instance = create
+    drv.spawn(ctx, make_instance(ctx), image_meta(), [], None, {}, network_info=nw)
+    assert order == [
+        ("wait", [("network-vif-plugged", PORT)]),  # only the port not yet active
+        ("os_vif.initialize",),
+        ("os_vif.plug", "VIFBridge", PORT, UUID),
+        ("os_vif.plug", "VIFBridge", "9" + PORT[1:], UUID),
+        ("create", False),
+        ("waited",),
+    ]
+    create_req, start_req = fake.calls()
+    vif = create_req.json["network_info"][0]
+    assert (vif["type"], vif["network"]["bridge"], vif["address"]) == \
+        ("bridge", "brq6a1e2f3c-4d", "fa:16:3e:11:22:33")
+    assert start_req.json == {"action": "start"}
+
+
+def test_spawn_without_events_starts_at_once(drv, fake, ctx, order, conf):
+    conf("vif_plugging_timeout", 0)
+    fake.add("POST", "/v1/instances", 201, instance_json(UUID))
+    from nova.network import model
+    drv.spawn(ctx, make_instance(ctx), image_meta(), [], None, {},
+              network_info=model.NetworkInfo([bridge_vif(active=False)]))
+    (req,) = fake.calls()
+    assert "start" not in req.json
+    assert order[0] == ("wait", [])
+
+
+@pytest.mark.parametrize("fatal", [True, False])
+def test_spawn_vif_plugging_timeout(drv, fake, ctx, conf, fatal):
+    conf("vif_plugging_is_fatal", fatal)
+    drv.virtapi.timeout = True
+    fake.add("POST", "/v1/instances", 201, instance_json(UUID, power_state=0))
+    fake.add("DELETE", INST, 204)
+    fake.add("POST", ACTION, 200, instance_json(UUID))
+    from nova.network import model
+    nw = model.NetworkInfo([bridge_vif(active=False)])
+    if fatal:
+        with pytest.raises(exception.VirtualInterfaceCreateException):
+            drv.spawn(ctx, make_instance(ctx), image_meta(), [], None, {}, network_info=nw)
+        assert [(r.method, r.path) for r in fake.calls()] == [("POST", "/v1/instances"),
+                                                              ("DELETE", INST)]
+    else:
+        drv.spawn(ctx, make_instance(ctx), image_meta(), [], None, {}, network_info=nw)
+        assert [(r.method, r.path) for r in fake.calls()] == [("POST", "/v1/instances"),
+                                                              ("POST", ACTION)]
+
+
+def test_spawn_os_vif_failure_removes_nothing_made(drv, fake, ctx, osvif):
+    from nova.network import model
+    osvif.fail = RuntimeError("cannot create bridge")
+    fake.add("DELETE", INST, 404, error(404, "instance not found"))
+    with pytest.raises(exception.InternalError):
+        drv.spawn(ctx, make_instance(ctx), image_meta(), [], None, {},
+                  network_info=model.NetworkInfo([bridge_vif()]))
+    assert ("POST", "/v1/instances") not in [(r.method, r.path) for r in fake.calls()]
+
+
+def test_plug_and_unplug_vifs_use_os_vif(drv, ctx, order):
+    from nova.network import model
+    ovs = model.VIF(id=PORT, address="fa:16:3e:00:00:01", type=model.VIF_TYPE_OVS,
+                    devname="tap" + PORT[:11], ovs_interfaceid=PORT,
+                    details={model.VIF_DETAILS_PORT_FILTER: True},
+                    network=model.Network(id="7b2e3f4c-5d6b-4c7d-8e8f-0a1b2c3d4e5f", bridge="br-int", subnets=[]))
+    drv.plug_vifs(make_instance(ctx), [ovs])
+    drv.unplug_vifs(make_instance(ctx), [ovs])
+    assert order[1:] == [("os_vif.plug", "VIFOpenVSwitch", PORT, UUID),
+                         ("os_vif.unplug", "VIFOpenVSwitch", PORT, UUID)]
+
+
+def test_attach_interface_plugs_then_asks_berthd(drv, fake, ctx, order):
+    fake.add("POST", INST + "/interfaces", 201, {"ifname": "eth1", "port_id": PORT})
+    drv.attach_interface(ctx, make_instance(ctx), image_meta(), bridge_vif())
+    (req,) = fake.calls()
+    assert req.method == "POST" and req.json["id"] == PORT
+    assert req.json["network"]["bridge"] == "brq6a1e2f3c-4d"
+    assert ("os_vif.plug", "VIFBridge", PORT, UUID) in order
+
+
+def test_attach_interface_failure_unplugs_and_raises(drv, fake, ctx, order):
+    fake.add("POST", INST + "/interfaces", 409, error(409, "port already attached"))
+    with pytest.raises(exception.InterfaceAttachFailed):
+        drv.attach_interface(ctx, make_instance(ctx), image_meta(), bridge_vif())
+    assert order[-1] == ("os_vif.unplug", "VIFBridge", PORT, UUID)
+
+
+def test_detach_interface(drv, fake, ctx, order):
+    fake.add("DELETE", INST + "/interfaces/" + PORT, 204)
+    drv.detach_interface(ctx, make_instance(ctx), bridge_vif())
+    assert [(r.method, r.path) for r in fake.calls()] == [("DELETE",
+                                                           INST + "/interfaces/" + PORT)]
+    assert order[-1] == ("os_vif.unplug", "VIFBridge", PORT, UUID)
+
+
+def test_detach_interface_already_gone_is_fine_other_errors_are_not(drv, fake, ctx):
+    fake.add("DELETE", INST + "/interfaces/" + PORT, 404, error(404, "no interface"))
+    drv.detach_interface(ctx, make_instance(ctx), bridge_vif())
+    fake.set("DELETE", INST + "/interfaces/" + PORT, 500, error(500, "ovsdb down"))
+    with pytest.raises(exception.InterfaceDetachFailed):
+        drv.detach_interface(ctx, make_instance(ctx), bridge_vif())
+
+
+# -- rebuild ------------------------------------------------------------------------
+
+def test_rebuild_asks_berthd(drv, fake, ctx):
+    fake.add("POST", ACTION, 200, instance_json(UUID))
+    inst = make_instance(ctx, task_state=task_states.REBUILDING)
+    saved = []
+    inst.save = lambda expected_task_state=None: saved.append(
+        (inst.task_state, expected_task_state))
+    drv.rebuild(ctx, inst, image_meta(os_command_line="/bin/app --x"), [], None, {}, [],
+                None, None, network_info=[])
+    (req,) = fake.calls()
+    assert req.json == {"action": "rebuild", "image": IMAGE, "command": ["/bin/app", "--x"]}
+    assert saved == [(task_states.REBUILD_SPAWNING, [task_states.REBUILDING])]
+
+
+def test_rebuild_evacuate_falls_back_to_nova(drv, fake, ctx):
+    with pytest.raises(NotImplementedError):
+        drv.rebuild(ctx, make_instance(ctx), image_meta(), [], None, {}, [], None, None,
+                    evacuate=True)
+    assert fake.calls() == []
+
+
+def test_rebuild_error_is_translated(drv, fake, ctx):
+    fake.add("POST", ACTION, 404, error(404, "image x not found"))
+    inst = make_instance(ctx, task_state=task_states.REBUILDING)
+    inst.save = lambda expected_task_state=None: None
+    with pytest.raises(exception.InstanceNotFound):
+        drv.rebuild(ctx, inst, image_meta(), [], None, {}, [], None, None)
 
 
 # -- snapshot -----------------------------------------------------------------------

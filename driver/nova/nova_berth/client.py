@@ -211,7 +211,7 @@ class BerthClient(object):
 
     def create_instance(self, uuid, image, flavor, name=None, hostname=None, metadata=None,
                         user_data=None, command=None, network_info=None, glance=None,
-                        token=None):
+                        token=None, start=True):
         """POST /v1/instances; answers when the container runs (or has failed and been
         rolled back).
 
@@ -219,14 +219,34 @@ class BerthClient(object):
         flavor: as flavor.to_berth_flavor makes it; glance: what Nova knows of the image
         (id, name, container_format, disk_format, checksum, size, os_hash_algo,
         os_hash_value when known); network_info: Nova's network_info as JSON-able list;
-        token: the request's Keystone token, for berthd's Glance download.
+        token: the request's Keystone token, for berthd's Glance download;
+        start: False leaves the container created with its network attached and its
+        process not started (the driver starts it once Neutron reported the ports up).
         """
         body = {"uuid": uuid, "image": image, "flavor": flavor}
         optional = {"name": name, "hostname": hostname, "metadata": metadata,
                     "user_data": user_data, "command": command,
                     "network_info": network_info, "glance": glance, "token": token}
         body.update({k: v for k, v in optional.items() if v is not None})
+        if not start:
+            body["start"] = False
         return self.request("POST", "/v1/instances", body=body, timeout=self.spawn_timeout)
+
+    def attach_interface(self, uuid, vif):
+        """POST /v1/instances/{uuid}/interfaces with a Nova VIF (JSON-able dict)."""
+        return self.request("POST", "/v1/instances/%s/interfaces" % _q(uuid), body=vif)
+
+    def detach_interface(self, uuid, port_id):
+        self.request("DELETE", "/v1/instances/%s/interfaces/%s" % (_q(uuid), _q(port_id)))
+
+    def rebuild(self, uuid, image, command=None, timeout=None):
+        """The rebuild action: a new root from `image`, same uuid and network."""
+        fields = {"image": image}
+        if command is not None:
+            fields["command"] = command
+        if timeout is not None:
+            fields["timeout"] = timeout
+        return self.action(uuid, "rebuild", http_timeout=self.spawn_timeout, **fields)
 
     def delete_instance(self, uuid):
         self.request("DELETE", "/v1/instances/" + _q(uuid))

@@ -12,7 +12,9 @@ import datetime
 import os
 import shlex
 
+import eventlet
 import os_resource_classes as orc
+import os_vif
 from oslo_concurrency import processutils
 from oslo_log import log as logging
 from oslo_serialization import jsonutils
@@ -24,6 +26,8 @@ from nova.compute import task_states
 import nova.conf
 from nova import exception
 from nova.image import glance
+from nova.network import model as network_model
+from nova.network import os_vif_util
 from nova.objects import diagnostics as diagnostics_obj
 from nova.objects import fields
 from nova.virt import driver
@@ -88,7 +92,7 @@ class BerthDriver(driver.ComputeDriver):
         # Resize and cold migration happen on this host only (a live cgroup change).
         supports_migrate_to_same_host=True,
         # Networking (Neutron VIF plugging) is not implemented yet.
-        supports_attach_interface=False,
+        supports_attach_interface=True,
         supports_device_tagging=False,
         supports_tagged_attach_interface=False,
         supports_tagged_attach_volume=False,
@@ -467,26 +471,47 @@ class BerthDriver(driver.ComputeDriver):
             raise exception.InvalidInput(reason=str(e)) from e
         metadata = {str(k): str(v) for k, v in (_attr(instance, "metadata") or {}).items()}
         nw = jsonutils.loads(network_info.json()) if network_info else []
+        # As the libvirt driver's _create_guest_with_network: listen for Neutron's
+        # network-vif-plugged of the ports not yet active, plug (os-vif makes the
+        # bridges, berthd the veths and OVS ports — which is what makes the agent or
+        # ovn-controller bind them), create the instance with its process held (libvirt
+        # creates the guest paused), wait for the events, then start it.
+        events = self._neutron_events(nw) if power_on and CONF.vif_plugging_timeout else []
         if injected_files:
             LOG.warning("Berth does not inject files; %d ignored", len(injected_files),
                         instance=instance)
         LOG.debug("spawning from image %s", image_id, instance=instance)
         try:
-            self.berth.create_instance(
-                uuid, image_id, flavor,
-                name=instance.name,
-                hostname=_attr(instance, "hostname"),
-                metadata=metadata,
-                # base64, as Nova keeps it and the metadata service serves it
-                user_data=_attr(instance, "user_data"),
-                command=self._command(image_meta),
-                network_info=nw,
-                glance=self._glance_info(image_meta, image_id),
-                token=self._token(context))
+            with self.virtapi.wait_for_instance_event(
+                    instance, events, deadline=CONF.vif_plugging_timeout,
+                    error_callback=self._neutron_failed_callback):
+                self.plug_vifs(instance, network_info or [])
+                self.berth.create_instance(
+                    uuid, image_id, flavor,
+                    name=instance.name,
+                    hostname=_attr(instance, "hostname"),
+                    metadata=metadata,
+                    # base64, as Nova keeps it and the metadata service serves it
+                    user_data=_attr(instance, "user_data"),
+                    command=self._command(image_meta),
+                    network_info=nw,
+                    glance=self._glance_info(image_meta, image_id),
+                    token=self._token(context),
+                    start=not events)
+        except eventlet.timeout.Timeout:
+            LOG.warning("timed out waiting for %s", events, instance=instance)
+            if CONF.vif_plugging_is_fatal:
+                self._remove_failed_spawn(instance)
+                raise exception.VirtualInterfaceCreateException()
         except berth_exc.BerthError as e:
             if not isinstance(e, berth_exc.BerthConflict):
                 self._remove_failed_spawn(instance)
             raise self._spawn_error(e, instance, image_id) from e
+        except Exception:
+            self._remove_failed_spawn(instance)
+            raise
+        if events:
+            self._call(instance, "spawn", self.berth.start, uuid)
         if not power_on:
             self._call(instance, "power_off", self.berth.stop, uuid, 0)
         LOG.info("instance spawned", instance=instance)
@@ -703,24 +728,112 @@ class BerthDriver(driver.ComputeDriver):
                    _uuid(instance), berth_flavor.to_berth_flavor(instance.flavor))
         self._ensure_power(context, instance, network_info, power_on)
 
-    # -- networking (another issue) ---------------------------------------------------
+    # -- rebuild ----------------------------------------------------------------------
+
+    def rebuild(self, context, instance, image_meta, injected_files, admin_password,
+                allocations, bdms, detach_block_devices, attach_block_devices,
+                network_info=None, evacuate=False, block_device_info=None,
+                preserve_ephemeral=False, accel_uuids=None, reimage_boot_volume=False):
+        """berthd's rebuild action: a new root from the image, the same instance (uuid,
+        network, addresses, MAC); the old disk is removed once the new one is ready.
+        Evacuation (the instance lives on another host) and boot-volume reimaging fall
+        back to Nova's destroy + spawn (NotImplementedError)."""
+        if evacuate or reimage_boot_volume:
+            raise NotImplementedError("berthd rebuilds its own instances only")
+        if preserve_ephemeral:
+            LOG.warning("Berth instances have no ephemeral disk; preserve_ephemeral "
+                        "ignored", instance=instance)
+        image_id = _attr(image_meta, "id") or instance.image_ref
+        instance.task_state = task_states.REBUILD_SPAWNING
+        instance.save(expected_task_state=[task_states.REBUILDING])
+        self._call(instance, "rebuild", self.berth.rebuild, _uuid(instance), image_id,
+                   command=self._command(image_meta) or [])
+        LOG.info("rebuilt from image %s", image_id, instance=instance)
+
+    # -- networking -------------------------------------------------------------------
+    #
+    # Who does what: os-vif's plugins make the switch side they own — linux_bridge's
+    # plug ensures the Linux bridge (brq...) when Nova says it should be created, ovs's
+    # plug ensures br-int (and the hybrid qbr when the VIF asks for one) — exactly as for
+    # a libvirt guest. berthd makes the rest: the veth pair, the host end on the bridge
+    # or as the br-int port with iface-id/iface-status/attached-mac/vm-uuid (os-vif's
+    # ovs plugin no longer creates the port itself; libvirt does, and here berthd is the
+    # hypervisor), the instance end's MAC, addresses, routes and MTU.
+
+    @staticmethod
+    def _neutron_events(network_info):
+        return [("network-vif-plugged", vif["id"]) for vif in network_info
+                if vif.get("active", True) is False and
+                vif.get("vnic_type") != network_model.VNIC_TYPE_REMOTE_MANAGED]
+
+    @staticmethod
+    def _neutron_failed_callback(event_name, instance):
+        LOG.error("Neutron reported failure on event %s", event_name, instance=instance)
+        if CONF.vif_plugging_is_fatal:
+            raise exception.VirtualInterfaceCreateException()
+
+    def _os_vif_ready(self):
+        if not getattr(self, "_os_vif_initialized", False):
+            os_vif.initialize()
+            self._os_vif_initialized = True
+
+    def _plug_os_vif(self, instance, vif):
+        self._os_vif_ready()  # also registers the objects the conversion makes
+        vif_obj = os_vif_util.nova_to_osvif_vif(vif)
+        if vif_obj is None:
+            return  # no os-vif plugin for it: berthd does all of it
+        try:
+            os_vif.plug(vif_obj, os_vif_util.nova_to_osvif_instance(instance))
+        except Exception as e:
+            raise exception.InternalError(
+                "os-vif could not plug VIF %s: %s" % (vif["id"], e)) from e
+
+    def _unplug_os_vif(self, instance, vif):
+        self._os_vif_ready()  # also registers the objects the conversion makes
+        vif_obj = os_vif_util.nova_to_osvif_vif(vif)
+        if vif_obj is None:
+            return
+        try:
+            os_vif.unplug(vif_obj, os_vif_util.nova_to_osvif_instance(instance))
+        except Exception as e:
+            LOG.warning("os-vif could not unplug VIF %s: %s", vif["id"], e,
+                        instance=instance)
 
     def plug_vifs(self, instance, network_info):
-        # Instances get a network namespace with loopback only until VIF plugging lands.
-        pass
+        """Ensures the bridges the VIFs join (os-vif). berthd attaches the instance
+        itself at spawn and re-creates missing veths/ports at its start-up."""
+        for vif in network_info or []:
+            self._plug_os_vif(instance, vif)
 
     def unplug_vifs(self, instance, network_info):
-        pass
+        """os-vif's unplug (removes a hybrid qbr bridge, if any); berthd removed the
+        veths and OVS ports with the instance."""
+        for vif in network_info or []:
+            self._unplug_os_vif(instance, vif)
 
     def attach_interface(self, context, instance, image_meta, vif):
-        raise NotImplementedError(
-            "Berth does not attach network interfaces yet (Neutron VIF plugging is not "
-            "implemented; boot with --nic none)")
+        uuid = _uuid(instance)
+        self._plug_os_vif(instance, vif)
+        try:
+            self.berth.attach_interface(uuid, jsonutils.loads(jsonutils.dumps(vif)))
+        except berth_exc.BerthError as e:
+            LOG.error("attaching interface %s failed: %s", vif["id"], e, instance=instance)
+            self._unplug_os_vif(instance, vif)
+            if isinstance(e, berth_exc.BerthNotFound):
+                raise exception.InstanceNotFound(instance_id=uuid) from e
+            raise exception.InterfaceAttachFailed(instance_uuid=uuid) from e
 
     def detach_interface(self, context, instance, vif):
-        raise NotImplementedError(
-            "Berth does not detach network interfaces yet (Neutron VIF plugging is not "
-            "implemented)")
+        uuid = _uuid(instance)
+        try:
+            self.berth.detach_interface(uuid, vif["id"])
+        except berth_exc.BerthNotFound:
+            # Gone already (a retried detach, or an instance that never had it).
+            LOG.info("interface %s was not attached", vif["id"], instance=instance)
+        except berth_exc.BerthError as e:
+            LOG.error("detaching interface %s failed: %s", vif["id"], e, instance=instance)
+            raise exception.InterfaceDetachFailed(instance_uuid=uuid) from e
+        self._unplug_os_vif(instance, vif)
 
 
 def _clock_ticks():

@@ -1,8 +1,11 @@
 #include "tests/integration/server/daemon_fixture.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -66,7 +69,8 @@ int64_t Int(const rapidjson::Value& v, const char* key) {
   return v[key].GetInt64();
 }
 
-Daemon::Daemon(const std::string& dir, const std::string& extra_api) : dir_(dir) {
+Daemon::Daemon(const std::string& dir, const std::string& extra_api, const std::string& extra_conf)
+    : dir_(dir) {
   std::string conf =
       "[DEFAULT]\n"
       "state_dir = " +
@@ -89,7 +93,8 @@ Daemon::Daemon(const std::string& dir, const std::string& extra_api) : dir_(dir)
       "cgroup_parent = " +
       cgroup_parent() +
       "\n"
-      "default_stop_timeout = 5\n";
+      "default_stop_timeout = 5\n" +
+      extra_conf;
   WriteFileAtomic(config_path(), conf);
 }
 
@@ -115,6 +120,7 @@ void Daemon::Start() {
     int e = ::open(err.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
     ::dup2(o, 1);
     ::dup2(e, 2);
+    if (!pause_at_.empty()) ::setenv("BERTH_TEST_PAUSE_AT", pause_at_.c_str(), 1);
     ::execl(bin.c_str(), bin.c_str(), "--config", conf.c_str(), nullptr);
     ::_exit(127);
   }
@@ -137,6 +143,33 @@ void Daemon::Start() {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   FAIL() << "berthd did not start listening: " << log();
+}
+
+bool Daemon::WaitPaused(const std::string& point, int timeout_s) const {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::string text = ReadFileIfExists(dir_ + "/berthd.out").value_or("");
+    if (text.find("paused at " + point + "\n") != std::string::npos) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return false;
+}
+
+int Daemon::SendAndForget(const std::string& method, const std::string& path,
+                          const std::string& body) const {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  EXPECT_GE(fd, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(port_);
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+  std::string req =
+      method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Auth-Token: " + token_ +
+      "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+      "\r\nConnection: close\r\n\r\n" + body;
+  EXPECT_EQ(::write(fd, req.data(), req.size()), static_cast<ssize_t>(req.size()));
+  return fd;
 }
 
 void Daemon::Kill9() {

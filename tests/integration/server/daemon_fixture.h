@@ -26,10 +26,20 @@ struct HttpResult {
 class Daemon {
  public:
   // extra_api: more "key = value" lines for the [api] section (e.g. the TLS options).
-  explicit Daemon(const std::string& dir, const std::string& extra_api = "");
+  // extra_conf: more sections appended to the file (e.g. "[network]\n...").
+  explicit Daemon(const std::string& dir, const std::string& extra_api = "",
+                  const std::string& extra_conf = "");
   ~Daemon();
 
-  void Start();      // waits until it listens
+  void Start();  // waits until it listens
+  // TEST-ONLY crash point for the next Start()s (BERTH_TEST_PAUSE_AT; "" clears it).
+  void SetPauseAt(const std::string& point) { pause_at_ = point; }
+  // Waits until berthd printed "paused at <point>"; false after timeout_s.
+  bool WaitPaused(const std::string& point, int timeout_s = 30) const;
+  // Sends a request without waiting for the answer (to a berthd that will pause in it);
+  // returns the connection, kept open so the server never sees the client go.
+  int SendAndForget(const std::string& method, const std::string& path,
+                    const std::string& body) const;
   void Kill9();      // SIGKILL, then reaps
   void Terminate();  // SIGTERM, then reaps
   pid_t pid() const { return pid_; }
@@ -63,6 +73,7 @@ class Daemon {
   uint16_t port_ = 0;
   std::string token_;
   int starts_ = 0;
+  std::string pause_at_;
 };
 
 // Shared by the API tests: one daemon and one image for the whole binary.

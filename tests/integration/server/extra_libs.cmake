@@ -2,3 +2,5 @@
 find_package(CURL REQUIRED)
 target_link_libraries(${target} PRIVATE CURL::libcurl)
 add_dependencies(${target} berthd berth-monitor)
+target_sources(${target} PRIVATE ${PROJECT_SOURCE_DIR}/tests/integration/network/net_fixture.cc)
+target_sources(${target} PRIVATE ${PROJECT_SOURCE_DIR}/tests/integration/network/ovs_fixture.cc)

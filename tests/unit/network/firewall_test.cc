@@ -53,6 +53,7 @@ TEST(FirewallTest, RendersNatPortsAndAntiSpoofing) {
       has("ip saddr 10.88.0.0/16 ip daddr != 10.88.0.0/16 oifname != \"berth0\" "
           "masquerade"))
       << s;
+  EXPECT_TRUE(has("ip saddr 127.0.0.0/8 oifname \"berth0\" masquerade")) << "ports on 127.0.0.1";
   EXPECT_TRUE(has("iifname \"bt-0011aabb\" ether saddr != 02:42:0a:58:00:05 drop")) << s;
   EXPECT_TRUE(has("iifname \"bt-0011aabb\" ip saddr != 10.88.0.5 drop")) << s;
   EXPECT_TRUE(has("iifname \"bt-0011aabb\" arp saddr ip != 10.88.0.5 drop")) << s;

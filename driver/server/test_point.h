@@ -1,0 +1,17 @@
+// TEST-ONLY crash points. With BERTH_TEST_PAUSE_AT=<name> in its environment, berthd
+// stops for good when it reaches the point of that name: it prints "paused at <name>" on
+// stdout and sleeps until killed. The crash tests use it to SIGKILL berthd at an exact
+// step of a spawn or a delete instead of sleeping and hoping. Never set it in production:
+// the request that reaches the point never completes.
+//
+// Points: spawn-after-launch (container created and started, network attached, record
+// not yet written), delete-mid-teardown (record unlinked, container gone; mount,
+// snapshot and network not yet released), rebuild-after-prepare (new disk ready, old
+// one still in use).
+#pragma once
+
+namespace berth::server {
+
+void TestPausePoint(const char* name);
+
+}  // namespace berth::server
