@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "driver/server/config.h"
+#include "driver/server/glance_images.h"
 #include "driver/server/instance_manager.h"
 #include "driver/server/metrics.h"
 #include "runtime/common/error.h"
@@ -94,6 +95,9 @@ class ApiServer {
  private:
   void Dispatch(const RouteDef& def, const Request& req, ResponseWriter resp);
   std::string InstanceParam(const Request& req) const;
+  // A Keystone token with an allowed role ([keystone] configured); a Keystone that cannot
+  // be asked refuses (401) rather than failing the request with 5xx.
+  bool AcceptsKeystoneToken(const std::string& token);
   std::string ExportTempPath() const;
   void SendMethodNotAllowed(const Request& req, ResponseWriter& resp);
   void RemoveStaleExports();
@@ -105,6 +109,7 @@ class ApiServer {
   Metrics metrics_;
   std::unique_ptr<store::ImageStore> images_;
   std::unique_ptr<InstanceManager> instances_;
+  std::unique_ptr<GlanceImages> glance_;  // null without [glance]/[keystone]
   std::shared_ptr<Pistache::Http::Endpoint> endpoint_;
   Pistache::Rest::Router router_;
   std::vector<std::pair<std::string, std::string>> registered_;

@@ -1,0 +1,58 @@
+// berthd's side of OpenStack: the Keystone client (service token, validation of callers'
+// tokens), the Glance client and the sync, made from [keystone] and [glance]. The
+// instance manager asks it for the store image of a spawn's `image` (a local image, else a
+// Glance image id); the snapshot route asks it to upload a snapshot into Glance.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "driver/server/config.h"
+#include "driver/server/json_util.h"
+#include "glance_adapter/glance.h"
+#include "glance_adapter/keystone.h"
+#include "glance_adapter/sync.h"
+#include "runtime/store/image/image_store.h"
+
+namespace berth::server {
+
+// Builds the adapter's options from berthd's config (pure; unit-tested).
+glance::KeystoneOptions KeystoneOptionsFrom(const Config& config);
+glance::GlanceOptions GlanceOptionsFrom(const Config& config);
+
+class GlanceImages {
+ public:
+  GlanceImages(const Config& config, store::ImageStore& images);
+  ~GlanceImages();
+
+  // Starts the background presync (when [glance] presync is on).
+  void Start();
+  void Stop();
+
+  // The store reference to boot from for POST /v1/instances: `image_ref` itself when the
+  // store has it, else the store image synced from the Glance image of that id, with the
+  // request's "token" (else the service token) and its "glance".checksum as a cache hint.
+  std::string ResolveForSpawn(const std::string& image_ref, const rapidjson::Value& body);
+
+  // POST .../snapshot naming a Glance image_id: exports `image_id` (a store image) as a
+  // docker-archive into `tmp_dir` and uploads it into that Glance image. The body may give
+  // "token", "container_format", "disk_format" (docker, raw by default) and "properties".
+  void PublishSnapshot(const std::string& image_id, const std::string& glance_id,
+                       const std::string& name, const rapidjson::Value& body,
+                       const std::string& tmp_dir);
+
+  // True when Keystone says the token is valid and carries an allowed role (only with
+  // [keystone] accept_tokens and service credentials).
+  bool AcceptsKeystoneToken(const std::string& token);
+
+  glance::GlanceSync& sync() { return *sync_; }
+
+ private:
+  const Config& config_;
+  store::ImageStore& images_;
+  std::unique_ptr<glance::KeystoneClient> keystone_;
+  std::unique_ptr<glance::GlanceClient> glance_;
+  std::unique_ptr<glance::GlanceSync> sync_;
+};
+
+}  // namespace berth::server
