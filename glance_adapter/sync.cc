@@ -358,6 +358,11 @@ void GlanceSync::StopPresync() {
 
 void UploadSnapshot(GlanceClient& glance, const SnapshotUpload& up,
                     const std::string& archive_path) {
+  PrepareSnapshotImage(glance, up);
+  glance.Upload(up.glance_id, up.token, archive_path);
+}
+
+void PrepareSnapshotImage(GlanceClient& glance, const SnapshotUpload& up) {
   std::optional<ImageMeta> current;
   try {
     current = glance.GetImage(up.glance_id, up.token);
@@ -384,7 +389,6 @@ void UploadSnapshot(GlanceClient& glance, const SnapshotUpload& up,
     if (current->disk_format != up.disk_format) fields["disk_format"] = up.disk_format;
     if (!fields.empty()) glance.UpdateImage(up.glance_id, fields, *current, up.token);
   }
-  glance.Upload(up.glance_id, up.token, archive_path);
 }
 
 }  // namespace berth::glance

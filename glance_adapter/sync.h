@@ -116,5 +116,9 @@ struct SnapshotUpload {
 };
 void UploadSnapshot(GlanceClient& glance, const SnapshotUpload& upload,
                     const std::string& archive_path);
+// The first half of UploadSnapshot: makes (or checks and fills in) the queued record, so a
+// caller can refuse the snapshot before committing anything (409 for an image that is
+// not queued).
+void PrepareSnapshotImage(GlanceClient& glance, const SnapshotUpload& upload);
 
 }  // namespace berth::glance

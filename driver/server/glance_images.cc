@@ -94,9 +94,9 @@ std::string GlanceImages::ResolveForSpawn(const std::string& image_ref,
   return s.image_id;
 }
 
-void GlanceImages::PublishSnapshot(const std::string& image_id, const std::string& glance_id,
-                                   const std::string& name, const rapidjson::Value& body,
-                                   const std::string& tmp_dir) {
+glance::SnapshotUpload GlanceImages::PrepareSnapshot(const std::string& glance_id,
+                                                     const std::string& name,
+                                                     const rapidjson::Value& body) {
   glance::SnapshotUpload up;
   up.glance_id = glance_id;
   up.name = name;
@@ -109,12 +109,18 @@ void GlanceImages::PublishSnapshot(const std::string& image_id, const std::strin
   }
   up.properties =
       OptStringMap(body, "properties", "properties").value_or(std::map<std::string, std::string>{});
+  glance::PrepareSnapshotImage(*glance_, up);
+  return up;
+}
+
+void GlanceImages::UploadSnapshot(const glance::SnapshotUpload& up, const std::string& image_id,
+                                  const std::string& tmp_dir) {
   std::string path = JoinPath(tmp_dir, "export-" + RandomHex(8) + ".tar");
   ScopeGuard remove([&] { ::unlink(path.c_str()); });
   auto started = std::chrono::steady_clock::now();
   images_.ExportToFile(image_id, store::ExportFormat::kDockerArchive, path);
-  glance::UploadSnapshot(*glance_, up, path);
-  spdlog::info("snapshot {} uploaded to glance image {} in {:.0f} ms", image_id, glance_id,
+  glance_->Upload(up.glance_id, up.token, path);
+  spdlog::info("snapshot {} uploaded to glance image {} in {:.0f} ms", image_id, up.glance_id,
                std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started)
                    .count());
 }

@@ -34,12 +34,16 @@ class GlanceImages {
   // request's "token" (else the service token) and its "glance".checksum as a cache hint.
   std::string ResolveForSpawn(const std::string& image_ref, const rapidjson::Value& body);
 
-  // POST .../snapshot naming a Glance image_id: exports `image_id` (a store image) as a
-  // docker-archive into `tmp_dir` and uploads it into that Glance image. The body may give
-  // "token", "container_format", "disk_format" (docker, raw by default) and "properties".
-  void PublishSnapshot(const std::string& image_id, const std::string& glance_id,
-                       const std::string& name, const rapidjson::Value& body,
-                       const std::string& tmp_dir);
+  // POST .../snapshot naming a Glance image_id, before the commit: creates the queued
+  // Glance image, or checks that it is queued and sets its formats and properties (409
+  // otherwise). The body may give "token", "container_format", "disk_format" (docker and
+  // raw by default; berthd uploads docker-archives) and "properties".
+  glance::SnapshotUpload PrepareSnapshot(const std::string& glance_id, const std::string& name,
+                                         const rapidjson::Value& body);
+  // After the commit: exports `image_id` (a store image) as a docker-archive into a file in
+  // `tmp_dir` (sent again from the start on a retry; removed afterwards) and PUTs it.
+  void UploadSnapshot(const glance::SnapshotUpload& upload, const std::string& image_id,
+                      const std::string& tmp_dir);
 
   // True when Keystone says the token is valid and carries an allowed role (only with
   // [keystone] accept_tokens and service credentials).

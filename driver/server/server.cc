@@ -840,21 +840,16 @@ void ApiServer::doSnapshot(const Request& req, ResponseWriter& resp) {
   std::string uuid = InstanceParam(req);
   auto doc = ParseJsonObject(req.body());
   SnapshotRequest sr = ParseSnapshotRequest(doc);
-  store::ImageRecord img = instances_->Snapshot(uuid, sr);
+  // A snapshot for Glance: its queued image is made (or checked) before anything is
+  // committed, so a refusal leaves no image here.
+  std::optional<glance::SnapshotUpload> upload;
   if (glance_ && !sr.image_id.empty() && !sr.do_export) {
-    try {
-      glance_->PublishSnapshot(img.id.str(), sr.image_id, sr.name, doc,
-                               JoinPath(config_.state_dir, "tmp"));
-    } catch (...) {
-      // Not in Glance: not kept here either, unless an instance already runs from it.
-      std::lock_guard lock(instances_->image_mutex());
-      try {
-        if (!instances_->ImageInUse(img.id.str())) images_->Remove(img.id.str());
-      } catch (const Error& e) {
-        spdlog::warn("removing snapshot {} after a failed upload: {}", img.id.str(), e.message());
-      }
-      throw;
-    }
+    upload = glance_->PrepareSnapshot(sr.image_id, sr.name, doc);
+  }
+  store::ImageRecord img = instances_->Snapshot(uuid, sr);
+  if (upload) {
+    // On failure the committed image stays: the instance's disk now sits on its layer.
+    glance_->UploadSnapshot(*upload, img.id.str(), JoinPath(config_.state_dir, "tmp"));
   }
   resp.headers().add<Http::Header::Location>("/v1/images/" + img.id.str());
   if (sr.do_export) {
