@@ -1,5 +1,6 @@
 #include "glance_adapter/sync.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
@@ -79,6 +80,16 @@ class DownloadSource : public store::ByteSource {
 GlanceSync::GlanceSync(GlanceClient& glance, store::ImageStore& images, SyncOptions options)
     : glance_(glance), images_(images), options_(std::move(options)) {
   MakeDirs(options_.cache_dir, 0700);
+  // Spool files of a process that died mid-download (one sync per store: ours are the only
+  // glance-* files there).
+  const std::string ingest = JoinPath(images_.root(), "ingest");
+  if (DIR* d = ::opendir(ingest.c_str())) {
+    while (auto* e = ::readdir(d)) {
+      std::string n = e->d_name;
+      if (n.rfind("glance-", 0) == 0) ::unlink(JoinPath(ingest, n).c_str());
+    }
+    ::closedir(d);
+  }
 }
 
 GlanceSync::~GlanceSync() { StopPresync(); }

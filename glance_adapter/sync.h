@@ -52,6 +52,7 @@ struct SyncedImage {
 
 class GlanceSync {
  public:
+  // Removes spool files a crashed predecessor left in <store>/ingest.
   GlanceSync(GlanceClient& glance, store::ImageStore& images, SyncOptions options);
   ~GlanceSync();
 

@@ -76,7 +76,8 @@ std::string GlanceImages::ResolveForSpawn(const std::string& image_ref,
     images_.Get(image_ref);
     return image_ref;
   } catch (const Error& e) {
-    if (e.kind() != ErrorKind::kNotFound || !glance::IsGlanceId(image_ref)) throw;
+    // Glance ids are UUIDs: another unknown name is a missing local image, not a Glance call.
+    if (e.kind() != ErrorKind::kNotFound || !IsUuid(image_ref)) throw;
   }
   std::string token = OptString(body, "token", "token").value_or("");
   std::string hint;

@@ -30,7 +30,7 @@ class GlanceImages {
   void Stop();
 
   // The store reference to boot from for POST /v1/instances: `image_ref` itself when the
-  // store has it, else the store image synced from the Glance image of that id, with the
+  // store has it, else (a UUID) the store image synced from the Glance image of that id, with the
   // request's "token" (else the service token) and its "glance".checksum as a cache hint.
   std::string ResolveForSpawn(const std::string& image_ref, const rapidjson::Value& body);
 

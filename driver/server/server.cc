@@ -844,6 +844,7 @@ void ApiServer::doSnapshot(const Request& req, ResponseWriter& resp) {
   // committed, so a refusal leaves no image here.
   std::optional<glance::SnapshotUpload> upload;
   if (glance_ && !sr.image_id.empty() && !sr.do_export) {
+    instances_->Get(uuid);  // 404 before anything is made in Glance
     upload = glance_->PrepareSnapshot(sr.image_id, sr.name, doc);
   }
   store::ImageRecord img = instances_->Snapshot(uuid, sr);

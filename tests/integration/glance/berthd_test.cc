@@ -127,11 +127,14 @@ TEST_F(BerthdGlanceTest, GlanceRefusalsBecomeClearStatusesAndLeaveNoInstance) {
   HttpResult missing = Spawn("00000000-0000-0000-0000-000000000000", "");
   EXPECT_EQ(missing.status, 404) << missing.body;
   EXPECT_EQ(Kind(missing), "glance_not_found");
-  HttpResult unauthorized = Spawn(kBusybox + std::string("0"), "expired-token");
+  HttpResult unauthorized = Spawn("22222222-2222-3333-4444-555555555555", "expired-token");
   EXPECT_EQ(unauthorized.status, 401) << unauthorized.body;
   EXPECT_EQ(Kind(unauthorized), "glance_unauthorized");
+  int glance_calls = fake_->Count("GET /v2/images/no-such-local-image");
   HttpResult local = Spawn("no-such-local-image", "");
   EXPECT_EQ(local.status, 404) << local.body;
+  EXPECT_EQ(Kind(local), "not_found");  // not a UUID: Glance is not asked
+  EXPECT_EQ(fake_->Count("GET /v2/images/no-such-local-image"), glance_calls);
   auto list = daemon_->Get("/v1/instances").Json();
   EXPECT_EQ(list["instances"].Size(), 0u);
 }

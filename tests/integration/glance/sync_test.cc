@@ -145,6 +145,13 @@ TEST_F(GlanceSyncTest, RootTarStreamsIntoTheStore) {
   EXPECT_TRUE(PathExists(dir_.Sub("cache/img-a.json")));
 }
 
+TEST_F(GlanceSyncTest, SpoolLeftoversOfACrashAreRemovedAtStart) {
+  std::string leftover = store_->root() + "/ingest/glance-0123456789abcdef.tar";
+  WriteFileAtomic(leftover, "half a download");
+  sync_ = std::make_unique<GlanceSync>(*glance_, *store_, SyncOptions{dir_.Sub("cache"), -1});
+  EXPECT_FALSE(PathExists(leftover));
+}
+
 TEST_F(GlanceSyncTest, DockerArchiveIsSpooledVerifiedAndTheSpoolRemoved) {
   Add("img-d", g_data->docker, "docker", "raw");
   SyncedImage s = sync_->Resolve("img-d", "");
