@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <memory>
+#include <thread>
 
 #include "runtime/common/file_util.h"
 #include "tests/integration/glance/fake_openstack.h"
@@ -119,6 +120,19 @@ TEST_F(BerthdGlanceTest, BootsFromAGlanceImageAndCachesIt) {
   EXPECT_EQ(fake_->Count(path), downloads);
 }
 
+TEST_F(BerthdGlanceTest, ConcurrentBootsOfANewImageDownloadItOnce) {
+  const std::string id = "33333333-2222-3333-4444-555555555555";
+  fake_->AddImage("{\"id\": \"" + id + "\", \"data_file\": \"" + rootfs_ +
+                  "\", \"container_format\": \"bare\", \"disk_format\": \"root-tar\"}");
+  fake_->Fault(R"({"method": "GET", "path": "/file$", "delay_ms": 15, "count": 4})");
+  std::vector<std::thread> boots;
+  std::vector<long> status(4);
+  for (int i = 0; i < 4; ++i) boots.emplace_back([&, i] { status[i] = Spawn(id, "").status; });
+  for (auto& t : boots) t.join();
+  for (long st : status) EXPECT_EQ(st, 201);
+  EXPECT_EQ(fake_->Count("GET /v2/images/" + id + "/file"), 1);
+}
+
 TEST_F(BerthdGlanceTest, GlanceRefusalsBecomeClearStatusesAndLeaveNoInstance) {
   HttpResult vm = Spawn("99999999-2222-3333-4444-555555555555", "");
   EXPECT_EQ(vm.status, 400) << vm.body;
@@ -195,6 +209,52 @@ TEST_F(BerthdGlanceTest, AcceptsKeystoneTokensWithAnAllowedRole) {
   EXPECT_EQ(daemon_->Request("GET", "/v1/host", "", true, "application/json", admin).status, 401);
   // The admin token file still works.
   EXPECT_EQ(daemon_->Get("/v1/host").status, 200);
+}
+
+}  // namespace
+}  // namespace berth::testing
+
+namespace berth::testing {
+namespace {
+
+// berthd with presync on: an image marked berth_presync=true is in the store before anyone
+// boots it.
+TEST(BerthdGlancePresync, MarkedImagesAreSyncedAtStart) {
+  if (!IsRoot()) GTEST_SKIP() << "needs root";
+  TempDir dir;
+  ::chmod(dir.path().c_str(), 0755);
+  std::string fs = dir.Sub("rootfs");
+  BuildBusyboxRootfs(fs);
+  std::string tar = dir.Sub("busybox.tar");
+  ASSERT_EQ(std::system(("tar -C " + fs + " -cf " + tar + " .").c_str()), 0);
+  FakeOpenStack fake(dir.Sub("fake"));
+  const std::string marked = "44444444-2222-3333-4444-555555555555";
+  fake.AddImage("{\"id\": \"" + marked + "\", \"data_file\": \"" + tar +
+                "\", \"container_format\": \"bare\", \"disk_format\": \"root-tar\", "
+                "\"properties\": {\"berth_presync\": \"true\"}}");
+  fake.AddImage("{\"id\": \"55555555-2222-3333-4444-555555555555\", \"data_file\": \"" + tar +
+                "\", \"container_format\": \"bare\", \"disk_format\": \"root-tar\"}");
+  MakeDirs(dir.Sub("berthd"), 0700);
+  Daemon d(dir.Sub("berthd"), "[keystone]\nauth_url = " + fake.url() +
+                                  "\nusername = berth\npassword = berth-pass\n"
+                                  "project_name = service\n[glance]\npresync = true\n"
+                                  "presync_interval = 0\n");
+  d.Start();
+  std::string path = "GET /v2/images/" + marked + "/file";
+  bool synced = false;
+  for (int i = 0; i < 500 && !synced; ++i) {
+    synced = PathExists(d.state_dir() + "/glance/" + marked + ".json");
+    if (!synced) usleep(20000);
+  }
+  EXPECT_TRUE(synced) << d.log();
+  EXPECT_EQ(fake.Count(path), 1);
+  EXPECT_EQ(fake.Count("GET /v2/images/55555555-2222-3333-4444-555555555555/file"), 0);
+  HttpResult boot =
+      d.Post("/v1/instances", "{\"image\": \"" + marked + "\", \"command\": [\"true\"]}");
+  EXPECT_EQ(boot.status, 201) << boot.body;
+  EXPECT_EQ(fake.Count(path), 1);  // the boot used the presynced image
+  EXPECT_EQ(d.DeleteAllInstances(), 0);
+  d.Kill9();
 }
 
 }  // namespace
