@@ -2,6 +2,7 @@
 
 #include <openssl/evp.h>
 
+#include "glance_adapter/errors.h"
 #include "runtime/common/error.h"
 
 namespace berth::glance {
@@ -73,17 +74,17 @@ void ImageVerifier::Finish() {
   if (hash_) {
     std::string got = FinalHex(hash_.get());
     if (got != expected_hash_) {
-      throw Error(ErrorKind::kInvalidArgument,
-                  "os_hash_value mismatch (" + algo_ + "): Glance says " + expected_hash_ +
-                      ", the " + std::to_string(bytes_) + " bytes downloaded hash to " + got);
+      throw RemoteError(ErrorKind::kInvalidArgument, 400, "glance_image_corrupt",
+                        "os_hash_value mismatch (" + algo_ + "): Glance says " + expected_hash_ +
+                            ", the " + std::to_string(bytes_) + " bytes downloaded hash to " + got);
     }
   }
   if (md5_) {
     std::string got = FinalHex(md5_.get());
     if (got != expected_md5_) {
-      throw Error(ErrorKind::kInvalidArgument,
-                  "checksum (md5) mismatch: Glance says " + expected_md5_ + ", the " +
-                      std::to_string(bytes_) + " bytes downloaded hash to " + got);
+      throw RemoteError(ErrorKind::kInvalidArgument, 400, "glance_image_corrupt",
+                        "checksum (md5) mismatch: Glance says " + expected_md5_ + ", the " +
+                            std::to_string(bytes_) + " bytes downloaded hash to " + got);
     }
   }
 }

@@ -21,7 +21,8 @@ class ImageVerifier {
   ImageVerifier& operator=(const ImageVerifier&) = delete;
 
   void Update(const void* data, size_t size);
-  // Throws kInvalidArgument naming the expected and the computed values on a mismatch.
+  // On a mismatch throws RemoteError 400 "glance_image_corrupt" naming the expected and
+  // the computed values.
   void Finish();
   uint64_t bytes() const { return bytes_; }
 

@@ -63,7 +63,12 @@ GlanceImages::~GlanceImages() { Stop(); }
 void GlanceImages::Start() {
   // Presync lists images with berthd's own token: without service credentials there is
   // nobody to list them as.
-  if (config_.glance_presync && keystone_ && keystone_->has_credentials()) sync_->StartPresync();
+  if (!config_.glance_presync) return;
+  if (keystone_ && keystone_->has_credentials()) {
+    sync_->StartPresync();
+  } else {
+    spdlog::warn("glance presync is on but [keystone] has no service credentials: off");
+  }
 }
 
 void GlanceImages::Stop() {

@@ -152,6 +152,7 @@ def glance_error(code, kind, message):
     (403, "glance_forbidden", exception.ImageNotAuthorized),
     (404, "glance_not_found", exception.ImageNotFound),
     (400, "glance_image_unacceptable", exception.ImageUnacceptable),
+    (400, "glance_image_corrupt", exception.ImageUnacceptable),
     (409, "glance_image_not_active", exception.ImageUnacceptable),
     (502, "glance_unavailable", exception.NovaException),
 ])

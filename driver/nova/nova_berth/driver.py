@@ -511,8 +511,8 @@ class BerthDriver(driver.ComputeDriver):
             return exception.ImageNotAuthorized(image_id=image_id)
         if kind == "glance_not_found":
             return exception.ImageNotFound(image_id=image_id)
-        if kind in ("glance_image_unacceptable", "glance_image_not_active",
-                    "glance_image_not_queued", "glance_no_data"):
+        if kind in ("glance_image_unacceptable", "glance_image_corrupt",
+                    "glance_image_not_active", "glance_image_not_queued", "glance_no_data"):
             return exception.ImageUnacceptable(image_id=image_id, reason=err.message)
         return None
 

@@ -138,6 +138,13 @@ TEST_F(BerthdGlanceTest, GlanceRefusalsBecomeClearStatusesAndLeaveNoInstance) {
   EXPECT_EQ(vm.status, 400) << vm.body;
   EXPECT_EQ(Kind(vm), "glance_image_unacceptable");
   EXPECT_NE(vm.body.find("qcow2"), std::string::npos) << vm.body;
+  const std::string corrupt = "66666666-2222-3333-4444-555555555555";
+  fake_->AddImage("{\"id\": \"" + corrupt + "\", \"data_file\": \"" + rootfs_ +
+                  "\", \"container_format\": \"bare\", \"disk_format\": \"root-tar\", "
+                  "\"checksum\": \"00000000000000000000000000000000\"}");
+  HttpResult bad = Spawn(corrupt, "");
+  EXPECT_EQ(bad.status, 400) << bad.body;
+  EXPECT_EQ(Kind(bad), "glance_image_corrupt") << bad.body;
   HttpResult missing = Spawn("00000000-0000-0000-0000-000000000000", "");
   EXPECT_EQ(missing.status, 404) << missing.body;
   EXPECT_EQ(Kind(missing), "glance_not_found");
