@@ -34,6 +34,38 @@ uint64_t ToUnsigned(const std::string& where, const char* value, uint64_t max) {
   return v;
 }
 
+bool ToBool(const std::string& where, const char* value) {
+  std::string v = value;
+  for (char& c : v) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (v == "true" || v == "yes" || v == "1" || v == "on") return true;
+  if (v == "false" || v == "no" || v == "0" || v == "off") return false;
+  throw Error(ErrorKind::kInvalidArgument, where + ": want true or false, got \"" + value + "\"");
+}
+
+std::vector<std::string> ToList(const char* value) {
+  std::vector<std::string> out;
+  std::string cur;
+  for (const char* p = value;; ++p) {
+    if (*p == ',' || *p == '\0') {
+      while (!cur.empty() && cur.back() == ' ') cur.pop_back();
+      if (!cur.empty()) out.push_back(cur);
+      cur.clear();
+      if (!*p) break;
+    } else if (*p != ' ' || !cur.empty()) {
+      cur += *p;
+    }
+  }
+  return out;
+}
+
+std::string ToUrl(const std::string& where, const char* value) {
+  std::string v = value;
+  if (!v.empty() && v.rfind("http://", 0) != 0 && v.rfind("https://", 0) != 0) {
+    throw Error(ErrorKind::kInvalidArgument, where + ": want an http:// or https:// URL");
+  }
+  return v;
+}
+
 using Setter = std::function<void(Config&, const std::string& where, const char* value)>;
 
 const std::map<std::string, Setter>& Setters() {
@@ -105,6 +137,81 @@ const std::map<std::string, Setter>& Setters() {
        [](Config& c, const std::string& w, const char* v) {
          c.max_console_followers = ToUnsigned(w, v, 100000);
        }},
+      // [keystone]
+      {"keystone.auth_url", [](Config& c, const std::string& w,
+                               const char* v) { c.keystone_auth_url = ToUrl(w, v); }},
+      {"keystone.username",
+       [](Config& c, const std::string&, const char* v) { c.keystone_username = v; }},
+      {"keystone.password",
+       [](Config& c, const std::string&, const char* v) { c.keystone_password = v; }},
+      {"keystone.user_domain_name",
+       [](Config& c, const std::string&, const char* v) { c.keystone_user_domain_name = v; }},
+      {"keystone.project_name",
+       [](Config& c, const std::string&, const char* v) { c.keystone_project_name = v; }},
+      {"keystone.project_domain_name",
+       [](Config& c, const std::string&, const char* v) { c.keystone_project_domain_name = v; }},
+      {"keystone.accept_tokens", [](Config& c, const std::string& w,
+                                    const char* v) { c.keystone_accept_tokens = ToBool(w, v); }},
+      {"keystone.allowed_roles",
+       [](Config& c, const std::string&, const char* v) { c.keystone_allowed_roles = ToList(v); }},
+      {"keystone.token_cache_seconds",
+       [](Config& c, const std::string& w, const char* v) {
+         c.keystone_token_cache_seconds = static_cast<int>(ToUnsigned(w, v, 3600));
+       }},
+      {"keystone.refresh_margin",
+       [](Config& c, const std::string& w, const char* v) {
+         c.keystone_refresh_margin = static_cast<int>(ToUnsigned(w, v, 86400));
+       }},
+      {"keystone.timeout",
+       [](Config& c, const std::string& w, const char* v) {
+         c.keystone_timeout = static_cast<int>(ToUnsigned(w, v, 3600));
+       }},
+      {"keystone.ca_file",
+       [](Config& c, const std::string&, const char* v) { c.keystone_ca_file = v; }},
+      {"keystone.insecure", [](Config& c, const std::string& w,
+                               const char* v) { c.keystone_insecure = ToBool(w, v); }},
+      // [glance]
+      {"glance.api_url", [](Config& c, const std::string& w,
+                            const char* v) { c.glance_api_url = ToUrl(w, v); }},
+      {"glance.interface",
+       [](Config& c, const std::string& w, const char* v) {
+         std::string s = v;
+         if (s != "public" && s != "internal" && s != "admin") {
+           throw Error(ErrorKind::kInvalidArgument, w + ": want public, internal or admin");
+         }
+         c.glance_interface = s;
+       }},
+      {"glance.region_name",
+       [](Config& c, const std::string&, const char* v) { c.glance_region_name = v; }},
+      {"glance.retries",
+       [](Config& c, const std::string& w, const char* v) {
+         c.glance_retries = static_cast<int>(ToUnsigned(w, v, 20));
+       }},
+      {"glance.retry_backoff_ms",
+       [](Config& c, const std::string& w, const char* v) {
+         c.glance_retry_backoff_ms = static_cast<int>(ToUnsigned(w, v, 60000));
+       }},
+      {"glance.retry_backoff_max_ms",
+       [](Config& c, const std::string& w, const char* v) {
+         c.glance_retry_backoff_max_ms = static_cast<int>(ToUnsigned(w, v, 600000));
+       }},
+      {"glance.connect_timeout",
+       [](Config& c, const std::string& w, const char* v) {
+         c.glance_connect_timeout = static_cast<int>(ToUnsigned(w, v, 600));
+       }},
+      {"glance.stall_timeout",
+       [](Config& c, const std::string& w, const char* v) {
+         c.glance_stall_timeout = static_cast<int>(ToUnsigned(w, v, 3600));
+       }},
+      {"glance.presync", [](Config& c, const std::string& w,
+                            const char* v) { c.glance_presync = ToBool(w, v); }},
+      {"glance.presync_interval",
+       [](Config& c, const std::string& w, const char* v) {
+         c.glance_presync_interval = static_cast<int>(ToUnsigned(w, v, 7 * 86400));
+       }},
+      {"glance.ca_file", [](Config& c, const std::string&, const char* v) { c.glance_ca_file = v; }},
+      {"glance.insecure", [](Config& c, const std::string& w,
+                             const char* v) { c.glance_insecure = ToBool(w, v); }},
   };
   return kSetters;
 }
@@ -156,6 +263,17 @@ void CheckTlsOptions(const Config& c) {
   }
 }
 
+// A password without a user (or the reverse) is a typo, not a choice.
+void CheckKeystoneOptions(const Config& c) {
+  if (c.keystone_username.empty() != c.keystone_password.empty()) {
+    throw Error(ErrorKind::kInvalidArgument,
+                "[keystone] username and password: set both or neither");
+  }
+  if (!c.keystone_username.empty() && c.keystone_auth_url.empty()) {
+    throw Error(ErrorKind::kInvalidArgument, "[keystone] username: needs [keystone] auth_url");
+  }
+}
+
 }  // namespace
 
 Config ParseConfig(const std::string& text) {
@@ -167,6 +285,7 @@ Config ParseConfig(const std::string& text) {
   }
   CheckTlsOptions(st.config);
   CheckNetworkOptions(st.config.network);
+  CheckKeystoneOptions(st.config);
   return st.config;
 }
 

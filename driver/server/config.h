@@ -44,11 +44,43 @@ struct Config {
   // [network]
   NetworkOptions network;
 
+  // [keystone]: unset auth_url = no Keystone. With service credentials (username), berthd
+  // accepts Keystone tokens holding one of allowed_roles besides its admin token, and
+  // reads Glance with its own token when a request brings none.
+  std::string keystone_auth_url;
+  std::string keystone_username;
+  std::string keystone_password;
+  std::string keystone_user_domain_name = "Default";
+  std::string keystone_project_name;
+  std::string keystone_project_domain_name = "Default";
+  bool keystone_accept_tokens = true;
+  std::vector<std::string> keystone_allowed_roles = {"admin"};
+  int keystone_token_cache_seconds = 60;
+  int keystone_refresh_margin = 300;  // seconds before expiry a service token is renewed
+  int keystone_timeout = 30;          // seconds per Keystone call
+  std::string keystone_ca_file;
+  bool keystone_insecure = false;
+  // [glance]: used when api_url or [keystone] auth_url is set.
+  std::string glance_api_url;  // empty: the catalog's "image" endpoint
+  std::string glance_interface = "public";
+  std::string glance_region_name;  // empty: any region
+  int glance_retries = 3;          // retries after the first try (5xx, dropped connections)
+  int glance_retry_backoff_ms = 200;
+  int glance_retry_backoff_max_ms = 5000;
+  int glance_connect_timeout = 10;    // seconds
+  int glance_stall_timeout = 60;      // seconds without a byte before a transfer is dropped
+  bool glance_presync = true;         // sync images with berth_presync=true in the background
+  int glance_presync_interval = 600;  // seconds between listings; 0: at start only
+  std::string glance_ca_file;
+  bool glance_insecure = false;
+
   std::vector<std::string> warnings;  // unknown options, reported once logging is up
 
   std::string instances_dir() const { return state_dir + "/instances"; }
   std::string containers_dir() const { return run_dir + "/containers"; }
   bool tls() const { return !tls_cert_file.empty(); }
+  bool keystone() const { return !keystone_auth_url.empty(); }
+  bool glance() const { return !glance_api_url.empty() || keystone(); }
 };
 
 // Parses INI text; a bad value is kInvalidArgument naming section and key.

@@ -481,11 +481,14 @@ InstanceView InstanceManager::Create(const rapidjson::Value& body) {
   rollback.Add([dir] { RemoveTree(dir); });
   network_->Save(dir, net_request);
 
+  // May download (a Glance image): outside image_mu_, while the instance shows "spawning".
+  const std::string store_ref =
+      image_resolver_ ? image_resolver_(rec.image_ref, body) : rec.image_ref;
   store::ImageRecord image;
   {
     // An image cannot be removed between being resolved and getting a snapshot on it.
     std::lock_guard image_lock(image_mu_);
-    image = images_.Get(rec.image_ref);
+    image = images_.Get(store_ref);
     images_.layers().Prepare(SnapshotKey(uuid), image.top_chain().str());
   }
   rollback.Add([this, uuid] { images_.layers().Remove(SnapshotKey(uuid)); });

@@ -16,6 +16,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -85,6 +86,12 @@ class InstanceManager {
  public:
   InstanceManager(const Config& config, store::ImageStore& images, Metrics& metrics);
   ~InstanceManager();
+
+  // Turns a spawn's `image` into a reference the image store has (berthd sets one that
+  // syncs Glance images); without one, `image` must name a local image.
+  using ImageResolver =
+      std::function<std::string(const std::string& image_ref, const rapidjson::Value& body)>;
+  void SetImageResolver(ImageResolver resolver) { image_resolver_ = std::move(resolver); }
 
   // Starts the thread that refreshes the cached views every `interval_ms` (0: never; the
   // lifecycle operations refresh their instance anyway).
@@ -181,6 +188,7 @@ class InstanceManager {
   void TearDown(const std::string& uuid);
 
   Config config_;
+  ImageResolver image_resolver_;
   store::ImageStore& images_;
   Metrics& metrics_;
   cgroup::CgroupHost cgroup_host_;

@@ -13,6 +13,7 @@
 
 #include "driver/server/json_util.h"
 #include "driver/server/names.h"
+#include "glance_adapter/errors.h"
 #include "runtime/common/file_util.h"
 #include "runtime/common/scope_guard.h"
 
@@ -396,11 +397,21 @@ void ApiServer::init() {
   MakeDirs(JoinPath(config_.state_dir, "tmp"), 0700);
   images_ = std::make_unique<store::ImageStore>(config_.state_dir, config_.storage_driver);
   instances_ = std::make_unique<InstanceManager>(config_, *images_, metrics_);
+  if (config_.glance()) {
+    glance_ = std::make_unique<GlanceImages>(config_, *images_);
+    instances_->SetImageResolver([this](const std::string& ref, const rapidjson::Value& body) {
+      return glance_->ResolveForSpawn(ref, body);
+    });
+    spdlog::info("glance enabled api_url={} keystone={}",
+                 config_.glance_api_url.empty() ? "(catalog)" : config_.glance_api_url,
+                 config_.keystone() ? config_.keystone_auth_url : "none");
+  }
   instances_->Recover();
   RemoveStaleExports();
   instances_->StartRefresher(config_.state_refresh_ms);
   waiters_ = std::make_unique<ConsoleWaiters>(config_.max_console_followers,
                                               std::chrono::milliseconds(100));
+  if (glance_) glance_->Start();
 
   Pistache::Address addr(config_.listen, Pistache::Port(config_.port));
   endpoint_ = std::make_shared<Http::Endpoint>(addr);
@@ -503,6 +514,7 @@ void ApiServer::shutdown() {
   if (waiters_) waiters_->Stop();
   if (endpoint_) endpoint_->shutdown();
   if (instances_) instances_->StopRefresher();
+  if (glance_) glance_->Stop();
 }
 
 std::string ApiServer::ExportTempPath() const {
@@ -552,7 +564,7 @@ void ApiServer::Dispatch(const RouteDef& def, const Request& req, ResponseWriter
     if (def.auth) {
       auto hdr = req.headers().tryGetRaw("X-Auth-Token");
       if (!hdr) throw HttpFailure{401, "unauthorized", "missing X-Auth-Token"};
-      if (!ConstantTimeEquals(hdr->value(), token_)) {
+      if (!ConstantTimeEquals(hdr->value(), token_) && !AcceptsKeystoneToken(hdr->value())) {
         throw HttpFailure{401, "unauthorized", "invalid token"};
       }
     }
@@ -575,6 +587,12 @@ void ApiServer::Dispatch(const RouteDef& def, const Request& req, ResponseWriter
       w.Int(static_cast<int>(e.power_state()));
       WriteString(w, "power_state_name", PowerStateName(e.power_state()));
     });
+  } catch (const glance::RemoteError& e) {
+    // Keystone's or Glance's answer, passed on (401/403/404), or 502 when they failed.
+    code = e.http_status();
+    if (code >= 500)
+      spdlog::error("{} {}: {}", MethodName(req.method()), req.resource(), e.message());
+    SendError(resp, code, e.slug().c_str(), e.message());
   } catch (const Error& e) {
     code = HttpStatusFor(e.kind());
     if (code >= 500)
@@ -590,6 +608,15 @@ void ApiServer::Dispatch(const RouteDef& def, const Request& req, ResponseWriter
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
   spdlog::debug("request method={} path={} route={} status={} ms={:.2f}", MethodName(req.method()),
                 req.resource(), def.path, code, ms);
+}
+
+bool ApiServer::AcceptsKeystoneToken(const std::string& token) {
+  if (!glance_) return false;
+  try {
+    return glance_->AcceptsKeystoneToken(token);
+  } catch (const Error& e) {
+    throw HttpFailure{401, "unauthorized", "token not validated: " + e.message()};
+  }
 }
 
 std::string ApiServer::InstanceParam(const Request& req) const {
@@ -926,7 +953,18 @@ void ApiServer::doSnapshot(const Request& req, ResponseWriter& resp) {
   std::string uuid = InstanceParam(req);
   auto doc = ParseJsonObject(req.body());
   SnapshotRequest sr = ParseSnapshotRequest(doc);
+  // A snapshot for Glance: its queued image is made (or checked) before anything is
+  // committed, so a refusal leaves no image here.
+  std::optional<glance::SnapshotUpload> upload;
+  if (glance_ && !sr.image_id.empty() && !sr.do_export) {
+    instances_->Get(uuid);  // 404 before anything is made in Glance
+    upload = glance_->PrepareSnapshot(sr.image_id, sr.name, doc);
+  }
   store::ImageRecord img = instances_->Snapshot(uuid, sr);
+  if (upload) {
+    // On failure the committed image stays: the instance's disk now sits on its layer.
+    glance_->UploadSnapshot(*upload, img.id.str(), JoinPath(config_.state_dir, "tmp"));
+  }
   resp.headers().add<Http::Header::Location>("/v1/images/" + img.id.str());
   if (sr.do_export) {
     std::string path = ExportTempPath();

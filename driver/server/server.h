@@ -13,6 +13,7 @@
 
 #include "driver/server/config.h"
 #include "driver/server/console_follow.h"
+#include "driver/server/glance_images.h"
 #include "driver/server/instance_manager.h"
 #include "driver/server/metrics.h"
 #include "runtime/common/error.h"
@@ -98,6 +99,9 @@ class ApiServer {
  private:
   void Dispatch(const RouteDef& def, const Request& req, ResponseWriter resp);
   std::string InstanceParam(const Request& req) const;
+  // A Keystone token with an allowed role ([keystone] configured); a Keystone that cannot
+  // be asked refuses (401) rather than failing the request with 5xx.
+  bool AcceptsKeystoneToken(const std::string& token);
   std::string ExportTempPath() const;
   void SendMethodNotAllowed(const Request& req, ResponseWriter& resp);
   void FollowConsole(const Request& req, const std::string& uuid, size_t lines,
@@ -112,6 +116,7 @@ class ApiServer {
   std::unique_ptr<store::ImageStore> images_;
   std::unique_ptr<InstanceManager> instances_;
   std::unique_ptr<ConsoleWaiters> waiters_;
+  std::unique_ptr<GlanceImages> glance_;  // null without [glance]/[keystone]
   std::shared_ptr<Pistache::Http::Endpoint> endpoint_;
   Pistache::Rest::Router router_;
   std::vector<std::pair<std::string, std::string>> registered_;

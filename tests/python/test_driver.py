@@ -207,6 +207,30 @@ def test_spawn_failure_is_cleaned_up_and_translated(drv, fake, ctx, status, mess
         assert message in str(e.value)
 
 
+def glance_error(code, kind, message):
+    return {"error": {"code": code, "kind": kind, "message": message}}
+
+
+@pytest.mark.parametrize("status,kind,nova_exc", [
+    (401, "glance_unauthorized", exception.ImageNotAuthorized),
+    (403, "glance_forbidden", exception.ImageNotAuthorized),
+    (404, "glance_not_found", exception.ImageNotFound),
+    (400, "glance_image_unacceptable", exception.ImageUnacceptable),
+    (400, "glance_image_corrupt", exception.ImageUnacceptable),
+    (409, "glance_image_not_active", exception.ImageUnacceptable),
+    (502, "glance_unavailable", exception.NovaException),
+])
+def test_spawn_glance_refusal_becomes_an_image_exception(drv, fake, ctx, status, kind,
+                                                         nova_exc):
+    fake.add("POST", "/v1/instances", status,
+             glance_error(status, kind, "glance: GET image x: HTTP %d" % status))
+    fake.add("DELETE", INST, 404, error(404, "instance not found"))
+    with pytest.raises(nova_exc) as e:
+        drv.spawn(ctx, make_instance(ctx), image_meta(), [], None, {})
+    if nova_exc is not exception.NovaException:
+        assert not isinstance(e.value, (exception.InstanceNotFound, exception.InstanceExists))
+
+
 def test_spawn_timeout_removes_what_berthd_may_still_make(drv, fake, ctx):
     drv.berth.spawn_timeout = 0.3
     fake.add("POST", "/v1/instances", 201, instance_json(UUID))
@@ -705,6 +729,24 @@ def test_snapshot(drv, fake, ctx, monkeypatch):
     assert fake.calls("POST")[0].json == {
         "image_id": "snap-id", "name": "snap-1", "token": "keystone-token",
         "container_format": "docker", "disk_format": "raw"}
+
+
+@pytest.mark.parametrize("status,kind,nova_exc", [
+    (404, "glance_not_found", exception.ImageNotFound),
+    (403, "glance_forbidden", exception.ImageNotAuthorized),
+    (409, "glance_image_not_queued", exception.ImageUnacceptable),
+    (404, "not_found", exception.InstanceNotFound),
+])
+def test_snapshot_errors(drv, fake, ctx, monkeypatch, status, kind, nova_exc):
+    from nova.image import glance
+    monkeypatch.setattr(glance.API, "get",
+                        lambda self, c, image_id: {"id": image_id, "name": "snap-1"})
+    fake.add("GET", INST, 200, instance_json(UUID))
+    fake.set("GET", "/v1/openapi.json", 200,
+             {"paths": {"/v1/instances/{uuid}/snapshot": {"post": {}}}})
+    fake.add("POST", INST + "/snapshot", status, glance_error(status, kind, "refused"))
+    with pytest.raises(nova_exc):
+        drv.snapshot(ctx, make_instance(ctx), "snap-id", lambda **kw: None)
 
 
 # -- resize -------------------------------------------------------------------------

@@ -140,7 +140,7 @@ class BerthClient(object):
                 kind is None and resp.status_code == 404
                 and message.startswith("no route for")):
             cls = exc.BerthNotSupported
-        return cls(message, status=resp.status_code, method=method, path=path)
+        return cls(message, status=resp.status_code, method=method, path=path, kind=kind)
 
     # -- service ----------------------------------------------------------------------
 

@@ -527,7 +527,24 @@ class BerthDriver(driver.ComputeDriver):
         except berth_exc.BerthError as e:
             LOG.warning("could not remove the failed spawn: %s", e, instance=instance)
 
+    @staticmethod
+    def _glance_error(err, image_id):
+        """The Nova exception for Glance's refusal that berthd passed on (its error kinds
+        "glance_*", see docs/glance.md), or None for any other error."""
+        kind = getattr(err, "kind", None) or ""
+        if kind in ("glance_unauthorized", "glance_forbidden"):
+            return exception.ImageNotAuthorized(image_id=image_id)
+        if kind == "glance_not_found":
+            return exception.ImageNotFound(image_id=image_id)
+        if kind in ("glance_image_unacceptable", "glance_image_corrupt",
+                    "glance_image_not_active", "glance_image_not_queued", "glance_no_data"):
+            return exception.ImageUnacceptable(image_id=image_id, reason=err.message)
+        return None
+
     def _spawn_error(self, err, instance, image_id):
+        glance_err = self._glance_error(err, image_id)
+        if glance_err is not None:
+            return glance_err
         if isinstance(err, berth_exc.BerthConflict):
             return exception.InstanceExists(name=instance.name)
         if isinstance(err, berth_exc.BerthNotFound):
@@ -669,9 +686,12 @@ class BerthDriver(driver.ComputeDriver):
             self.berth.snapshot(uuid, image_id, name=snapshot_meta.get("name"),
                                 token=self._token(context), container_format="docker",
                                 disk_format="raw")
-        except berth_exc.BerthNotFound as e:
-            raise exception.InstanceNotFound(instance_id=uuid) from e
         except berth_exc.BerthError as e:
+            glance_err = self._glance_error(e, image_id)
+            if glance_err is not None:
+                raise glance_err from e
+            if isinstance(e, berth_exc.BerthNotFound):
+                raise exception.InstanceNotFound(instance_id=uuid) from e
             raise self._translate(e, instance, "snapshot") from e
         LOG.info("snapshot uploaded to image %s", image_id, instance=instance)
 

@@ -7,17 +7,20 @@ carry berthd's own message, which names the field or the state at fault.
 
 
 class BerthError(Exception):
-    """A berthd call failed. `status` is the HTTP status (None: no answer)."""
+    """A berthd call failed. `status` is the HTTP status (None: no answer); `kind` the
+    machine-readable kind of berthd's error body ("not_found", "glance_unauthorized", ...;
+    None when it had none)."""
 
     status = None
 
-    def __init__(self, message, status=None, method=None, path=None):
+    def __init__(self, message, status=None, method=None, path=None, kind=None):
         super().__init__(message)
         self.message = message
         if status is not None:
             self.status = status
         self.method = method
         self.path = path
+        self.kind = kind
 
     def __str__(self):
         where = f"{self.method} {self.path}: " if self.method else ""

@@ -244,11 +244,13 @@ std::string_view ImportFormatName(ImportFormat f) {
 // layers are unpacked base first, each undone if a later step fails.
 class Importer {
  public:
-  Importer(ImageStore& store, const std::string& path, const ImportOptions& options)
-      : store_(store), path_(path), options_(options) {}
+  Importer(ImageStore& store, const std::string& path, const ImportOptions& options,
+           ByteSource* stream = nullptr)
+      : store_(store), path_(path), options_(options), stream_(stream) {}
 
   ImportResult Run() {
     ScopedUtf8Locale utf8;
+    if (stream_) return RunStream();
     struct stat st;
     if (::stat(path_.c_str(), &st) != 0) ThrowErrno("stat", path_);
     std::unique_ptr<Bundle> bundle =
@@ -289,6 +291,26 @@ class Importer {
       }
     }
 
+    return Finish(bundle.get(), plan, config);
+  }
+
+ private:
+  // A rootfs tar read once from a stream (a download): one layer, no random access needed.
+  ImportResult RunStream() {
+    if (options_.format != ImportFormat::kRootfsTar) {
+      throw Error(ErrorKind::kInvalidArgument, "a streamed import reads a rootfs tar only; " +
+                                                   std::string(ImportFormatName(options_.format)) +
+                                                   " needs a file");
+    }
+    Plan plan;
+    plan.format = ImportFormat::kRootfsTar;
+    plan.layers.push_back({});
+    ImageConfig config;
+    return Finish(nullptr, plan, config);
+  }
+
+  // Unpacks the planned layers (bundle: null for a stream) and saves the image record.
+  ImportResult Finish(Bundle* bundle, Plan& plan, ImageConfig& config) {
     Rollback undo;
     ImportResult result;
     std::vector<LayerRecord> layers;
@@ -298,9 +320,8 @@ class Importer {
       if (!config.diff_ids.empty()) diff_id = config.diff_ids[i];
       std::string what =
           "layer " + std::to_string(i + 1) + "/" + std::to_string(plan.layers.size());
-      LayerRecord rec = WithContext(what, [&] {
-        return UnpackLayer(*bundle, plan.layers[i], diff_id, parent, undo, result);
-      });
+      LayerRecord rec = WithContext(
+          what, [&] { return UnpackLayer(bundle, plan.layers[i], diff_id, parent, undo, result); });
       parent = rec.chain_id;
       layers.push_back(rec);
     }
@@ -337,13 +358,12 @@ class Importer {
     return result;
   }
 
- private:
   std::optional<ImageRecord> Existing(const Digest& id) {
     if (!PathExists(store_.RecordPath(id))) return std::nullopt;
     return store_.Get(id.hex());
   }
 
-  LayerRecord UnpackLayer(Bundle& bundle, const PlannedLayer& pl,
+  LayerRecord UnpackLayer(Bundle* bundle, const PlannedLayer& pl,
                           const std::optional<Digest>& diff_id, const Digest& parent,
                           Rollback& undo, ImportResult& result) {
     Snapshotter& layers = *store_.layers_;
@@ -359,13 +379,17 @@ class Importer {
     layers.Prepare(key, parent_key);
     ScopeGuard remove_extract([&] { layers.Remove(key); });
 
-    std::unique_ptr<ByteSource> source;
-    if (pl.member.empty()) {
+    std::unique_ptr<ByteSource> owned;
+    ByteSource* source = stream_;
+    if (source) {
+    } else if (pl.member.empty()) {
       UniqueFd fd(::open(path_.c_str(), O_RDONLY | O_CLOEXEC));
       if (!fd) ThrowErrno("open", path_);
-      source = std::make_unique<FdSource>(std::move(fd), path_);
+      owned = std::make_unique<FdSource>(std::move(fd), path_);
+      source = owned.get();
     } else {
-      source = bundle.Open(pl.member);
+      owned = bundle->Open(pl.member);
+      source = owned.get();
     }
     LayerStream stream(*source, options_.limits, pl.member.empty() ? path_ : pl.member);
     ApplyOptions apply;
@@ -442,6 +466,7 @@ class Importer {
   ImageStore& store_;
   std::string path_;
   ImportOptions options_;
+  ByteSource* stream_ = nullptr;
 };
 
 ImageStore::ImageStore(std::string root, const std::string& driver)
@@ -456,6 +481,13 @@ ImageStore::ImageStore(std::string root, const std::string& driver)
 ImportResult ImageStore::Import(const std::string& path, const ImportOptions& options) {
   UniqueFd lock = LockStore(false);
   return WithContext("import " + path, [&] { return Importer(*this, path, options).Run(); });
+}
+
+ImportResult ImageStore::ImportStream(ByteSource& source, const std::string& source_name,
+                                      const ImportOptions& options) {
+  UniqueFd lock = LockStore(false);
+  return WithContext("import " + source_name,
+                     [&] { return Importer(*this, source_name, options, &source).Run(); });
 }
 
 std::string ImageStore::RecordPath(const Digest& id) const {

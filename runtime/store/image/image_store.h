@@ -101,6 +101,12 @@ class ImageStore {
   ImageStore(std::string root, const std::string& driver);
 
   ImportResult Import(const std::string& path, const ImportOptions& options);
+  // A rootfs tar (options.format must be kRootfsTar) read once from `source` (a download
+  // that must not be copied first): the layer is unpacked as the bytes arrive and committed
+  // only after the source reached its end without throwing, so a source that verifies a
+  // checksum at its end can still refuse the import. `source_name` is recorded as the source.
+  ImportResult ImportStream(ByteSource& source, const std::string& source_name,
+                            const ImportOptions& options);
 
   std::vector<ImageRecord> List() const;
   // By full id, "sha256:<id>", unique id prefix (4+ chars) or name. kNotFound otherwise.
