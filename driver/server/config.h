@@ -37,6 +37,13 @@ struct Config {
   // the monitors, in ms; 0: only by the lifecycle operations and GET /v1/instances/{uuid}.
   int state_refresh_ms = 1000;
 
+  // [security] (docs/threat-model.md)
+  bool userns = true;                  // every instance in a user namespace of its own
+  std::string userns_user = "berth";   // whose /etc/subuid and /etc/subgid ranges are used
+  uint32_t userns_range_size = 65536;  // ids per instance
+  std::string subid_dir = "/etc";      // where subuid and subgid live (tests point elsewhere)
+  bool allow_privileged = false;       // honour the berth:privileged=true extra spec
+
   std::vector<std::string> warnings;  // unknown options, reported once logging is up
 
   std::string instances_dir() const { return state_dir + "/instances"; }

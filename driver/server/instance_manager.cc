@@ -15,6 +15,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "driver/server/instance_security.h"
 #include "driver/server/names.h"
 #include "runtime/common/error.h"
 #include "runtime/common/file_util.h"
@@ -47,6 +48,19 @@ std::string ReadInRoot(const std::string& root, const char* rel) {
   ssize_t n;
   while ((n = ::read(fd.get(), buf, sizeof buf)) > 0 && out.size() < (1 << 20)) out.append(buf, n);
   return out;
+}
+
+void AllowTraverse(const std::string& dir) {
+  struct stat st;
+  if (::stat(dir.c_str(), &st) != 0) ThrowErrno("stat", dir);
+  if ((st.st_mode & 0011) != 0011 && ::chmod(dir.c_str(), (st.st_mode & 07777) | 0011) != 0) {
+    ThrowErrno("chmod", dir);
+  }
+}
+
+// Where a root's idmapped lower layers are mounted while its overlay is being made.
+std::string IdmapScratch(const std::string& instance_dir) {
+  return JoinPath(instance_dir, "idmap-scratch");
 }
 
 bool IsMountPoint(const std::string& path) {
@@ -201,6 +215,14 @@ InstanceManager::InstanceManager(const Config& config, store::ImageStore& images
   }
   bounding_caps_ = security::ParseCapabilities(security::DefaultCapabilities()).bounding;
   MakeDirs(config_.instances_dir(), 0700);
+  if (config_.userns) {
+    ranges_ = std::make_unique<UsernsRanges>(config_.subid_dir, config_.userns_user,
+                                             config_.userns_range_size, config_.instances_dir());
+    // An init in a user namespace finds its root by path as an unprivileged host uid:
+    // the state and instances directories must be searchable (not readable) by others.
+    AllowTraverse(config_.state_dir);
+    AllowTraverse(config_.instances_dir());
+  }
   MakeDirs(config_.containers_dir(), 0700);
 }
 
@@ -383,7 +405,8 @@ void InstanceManager::EnsureRootfsMounted(const std::string& uuid) {
   const std::string rootfs = RootfsDir(uuid);
   if (IsMountPoint(rootfs)) return;
   MakeDirs(rootfs, 0755);
-  store::PerformMounts(images_.layers().Mounts(SnapshotKey(uuid)), rootfs);
+  MountInstanceRootfs(images_.layers().Mounts(SnapshotKey(uuid)), rootfs,
+                      UsernsRanges::Load(InstanceDir(uuid)), IdmapScratch(InstanceDir(uuid)));
 }
 
 void InstanceManager::Launch(const InstanceRecord& record, const store::ImageConfig& image) {
@@ -401,6 +424,8 @@ void InstanceManager::Launch(const InstanceRecord& record, const store::ImageCon
   o.state_root = config_.containers_dir();
   o.bundle = InstanceDir(record.uuid);
   o.spec = BuildInstanceSpec(in);
+  ApplySecurityProfile(o.spec, ParseSecurityRequest(record.flavor, config_.allow_privileged),
+                       UsernsRanges::Load(InstanceDir(record.uuid)));
   // exec reads the container's spec from its bundle.
   WriteFileAtomic(JoinPath(o.bundle, "config.json"), spec::SerializeSpec(o.spec), 0600);
   o.cgroup_path = CgroupPath(record.uuid);
@@ -447,6 +472,7 @@ InstanceView InstanceManager::Create(const rapidjson::Value& body) {
   rec.user_data = OptString(body, "user_data", "user_data").value_or("");
   if (rec.user_data.size() > 65535) Invalid("user_data: at most 65535 bytes, as Nova allows");
   FlavorToResources(rec.flavor, swap_accounting_);  // extra specs checked before anything is made
+  const SecurityRequest security = ParseSecurityRequest(rec.flavor, config_.allow_privileged);
   rec.created_at = container::NowRfc3339();
   rec.desired = DesiredState::kRunning;
 
@@ -472,6 +498,11 @@ InstanceView InstanceManager::Create(const rapidjson::Value& body) {
   const std::string dir = InstanceDir(uuid);
   if (::mkdir(dir.c_str(), 0700) != 0) ThrowErrno("mkdir", dir);
   rollback.Add([dir] { RemoveTree(dir); });
+  std::optional<IdRange> id_range;
+  if (ranges_ && !security.privileged) {
+    ::chmod(dir.c_str(), 0711);  // the init reaches its root through here as the range's root
+    id_range = ranges_->Allocate(dir);
+  }
 
   store::ImageRecord image;
   {
@@ -488,7 +519,8 @@ InstanceView InstanceManager::Create(const rapidjson::Value& body) {
   auto prepared = Clock::now();
   const std::string rootfs = RootfsDir(uuid);
   MakeDirs(rootfs, 0755);
-  store::PerformMounts(images_.layers().Mounts(SnapshotKey(uuid)), rootfs);
+  MountInstanceRootfs(images_.layers().Mounts(SnapshotKey(uuid)), rootfs, id_range,
+                      IdmapScratch(dir));
   rollback.Add([rootfs] { store::UnmountAll(rootfs, true); });
 
   auto mounted = Clock::now();
