@@ -840,6 +840,7 @@ store::ImageRecord InstanceManager::Snapshot(const std::string& uuid,
   opts.comment = request.image_id.empty()
                      ? "snapshot of instance " + uuid
                      : "snapshot of instance " + uuid + " for image " + request.image_id;
+  if (auto r = UsernsRanges::Load(InstanceDir(uuid))) opts.ids = {r->uid, r->gid, r->size};
   store::ImageRecord image = images_.Commit(SnapshotKey(uuid), opts);
   spdlog::info("instance {}: snapshot {} ({}) committed in {:.1f} ms", uuid, image.id.str(),
                request.name,

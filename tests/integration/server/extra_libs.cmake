@@ -2,3 +2,5 @@
 find_package(CURL REQUIRED)
 target_link_libraries(${target} PRIVATE CURL::libcurl)
 add_dependencies(${target} berthd berth-monitor)
+# The escape suite copies this static probe into an instance's image.
+add_dependencies(${target} berth_escape_probe)
