@@ -71,8 +71,12 @@ void ApplySecurityProfile(spec::Spec& s, const SecurityRequest& request,
     return std::any_of(ns.begin(), ns.end(), [&](const auto& n) { return n.type == t; });
   };
   if (request.privileged) {
-    std::vector<std::string> all =
-        security::CapabilityNames((uint64_t{1} << (security::LastCapability() + 1)) - 1);
+    // Every capability berthd itself holds: a host may withhold some even from root.
+    uint64_t held = 0;
+    for (int c = 0; c <= security::LastCapability(); ++c) {
+      if (security::HasEffectiveCapability(c)) held |= uint64_t{1} << c;
+    }
+    std::vector<std::string> all = security::CapabilityNames(held);
     s.process.capabilities = spec::Capabilities{
         .bounding = all, .effective = all, .inheritable = {}, .permitted = all, .ambient = {}};
     s.linux.seccomp.reset();

@@ -446,3 +446,51 @@ TEST_F(EscapeTest, SymlinksPlantedInTheInstanceDoNotMakeBerthdWriteOutside) {
 
 }  // namespace
 }  // namespace berth::testing
+
+namespace berth::testing {
+namespace {
+
+// With [security] allow_privileged = true a trusted image gets what it asks for: no user
+// namespace (root is the host's root) and every capability.
+TEST(PrivilegedInstanceTest, AllowedByTheConfigRunsAsTheHostsRootWithEveryCapability) {
+  if (!IsRoot()) GTEST_SKIP() << "needs root";
+  TempDir dir;
+  ::chmod(dir.path().c_str(), 0755);
+  std::string rootfs = dir.Sub("rootfs");
+  BuildBusyboxRootfs(rootfs);
+  std::string tar = dir.Sub("bb.tar");
+  ASSERT_EQ(std::system(("tar -C " + rootfs + " -cf " + tar + " .").c_str()), 0);
+  Daemon daemon(dir.path(), "[security]\nallow_privileged = true\n");
+  daemon.Start();
+  ASSERT_EQ(daemon
+                .Request("POST", "/v1/images?name=bb&format=rootfs-tar", ReadFile(tar), true,
+                         "application/x-tar")
+                .status,
+            201);
+  HttpResult r = daemon.Post("/v1/instances", R"({"image": "bb",
+      "flavor": {"extra_specs": {"berth:privileged": "true"}}, "command": ["sleep", "1000"]})");
+  ASSERT_EQ(r.status, 201) << r.body;
+  std::string uuid = Str(r.Json(), "uuid");
+  EXPECT_FALSE(PathExists(daemon.state_dir() + "/instances/" + uuid + "/idmap.json"));
+  HttpResult e = daemon.Post(
+      "/v1/instances/" + uuid + "/exec",
+      R"({"command": ["sh", "-c", "cat /proc/self/uid_map; grep CapBnd /proc/self/status"]})");
+  ASSERT_EQ(e.status, 200) << e.body;
+  std::string out = Str(e.Json(), "stdout");
+  EXPECT_NE(out.find("0          0 4294967295"), std::string::npos) << out;
+  // Every capability the host's root has here (this host withholds some even from root).
+  std::string host_bnd;
+  {
+    std::ifstream status("/proc/self/status");
+    std::string line;
+    while (std::getline(status, line)) {
+      if (line.rfind("CapBnd:", 0) == 0) host_bnd = line;
+    }
+  }
+  EXPECT_NE(out.find(host_bnd), std::string::npos) << out << " vs host " << host_bnd;
+  EXPECT_NE(std::stoull(host_bnd.substr(8), nullptr, 16) & (1ull << 21), 0u) << "CAP_SYS_ADMIN";
+  EXPECT_EQ(daemon.DeleteAllInstances(), 0);
+}
+
+}  // namespace
+}  // namespace berth::testing

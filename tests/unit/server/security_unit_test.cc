@@ -138,7 +138,7 @@ TEST(SecurityProfile, DefaultAddsUserAndCgroupNamespacesAndDropsNetRaw) {
 TEST(SecurityProfile, PrivilegedHasEverythingAndNoUserNamespace) {
   spec::Spec s = BaseSpec();
   ApplySecurityProfile(s, SecurityRequest{.privileged = true, .net_raw = false}, std::nullopt);
-  EXPECT_TRUE(HasCap(s.process.capabilities->bounding, "CAP_SYS_ADMIN"));
+  EXPECT_TRUE(HasCap(s.process.capabilities->bounding, "CAP_SYS_ADMIN"));  // held by root here
   EXPECT_FALSE(s.linux.seccomp.has_value());
   EXPECT_TRUE(s.linux.masked_paths.empty());
   EXPECT_FALSE(HasNs(s, spec::NamespaceType::kUser));
