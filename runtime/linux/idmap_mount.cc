@@ -13,6 +13,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <vector>
 
 #include "runtime/common/error.h"
 #include "runtime/common/file_util.h"
@@ -44,6 +45,16 @@ UniqueFd IdmappedTree(const std::string& source, int userns_fd, bool readonly) {
   return tree;
 }
 
+// The child of MakeMappingUserns: holds its new user namespace open until the pipe closes.
+int HoldUserns(void* arg) {
+  const int* fds = static_cast<const int*>(arg);
+  char c;
+  ::close(fds[1]);  // its copy of the write end, so the parent's close ends the read
+  while (::read(fds[0], &c, 1) < 0 && errno == EINTR) {
+  }
+  return 0;
+}
+
 }  // namespace
 
 UniqueFd MakeMappingUserns(const std::vector<spec::IdMapping>& uid,
@@ -55,21 +66,15 @@ UniqueFd MakeMappingUserns(const std::vector<spec::IdMapping>& uid,
   int hold[2];
   if (::pipe2(hold, O_CLOEXEC) != 0) ThrowErrno("pipe2");
   UniqueFd hold_r(hold[0]), hold_w(hold[1]);
-  // The child only waits for the pipe to close: nothing in it allocates, so forking a
-  // threaded berthd is safe.
-  pid_t pid = static_cast<pid_t>(
-      ::syscall(SYS_clone, CLONE_NEWUSER | SIGCHLD, nullptr, nullptr, nullptr, nullptr));
+  // CLONE_VM: the child shares berthd's memory instead of copying its page tables, which
+  // made this step several times slower; it only waits for the pipe to close, on a stack
+  // of its own, touching nothing else.
+  std::vector<char> stack(64 * 1024);
+  pid_t pid =
+      ::clone(HoldUserns, stack.data() + stack.size(), CLONE_NEWUSER | CLONE_VM | SIGCHLD, hold);
   if (pid < 0) ThrowErrno("clone", "CLONE_NEWUSER");
-  if (pid == 0) {
-    char c;
-    ::close(hold[1]);
-    while (::read(hold[0], &c, 1) < 0 && errno == EINTR) {
-    }
-    ::_exit(0);
-  }
   ScopeGuard reap([&] {
     hold_w.reset();
-    ::kill(pid, SIGKILL);
     while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
     }
   });
