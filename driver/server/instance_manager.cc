@@ -22,6 +22,7 @@
 #include "runtime/common/scope_guard.h"
 #include "runtime/common/unique_fd.h"
 #include "runtime/linux/container.h"
+#include "runtime/linux/idmap_mount.h"
 #include "runtime/security/security.h"
 #include "runtime/spec/parser.h"
 #include "runtime/store/layer/mount.h"
@@ -222,6 +223,15 @@ InstanceManager::InstanceManager(const Config& config, store::ImageStore& images
     // the state and instances directories must be searchable (not readable) by others.
     AllowTraverse(config_.state_dir);
     AllowTraverse(config_.instances_dir());
+    if (config_.storage_driver == "overlay") {
+      auto support = container::ProbeIdmapSupport(config_.state_dir);
+      if (!support.overlay_over_idmapped) {
+        throw Error(ErrorKind::kUnsupported,
+                    "[security] userns: this kernel or the filesystem of " + config_.state_dir +
+                        " cannot put an overlay over idmapped layers (" + support.detail +
+                        "); set [security] userns = false or use a kernel >= 5.19");
+      }
+    }
   }
   MakeDirs(config_.containers_dir(), 0700);
 }

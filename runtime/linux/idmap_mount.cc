@@ -107,7 +107,7 @@ IdmapSupport ProbeIdmapSupport(const std::string& dir) {
   });
   try {
     for (const auto& d : {base, lower, mapped, upper, work, merged}) MakeDirs(d, 0700);
-    WriteToFile(lower + "/f", "x");
+    WriteFileAtomic(lower + "/f", "x");
     std::vector<spec::IdMapping> map = {{0, 1000000, 65536}};
     UniqueFd ns = MakeMappingUserns(map, map);
     IdmappedBind(lower, mapped, ns.get(), true);
