@@ -53,3 +53,6 @@ if ((${#missing[@]})); then
   if [ "$own_policy" = 1 ]; then rm -f "$policy"; fi
   if [ "$status" != 0 ]; then exit "$status"; fi
 fi
+
+# The unprivileged host ids that root inside instances maps to.
+"$(dirname "$0")/berth_user.sh"

@@ -129,6 +129,23 @@ const std::map<std::string, Setter>& Setters() {
        [](Config& c, const std::string& w, const char* v) {
          c.exec_max_output = ToUnsigned(w, v, uint64_t{64} << 20);
        }},
+      {"security.userns",
+       [](Config& c, const std::string& w, const char* v) { c.userns = ToBool(w, v); }},
+      {"security.userns_user",
+       [](Config& c, const std::string& w, const char* v) {
+         if (!*v) throw Error(ErrorKind::kInvalidArgument, w + ": want a user name");
+         c.userns_user = v;
+       }},
+      {"security.userns_range_size",
+       [](Config& c, const std::string& w, const char* v) {
+         c.userns_range_size = static_cast<uint32_t>(ToUnsigned(w, v, uint64_t{1} << 24));
+         if (c.userns_range_size < 1024) {
+           throw Error(ErrorKind::kInvalidArgument, w + ": want at least 1024 ids");
+         }
+       }},
+      {"security.subid_dir", [](Config& c, const std::string&, const char* v) { c.subid_dir = v; }},
+      {"security.allow_privileged",
+       [](Config& c, const std::string& w, const char* v) { c.allow_privileged = ToBool(w, v); }},
       {"instances.state_refresh_ms",
        [](Config& c, const std::string& w, const char* v) {
          c.state_refresh_ms = static_cast<int>(ToUnsigned(w, v, 3600000));

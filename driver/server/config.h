@@ -74,6 +74,13 @@ struct Config {
   std::string glance_ca_file;
   bool glance_insecure = false;
 
+  // [security] (docs/threat-model.md)
+  bool userns = true;                  // every instance in a user namespace of its own
+  std::string userns_user = "berth";   // whose /etc/subuid and /etc/subgid ranges are used
+  uint32_t userns_range_size = 65536;  // ids per instance
+  std::string subid_dir = "/etc";      // where subuid and subgid live (tests point elsewhere)
+  bool allow_privileged = false;       // honour the berth:privileged=true extra spec
+
   std::vector<std::string> warnings;  // unknown options, reported once logging is up
 
   std::string instances_dir() const { return state_dir + "/instances"; }

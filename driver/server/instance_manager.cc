@@ -16,6 +16,7 @@
 #include <spdlog/spdlog.h>
 
 #include "driver/server/console_follow.h"
+#include "driver/server/instance_security.h"
 #include "driver/server/names.h"
 #include "driver/server/test_point.h"
 #include "runtime/common/error.h"
@@ -23,6 +24,7 @@
 #include "runtime/common/scope_guard.h"
 #include "runtime/common/unique_fd.h"
 #include "runtime/linux/container.h"
+#include "runtime/linux/idmap_mount.h"
 #include "runtime/security/security.h"
 #include "runtime/spec/parser.h"
 #include "runtime/store/layer/mount.h"
@@ -49,6 +51,19 @@ std::string ReadInRoot(const std::string& root, const char* rel) {
   ssize_t n;
   while ((n = ::read(fd.get(), buf, sizeof buf)) > 0 && out.size() < (1 << 20)) out.append(buf, n);
   return out;
+}
+
+void AllowTraverse(const std::string& dir) {
+  struct stat st;
+  if (::stat(dir.c_str(), &st) != 0) ThrowErrno("stat", dir);
+  if ((st.st_mode & 0011) != 0011 && ::chmod(dir.c_str(), (st.st_mode & 07777) | 0011) != 0) {
+    ThrowErrno("chmod", dir);
+  }
+}
+
+// Where a root's idmapped lower layers are mounted while its overlay is being made.
+std::string IdmapScratch(const std::string& instance_dir) {
+  return JoinPath(instance_dir, "idmap-scratch");
 }
 
 bool IsMountPoint(const std::string& path) {
@@ -189,6 +204,23 @@ InstanceManager::InstanceManager(const Config& config, store::ImageStore& images
   }
   bounding_caps_ = security::ParseCapabilities(security::DefaultCapabilities()).bounding;
   MakeDirs(config_.instances_dir(), 0700);
+  if (config_.userns) {
+    ranges_ = std::make_unique<UsernsRanges>(config_.subid_dir, config_.userns_user,
+                                             config_.userns_range_size, config_.instances_dir());
+    // An init in a user namespace finds its root by path as an unprivileged host uid:
+    // the state and instances directories must be searchable (not readable) by others.
+    AllowTraverse(config_.state_dir);
+    AllowTraverse(config_.instances_dir());
+    if (config_.storage_driver == "overlay") {
+      auto support = container::ProbeIdmapSupport(config_.state_dir);
+      if (!support.overlay_over_idmapped) {
+        throw Error(ErrorKind::kUnsupported,
+                    "[security] userns: this kernel or the filesystem of " + config_.state_dir +
+                        " cannot put an overlay over idmapped layers (" + support.detail +
+                        "); set [security] userns = false or use a kernel >= 5.19");
+      }
+    }
+  }
   MakeDirs(config_.containers_dir(), 0700);
   network_ = std::make_unique<InstanceNetwork>(config_.network, config_.state_dir);
 }
@@ -377,7 +409,8 @@ void InstanceManager::EnsureRootfsMounted(const std::string& uuid) {
   const std::string rootfs = RootfsDir(uuid);
   if (IsMountPoint(rootfs)) return;
   MakeDirs(rootfs, 0755);
-  store::PerformMounts(images_.layers().Mounts(DiskKey(uuid)), rootfs);
+  MountInstanceRootfs(images_.layers().Mounts(DiskKey(uuid)), rootfs,
+                      UsernsRanges::Load(InstanceDir(uuid)), IdmapScratch(InstanceDir(uuid)));
 }
 
 bool InstanceManager::CreatedNotStarted(const std::string& uuid) const {
@@ -402,6 +435,8 @@ void InstanceManager::Launch(const InstanceRecord& record, const store::ImageCon
   o.state_root = config_.containers_dir();
   o.bundle = InstanceDir(record.uuid);
   o.spec = BuildInstanceSpec(in);
+  ApplySecurityProfile(o.spec, ParseSecurityRequest(record.flavor, config_.allow_privileged),
+                       UsernsRanges::Load(InstanceDir(record.uuid)));
   // exec reads the container's spec from its bundle.
   WriteFileAtomic(JoinPath(o.bundle, "config.json"), spec::SerializeSpec(o.spec), 0600);
   o.cgroup_path = CgroupPath(record.uuid);
@@ -454,6 +489,7 @@ InstanceView InstanceManager::Create(const rapidjson::Value& body) {
   NetworkRequest net_request = ParseNetworkRequest(body, config_.network);
   const bool start_now = OptBool(body, "start", "start").value_or(true);
   network_->Check(net_request);
+  const SecurityRequest security = ParseSecurityRequest(rec.flavor, config_.allow_privileged);
   rec.created_at = container::NowRfc3339();
   rec.desired = DesiredState::kRunning;
 
@@ -480,6 +516,11 @@ InstanceView InstanceManager::Create(const rapidjson::Value& body) {
   if (::mkdir(dir.c_str(), 0700) != 0) ThrowErrno("mkdir", dir);
   rollback.Add([dir] { RemoveTree(dir); });
   network_->Save(dir, net_request);
+  std::optional<IdRange> id_range;
+  if (ranges_ && !security.privileged) {
+    ::chmod(dir.c_str(), 0711);  // the init reaches its root through here as the range's root
+    id_range = ranges_->Allocate(dir);
+  }
 
   // May download (a Glance image): outside image_mu_, while the instance shows "spawning".
   const std::string store_ref =
@@ -499,7 +540,8 @@ InstanceView InstanceManager::Create(const rapidjson::Value& body) {
   auto prepared = Clock::now();
   const std::string rootfs = RootfsDir(uuid);
   MakeDirs(rootfs, 0755);
-  store::PerformMounts(images_.layers().Mounts(SnapshotKey(uuid)), rootfs);
+  MountInstanceRootfs(images_.layers().Mounts(SnapshotKey(uuid)), rootfs, id_range,
+                      IdmapScratch(dir));
   rollback.Add([rootfs] { store::UnmountAll(rootfs, true); });
 
   auto mounted = Clock::now();
@@ -774,7 +816,7 @@ std::vector<store::ChangeLine> InstanceManager::Diff(const std::string& uuid) {
   // Under the operation lock: a rebuild or delete must not swap the disk mid-walk.
   std::lock_guard op(inst->op_mu);
   if (inst->gone) throw Error(ErrorKind::kNotFound, "instance " + uuid + " not found");
-  return images_.Diff(SnapshotKey(uuid));
+  return images_.Diff(DiskKey(uuid));
 }
 
 cgroup::CgroupStats InstanceManager::Stats(const std::string& uuid) {
@@ -849,6 +891,7 @@ store::ImageRecord InstanceManager::Snapshot(const std::string& uuid,
   opts.comment = request.image_id.empty()
                      ? "snapshot of instance " + uuid
                      : "snapshot of instance " + uuid + " for image " + request.image_id;
+  if (auto r = UsernsRanges::Load(InstanceDir(uuid))) opts.ids = {r->uid, r->gid, r->size};
   store::ImageRecord image = images_.Commit(DiskKey(uuid), opts);
   spdlog::info("instance {}: snapshot {} ({}) committed in {:.1f} ms", uuid, image.id.str(),
                request.name,

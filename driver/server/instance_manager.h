@@ -31,6 +31,7 @@
 #include "driver/server/instance_network.h"
 #include "driver/server/json_util.h"
 #include "driver/server/metrics.h"
+#include "driver/server/userns_ranges.h"
 #include "runtime/cgroup/cgroup.h"
 #include "runtime/store/image/image_store.h"
 
@@ -195,6 +196,7 @@ class InstanceManager {
   std::unique_ptr<InstanceNetwork> network_;
   bool swap_accounting_ = false;
   uint64_t bounding_caps_ = 0;
+  std::unique_ptr<UsernsRanges> ranges_;  // null: [security] userns = false
 
   std::shared_mutex map_mu_;
   std::map<std::string, InstancePtr> instances_;

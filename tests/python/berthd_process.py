@@ -123,6 +123,9 @@ class Berthd(object):
                     "threads = 4\n[instances]\ncgroup_parent = %s\n"
                     "default_stop_timeout = 5\n"
                     % (self.dir, self.dir, self.dir, self.cgroup_parent))
+        # berthd maps each instance's root to a range of the berth user's subordinate ids.
+        subprocess.run([os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                                     "scripts", "berth_user.sh")], check=True)
         out = os.path.join(self.dir, "berthd.out")
         with open(out, "wb") as o, open(os.path.join(self.dir, "berthd.err"), "wb") as e:
             self.proc = subprocess.Popen([berthd_binary(), "--config", conf], stdout=o,

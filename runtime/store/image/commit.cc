@@ -153,7 +153,7 @@ ImageRecord ImageStore::Commit(const std::string& key, const CommitOptions& opti
     // The changes as a layer tar in an anonymous file, hashed while written...
     UniqueFd tmp = TempFile(root_ + "/ingest");
     TarWriter writer(FdSink(tmp.get(), "commit layer"));
-    LayerTar tar = WriteLayerTar(layers_->Changes(key), writer);
+    LayerTar tar = WriteLayerTar(layers_->Changes(key), writer, options.ids);
 
     Digest parent_chain = base ? base->top_chain() : Digest();
     LayerRecord layer{tar.diff_id, ChainId(parent_chain, tar.diff_id),

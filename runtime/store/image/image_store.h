@@ -69,6 +69,7 @@ struct CommitOptions {
   std::string author;
   std::string comment;
   std::string created_by = "berth-image commit";
+  IdShift ids;  // the snapshot's files are owned by a user namespace range's host ids
 };
 
 struct ChangeLine {

@@ -318,7 +318,7 @@ std::vector<DiffEntry> TreeDiff(const std::string& dir, const std::string& base)
   return out;
 }
 
-LayerTar WriteLayerTar(const std::vector<DiffEntry>& entries, TarWriter& w) {
+LayerTar WriteLayerTar(const std::vector<DiffEntry>& entries, TarWriter& w, const IdShift& shift) {
   std::map<std::pair<dev_t, ino_t>, std::string> links;
   for (const DiffEntry& e : entries) {
     switch (e.op) {
@@ -338,6 +338,13 @@ LayerTar WriteLayerTar(const std::vector<DiffEntry>& entries, TarWriter& w) {
     struct stat st;
     if (::lstat(e.source.c_str(), &st) != 0) ThrowErrno("stat", e.source);
     TarEntry t = EntryFromHost(e.source, e.path, st);
+    if (shift.size) {
+      auto inside = [&](uint64_t id, uint32_t base) -> uint64_t {
+        return id >= base && id - base < shift.size ? id - base : 65534;
+      };
+      t.uid = inside(t.uid, shift.uid);
+      t.gid = inside(t.gid, shift.gid);
+    }
     if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) || S_ISSOCK(st.st_mode)) {
       continue;  // never part of a layer: extraction refuses devices, sockets carry nothing
     }

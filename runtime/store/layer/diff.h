@@ -50,6 +50,15 @@ struct LayerTar {
   Digest diff_id;
   uint64_t size = 0;
 };
-LayerTar WriteLayerTar(const std::vector<DiffEntry>& entries, TarWriter& writer);
+// Ownership on disk that belongs to a user namespace's range (an instance's upper layer:
+// root inside is `uid` on the host): tar headers get the ids as seen inside, and ids outside
+// the range the overflow id 65534, as the instance saw them. size 0: ids as they are.
+struct IdShift {
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  uint32_t size = 0;
+};
+LayerTar WriteLayerTar(const std::vector<DiffEntry>& entries, TarWriter& writer,
+                       const IdShift& shift = {});
 
 }  // namespace berth::store

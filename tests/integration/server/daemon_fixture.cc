@@ -20,6 +20,7 @@
 #include <rapidjson/writer.h>
 
 #include "runtime/common/file_util.h"
+#include "tests/support/berth_user.h"
 #include "tests/support/busybox_rootfs.h"
 
 namespace berth::testing {
@@ -108,6 +109,7 @@ std::string Daemon::cgroup_parent() const { return "berth-test-" + std::to_strin
 std::string Daemon::log() const { return ReadFileIfExists(dir_ + "/berthd.err").value_or(""); }
 
 void Daemon::Start() {
+  EnsureBerthUser();
   ++starts_;
   std::string out = dir_ + "/berthd.out";
   ::unlink(out.c_str());
