@@ -18,6 +18,8 @@
 #       image id, so spawn finds it without berthd downloading from Glance; 0 = berthd must
 #       fetch it from Glance itself (glance_adapter) with the token Nova passes.
 #   BERTH_E2E_HEAT=1 (default) the Heat part; 0 skips it.
+#   BERTH_E2E_FAKE=1 (default) a second nova-compute with Nova's fake driver, for the
+#       create -> ACTIVE baseline; 0 skips it.
 #   BERTH_E2E_SKIP_INSTALL=1 skip apt-get (packages already there).
 #   BERTH_E2E_DIR (/var/lib/berth-e2e) every file this script makes: configs, logs, pids,
 #       Glance's store, berthd's state. BERTH_BUILD_DIR (build): where berthd is built.
@@ -35,6 +37,7 @@ BUILD_DIR=${BERTH_BUILD_DIR:-$REPO/build}
 BERTH_PORT=${BERTH_E2E_PORT:-18780}
 PRELOAD=${BERTH_E2E_PRELOAD:-1}
 HEAT=${BERTH_E2E_HEAT:-1}
+FAKE=${BERTH_E2E_FAKE:-1}
 KEEP=${BERTH_E2E_KEEP:-0}
 PASS=${BERTH_E2E_PASSWORD:-berth-e2e-secret}
 REGION=RegionOne
@@ -51,7 +54,7 @@ export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 
 # Services in start order; teardown goes the other way.
 SERVICES=(mariadb epmd rabbitmq memcached keystone placement glance neutron berthd
-  nova-api nova-conductor nova-scheduler nova-compute heat-api heat-engine)
+  nova-api nova-conductor nova-scheduler nova-compute nova-compute-fake heat-api heat-engine)
 DATABASES=(keystone glance placement nova_api nova nova_cell0 neutron heat)
 
 say() { printf '\n== %s [%s]\n' "$*" "$(date -u +%H:%M:%S)"; }
@@ -180,7 +183,7 @@ except Exception: pass'); do
 # 1. Packages
 
 install_packages() {
-  # shellcheck source=tests/e2e/packages.sh
+  # shellcheck source=/dev/null
   source "$HERE/packages.sh"
   echo "$E2E_DEBCONF" | debconf-set-selections
   # Nothing may start at install time: no systemd here, and the script starts each
@@ -613,6 +616,26 @@ start_nova() {
   openstack network list >/dev/null 2>&1 || true
 }
 
+# A second nova-compute with Nova's fake driver (host fake-host): the baseline for the
+# create -> ACTIVE figure.
+start_fake_compute() {
+  say "nova-compute with fake.SmallFakeDriver (baseline)"
+  printf '[DEFAULT]\nhost = fake-host\ncompute_driver = fake.SmallFakeDriver\n' \
+    >"$ETC/nova/fake-compute.conf"
+  chgrp nova "$ETC/nova/fake-compute.conf"
+  local nconf=(--config-file "$ETC/nova/nova.conf")
+  start_svc nova-compute-fake nova /usr/bin/nova-compute "${nconf[@]}" \
+    --config-file "$ETC/nova/fake-compute.conf"
+  local deadline=$((SECONDS + 240))
+  until openstack compute service list --service nova-compute --host fake-host -f value \
+    -c State 2>/dev/null | grep -q up; do
+    [ $SECONDS -lt $deadline ] || die "the fake nova-compute did not come up"
+    sleep 2
+  done
+  as nova nova-manage "${nconf[@]}" cell_v2 discover_hosts >>"$LOG/db.log" 2>&1
+  openstack compute service set --enable fake-host nova-compute  # disabled by a run before
+}
+
 start_heat() {
   say "Heat"
   local hconf=(--config-file "$ETC/heat/heat.conf")
@@ -662,6 +685,8 @@ lifecycle_step() {  # lifecycle_step NAME STATUS BERTH_STATE FREEZER CLI-ARGS...
 
 run_test() {
   local flavor_small=berth.small flavor_big=berth.big image_id t0 secs
+  BERTH_HOST=$(openstack compute service list --service nova-compute -f value -c Host |
+    grep -vx fake-host | head -1)
   say "flavors and the demo image"
   openstack flavor delete "$flavor_small" "$flavor_big" >/dev/null 2>&1 || true
   openstack flavor create --vcpus 1 --ram 128 --disk 1 "$flavor_small" >/dev/null
@@ -682,7 +707,7 @@ run_test() {
   say "openstack server create"
   t0=$(now)
   SERVER=$(openstack server create --nic none --flavor "$flavor_small" --image "$image_id" \
-    -f value -c id berth-e2e-1)
+    --availability-zone "nova:$BERTH_HOST" -f value -c id berth-e2e-1)
   local cli
   cli=$(since "$t0")
   secs=$($PY "$HERE/e2e_helper.py" wait-server "$SERVER" ACTIVE --since "$t0" --timeout 300) || {
@@ -753,6 +778,11 @@ run_test() {
     openstack server delete --wait "$second"
   fi
 
+  say "create -> ACTIVE -> delete through the compute API (no CLI start-up in the figure)"
+  $PY "$HERE/e2e_helper.py" boot-timed --image "$image_id" --flavor "$flavor_small" \
+    --host "$BERTH_HOST" --label berth --rounds 3 | tee -a "$FIGURES" ||
+    die "boot through the API failed"
+
   say "delete"
   t0=$(now)
   openstack server delete "$SERVER"
@@ -767,9 +797,27 @@ run_test() {
   openstack image delete "$snap" || true
 }
 
+# The same API calls on the same OpenStack, on a compute service whose driver does nothing:
+# the difference is Berth's part. Started only now (and disabled after) so that the
+# scheduler cannot put the lifecycle test's server or the stack's on it.
+run_fake_baseline() {
+  start_fake_compute
+  $PY "$HERE/e2e_helper.py" boot-timed --image "$(openstack image show berth-e2e-busybox -f value -c id)" --flavor berth.small \
+    --host fake-host --label fake.SmallFakeDriver --rounds 3 | tee -a "$FIGURES" ||
+    die "boot on the fake driver failed"
+  openstack compute service set --disable fake-host nova-compute
+  stop_svc nova-compute-fake
+}
+
 run_heat() {
   say "Heat: a one-server stack"
-  local tmpl=$HERE/heat_one_server.yaml t0 secs
+  local tmpl=$HERE/heat_one_server.yaml t0 secs t
+  # The documented templates, when this tree has them: they must at least validate.
+  for t in "$REPO"/heat_templates/*.yaml; do
+    [ -f "$t" ] || continue
+    openstack orchestration template validate -t "$t" >/dev/null || die "$t does not validate"
+    echo "  ok: $t validates"
+  done
   openstack orchestration template validate -t "$tmpl" >/dev/null || die "template validate"
   echo "  ok: template validates"
   t0=$(now)
@@ -807,6 +855,7 @@ main() {
     test)  # against what `setup` left running
       : >"$FIGURES"
       run_test
+      [ "$FAKE" = 0 ] || run_fake_baseline
       [ "$HEAT" = 0 ] || run_heat
       say "PASSED; figures:"
       cat "$FIGURES"
@@ -838,6 +887,7 @@ main() {
   figure "setup (configure + start + init, no install)" "$(since "$t_setup")" s
   [ "$phase" = run ] || return 0
   run_test
+  [ "$FAKE" = 0 ] || run_fake_baseline
   [ "$HEAT" = 0 ] || run_heat
   figure "whole run" "$(since "$t_all")" s
   say "PASSED; figures:"
