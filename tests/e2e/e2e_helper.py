@@ -171,6 +171,7 @@ def boot_timed(args):
         return False
 
     failed = 0
+    actives = []
     for i in range(args.rounds):
         t0 = time.monotonic()
         body = {"name": "%s-%d" % (args.name, i), "imageRef": args.image,
@@ -192,6 +193,10 @@ def boot_timed(args):
               % (args.label, i + 1, accepted, active, "" if ok else " (FAILED)", deleted,
                  "" if gone else " (FAILED)"))
         failed += (not ok) + (not gone)
+        actives.append(active)
+    actives.sort()
+    print("%s: create -> ACTIVE median %.3f s, min %.3f s over %d rounds"
+          % (args.label, actives[len(actives) // 2], actives[0], len(actives)))
     return 1 if failed else 0
 
 

@@ -144,6 +144,11 @@ berth_leftovers() {
   return "$n"
 }
 
+unmount_berth_state() {
+  awk -v d="$E2E_DIR/berth/" 'index($5, d) == 1 { print $5 }' /proc/self/mountinfo |
+    sort -r | while read -r m; do umount -l "$m" && echo "unmounted leftover $m"; done
+}
+
 teardown() {
   local rc=$?
   set +e
@@ -164,8 +169,7 @@ except Exception: pass'); do
   local i
   for ((i = ${#SERVICES[@]} - 1; i >= 0; i--)); do stop_svc "${SERVICES[$i]}"; done
   # What berthd could not remove (it was killed, or an instance was stuck).
-  awk -v d="$E2E_DIR/berth/" 'index($5, d) == 1 { print $5 }' /proc/self/mountinfo |
-    sort -r | while read -r m; do umount -l "$m" && echo "unmounted leftover $m"; done
+  unmount_berth_state
   for c in /sys/fs/cgroup/*/"$CGROUP_PARENT" /sys/fs/cgroup/"$CGROUP_PARENT"; do
     [ -d "$c" ] || continue
     find "$c" -mindepth 1 -depth -type d -exec rmdir {} \; 2>/dev/null
@@ -281,7 +285,7 @@ configure() {
   local s
   mkdir -p "$ETC"/{keystone,glance,placement,nova,neutron,heat,berth} "$E2E_DIR/berth"
   for s in keystone glance placement nova neutron heat; do
-    chown -R "root:$s" "$ETC/$s"
+    chown "root:$s" "$ETC/$s"
     chmod 750 "$ETC/$s"
   done
   mkdir -p "$E2E_DIR"/glance/{images,staging,tasks} "$E2E_DIR"/nova/{instances,tmp} \
@@ -292,7 +296,13 @@ configure() {
   chown -R heat:heat "$E2E_DIR/heat"
   mkdir -p /run/mysqld /var/log/keystone && chown mysql:mysql /run/mysqld
 
+  # Glance's store and berthd's state go with the databases: a run starts from nothing.
+  unmount_berth_state
+  rm -rf "$E2E_DIR/berth" "$E2E_DIR"/glance/{images,staging,tasks}
+
   # Keystone (uwsgi; the config dir comes from OS_KEYSTONE_CONFIG_DIR).
+  # New keys with the new database of every run.
+  rm -rf "$ETC/keystone/fernet-keys" "$ETC/keystone/credential-keys"
   mkdir -p "$ETC/keystone/fernet-keys" "$ETC/keystone/credential-keys"
   chown keystone:keystone "$ETC/keystone/fernet-keys" "$ETC/keystone/credential-keys"
   chmod 700 "$ETC/keystone/fernet-keys" "$ETC/keystone/credential-keys"
@@ -469,7 +479,7 @@ EOF
 
   write_berthd_conf
   for s in keystone glance placement nova neutron heat; do
-    chgrp -R "$s" "$ETC/$s"
+    find "$ETC/$s" -maxdepth 1 -name '*.conf' -exec chgrp "$s" {} +
     find "$ETC/$s" -maxdepth 1 -name '*.conf' -exec chmod 640 {} +
   done
 }
@@ -760,8 +770,11 @@ run_test() {
       die "snapshot: server did not come back to ACTIVE"
     figure "snapshot (CLI call -> task done)" "$secs" s
     echo "  Glance image status: $(openstack image show "$snap" -f value -c status)"
-    berth_api GET /v1/images | grep -q "$snap" && echo "  ok: berthd has the snapshot layer" ||
-      echo "  note: berthd lists no image named $snap"
+    if berth_api GET /v1/images | grep -q '"berth-e2e-snap"'; then
+      echo "  ok: berthd committed the snapshot (image berth-e2e-snap in its store)"
+    else
+      die "berthd has no image berth-e2e-snap after the snapshot"
+    fi
   else
     secs=$($PY "$HERE/e2e_helper.py" wait-image "$snap" active --since "$t0" --timeout 600) ||
       die "snapshot image $snap did not become active"
@@ -780,7 +793,7 @@ run_test() {
 
   say "create -> ACTIVE -> delete through the compute API (no CLI start-up in the figure)"
   $PY "$HERE/e2e_helper.py" boot-timed --image "$image_id" --flavor "$flavor_small" \
-    --host "$BERTH_HOST" --label berth --rounds 3 | tee -a "$FIGURES" ||
+    --host "$BERTH_HOST" --label berth --rounds 5 | tee -a "$FIGURES" ||
     die "boot through the API failed"
 
   say "delete"
@@ -803,7 +816,7 @@ run_test() {
 run_fake_baseline() {
   start_fake_compute
   $PY "$HERE/e2e_helper.py" boot-timed --image "$(openstack image show berth-e2e-busybox -f value -c id)" --flavor berth.small \
-    --host fake-host --label fake.SmallFakeDriver --rounds 3 | tee -a "$FIGURES" ||
+    --host fake-host --label fake.SmallFakeDriver --rounds 5 | tee -a "$FIGURES" ||
     die "boot on the fake driver failed"
   openstack compute service set --disable fake-host nova-compute
   stop_svc nova-compute-fake
