@@ -200,6 +200,10 @@ install_packages() {
   fi
   local t0
   t0=$(now)
+  # A fresh machine may have no package lists yet.
+  if ! apt-cache policy keystone 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+    apt-get update -q -o DPkg::Lock::Timeout=1200 >>"$LOG/apt.log" 2>&1
+  fi
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=1200 \
     --no-install-recommends "${E2E_PACKAGES[@]}" >"$LOG/apt.log" 2>&1 || {
     [ "$made_policy" = 0 ] || rm -f /usr/sbin/policy-rc.d
@@ -585,7 +589,8 @@ start_openstack() {
 start_berthd() {
   say "berthd"
   [ -x "$BUILD_DIR/driver/server/berthd" ] || {
-    echo "building berthd into $BUILD_DIR"
+    echo "building berthd into $BUILD_DIR (build dependencies: scripts/deps.sh)"
+    "$REPO/scripts/deps.sh"
     BERTH_BUILD_DIR=$BUILD_DIR "$REPO/scripts/build.sh" berthd berth
   }
   mkdir -p "$E2E_DIR/berth/state" "$E2E_DIR/berth/run"
