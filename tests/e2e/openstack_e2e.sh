@@ -14,9 +14,9 @@
 #   tests/e2e/openstack_e2e.sh stop         stop what setup (or a kept run) started
 #
 # Environment:
-#   BERTH_E2E_PRELOAD=1 (default) also imports the demo archive into berthd under the Glance
+#   BERTH_E2E_PRELOAD=1 also imports the demo archive into berthd under the Glance
 #       image id, so spawn finds it without berthd downloading from Glance; 0 = berthd must
-#       fetch it from Glance itself (glance_adapter) with the token Nova passes.
+#       fetch it from Glance itself (glance_adapter) with the token Nova passes (default).
 #   BERTH_E2E_HEAT=1 (default) the Heat part; 0 skips it.
 #   BERTH_E2E_FAKE=1 (default) a second nova-compute with Nova's fake driver, for the
 #       create -> ACTIVE baseline; 0 skips it.
@@ -35,7 +35,7 @@ HERE=$REPO/tests/e2e
 E2E_DIR=${BERTH_E2E_DIR:-/var/lib/berth-e2e}
 BUILD_DIR=${BERTH_BUILD_DIR:-$REPO/build}
 BERTH_PORT=${BERTH_E2E_PORT:-18780}
-PRELOAD=${BERTH_E2E_PRELOAD:-1}
+PRELOAD=${BERTH_E2E_PRELOAD:-0}
 HEAT=${BERTH_E2E_HEAT:-1}
 FAKE=${BERTH_E2E_FAKE:-1}
 KEEP=${BERTH_E2E_KEEP:-0}
@@ -277,11 +277,10 @@ password = $PASS
 project_name = service
 user_domain_name = Default
 project_domain_name = Default
-region_name = $REGION
-interface = public
 [glance]
-endpoint_override = http://127.0.0.1:9292
-verify_hash = true
+api_url = http://127.0.0.1:9292
+interface = public
+region_name = $REGION
 EOF
 }
 

@@ -107,34 +107,45 @@ fresh_fs() {
   mkfs.ext4 -q -F "$WORK/fs.img"
   mount -o loop "$WORK/fs.img" "$WORK/fs"
 }
-declare -A RATE
-bench() {  # key label bytes command...
-  local key=$1 name=$2 bytes=$3; shift 3
-  local times=()
-  for _ in $(seq "$RUNS"); do
-    fresh_fs
-    sync
-    local t0 t1
-    t0=$(date +%s.%N); "$@" >/dev/null; t1=$(date +%s.%N)
-    times+=("$(echo "$t1 - $t0" | bc)")
-    if command -v podman >/dev/null; then podman "${PODMAN_ARGS[@]}" system reset -f >/dev/null 2>&1 || true; fi
-  done
-  umount "$WORK/fs"
-  local med
-  med=$(printf '%s\n' "${times[@]}" | median)
-  RATE[$key]=$(echo "$bytes / 1000000 / $med" | bc -l)
-  printf '%-40s %8.3f s  %8.1f MB/s\n' "$name" "$med" "${RATE[$key]}"
+declare -A RATE LABEL BYTES CMD TIMES
+KEYS=()
+case_() {  # key label bytes command...
+  local key=$1
+  KEYS+=("$key")
+  LABEL[$key]=$2
+  BYTES[$key]=$3
+  shift 3
+  CMD[$key]=$(printf '%q ' "$@")
 }
+for drv in overlay vfs; do
+  case_ "berth-$drv-plain" "berth-image $drv docker-archive" "$SIZE_DOCKER" "$BIN" --root "$WORK/fs/store" --driver $drv import "$WORK/docker.tar"
+  case_ "berth-$drv-gzip" "berth-image $drv oci (gzip)" "$SIZE_DOCKER" "$BIN" --root "$WORK/fs/store" --driver $drv import "$WORK/oci"
+done
+case_ umoci-plain "umoci unpack oci (uncompressed)" "$SIZE_DOCKER" umoci unpack --image "$WORK/oci-plain:bench" "$WORK/fs/bundle"
+case_ umoci-gzip "umoci unpack oci (gzip)" "$SIZE_DOCKER" umoci unpack --image "$WORK/oci:bench" "$WORK/fs/bundle"
+case_ podman-plain "podman load docker-archive" "$SIZE_DOCKER" podman "${PODMAN_ARGS[@]}" load -q -i "$WORK/docker.tar"
+case_ podman-gzip "podman load oci (gzip)" "$SIZE_DOCKER" podman "${PODMAN_ARGS[@]}" load -q -i "$WORK/oci-gzip.tar"
 
 echo "image: $((SIZE_DOCKER / 1000000)) MB uncompressed (docker-archive), OCI gzip layout $((SIZE_OCI / 1000000)) MB; $RUNS runs, MB/s of uncompressed bytes"
-for drv in overlay vfs; do
-  bench "berth-$drv-plain" "berth-image $drv docker-archive" "$SIZE_DOCKER" "$BIN" --root "$WORK/fs/store" --driver $drv import "$WORK/docker.tar"
-  bench "berth-$drv-gzip" "berth-image $drv oci (gzip)" "$SIZE_DOCKER" "$BIN" --root "$WORK/fs/store" --driver $drv import "$WORK/oci"
+# Round robin: one run of every case, RUNS times, so load from other work on the host hits
+# every tool alike (a burst does not land on one tool's runs only).
+for _ in $(seq "$RUNS"); do
+  for key in "${KEYS[@]}"; do
+    fresh_fs
+    sync
+    t0=$(date +%s.%N)
+    eval "${CMD[$key]}" >/dev/null
+    t1=$(date +%s.%N)
+    TIMES[$key]+="$(echo "$t1 - $t0" | bc) "
+    if command -v podman >/dev/null; then podman "${PODMAN_ARGS[@]}" system reset -f >/dev/null 2>&1 || true; fi
+  done
 done
-bench umoci-plain "umoci unpack oci (uncompressed)" "$SIZE_DOCKER" umoci unpack --image "$WORK/oci-plain:bench" "$WORK/fs/bundle"
-bench umoci-gzip "umoci unpack oci (gzip)" "$SIZE_DOCKER" umoci unpack --image "$WORK/oci:bench" "$WORK/fs/bundle"
-bench podman-plain "podman load docker-archive" "$SIZE_DOCKER" podman "${PODMAN_ARGS[@]}" load -q -i "$WORK/docker.tar"
-bench podman-gzip "podman load oci (gzip)" "$SIZE_DOCKER" podman "${PODMAN_ARGS[@]}" load -q -i "$WORK/oci-gzip.tar"
+umount "$WORK/fs"
+for key in "${KEYS[@]}"; do
+  med=$(printf '%s\n' ${TIMES[$key]} | median)
+  RATE[$key]=$(echo "${BYTES[$key]} / 1000000 / $med" | bc -l)
+  printf '%-40s %8.3f s  %8.1f MB/s\n' "${LABEL[$key]}" "$med" "${RATE[$key]}"
+done
 
 ratio() {  # berth-key peer-key-a peer-key-b
   local best=${RATE[$2]}
