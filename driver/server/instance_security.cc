@@ -93,6 +93,13 @@ void ApplySecurityProfile(spec::Spec& s, const SecurityRequest& request,
     for (auto* v : {&c.bounding, &c.effective, &c.permitted, &c.inheritable, &c.ambient}) {
       std::erase(*v, std::string("CAP_NET_RAW"));
     }
+    // As Docker does since 20.10: without CAP_NET_RAW, ping still works through ICMP
+    // datagram sockets, which cannot forge packets. The instance's own network namespace
+    // only; the range must be gids its user namespace maps.
+    if (has(spec::NamespaceType::kNetwork)) {
+      s.linux.sysctl["net.ipv4.ping_group_range"] =
+          "0 " + std::to_string(range ? range->size - 1 : 2147483647u);
+    }
   }
   if (!has(spec::NamespaceType::kCgroup)) ns.push_back({spec::NamespaceType::kCgroup, ""});
   if (range) {

@@ -33,12 +33,17 @@ def config_options():
 def config_defaults():
     """{field: default as text} from the struct in config.h ("" when not initialised)."""
     src = read("driver", "server", "config.h")
-    struct = src[src.index("struct Config {"):src.index("};", src.index("struct Config {"))]
+    start = src.index("struct Config {")
+    struct = src[start:src.index("\n};", start)]  # the struct's own end, not a "= {...};"
     out = {}
     for m in re.finditer(r"^\s*[\w:<>]+\s+(\w+)(?:\s*=\s*([^;]+))?;", struct, re.M):
         value = (m.group(2) or "").strip()
         if value.startswith('"'):
             value = value.strip('"')
+        elif value in ("true", "false"):
+            pass
+        elif value.startswith("{"):  # a list: {"admin"} -> admin, as the INI writes it
+            value = ", ".join(re.findall(r'"([^"]*)"', value))
         elif value:
             value = str(eval(re.sub(r"\w+\{(\d+)\}", r"\1", value)))  # 1 << 20, uint64_t{1} << 30
         out[m.group(1)] = value

@@ -110,6 +110,9 @@ std::string Daemon::log() const { return ReadFileIfExists(dir_ + "/berthd.err").
 
 void Daemon::Start() {
   EnsureBerthUser();
+  // An instance's root in its user namespace must traverse the path to its rootfs, which
+  // runs through this directory (berthd's own dirs under it are 0711).
+  ::chmod(dir_.c_str(), 0711);
   ++starts_;
   std::string out = dir_ + "/berthd.out";
   ::unlink(out.c_str());

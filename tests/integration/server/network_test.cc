@@ -184,8 +184,11 @@ class NetworkTest : public ::testing::Test {
                      const std::string& image = "busybox", const std::string& uuid = "") {
     std::string sh =
         script.empty() ? "trap 'exit 0' TERM; while true; do sleep 0.05; done" : script;
+    // berth:net_raw: busybox's ping needs a raw socket (it has no ICMP datagram fallback),
+    // and the default profile holds no CAP_NET_RAW.
     std::string body = "{\"image\": \"" + image +
-                       "\", \"flavor\": {\"vcpus\": 1, \"memory_mb\": 64}, \"command\": "
+                       "\", \"flavor\": {\"vcpus\": 1, \"memory_mb\": 64, \"extra_specs\": "
+                       "{\"berth:net_raw\": \"true\"}}, \"command\": "
                        "[\"sh\", \"-c\", \"" +
                        sh + "\"]" + (network.empty() ? "" : ", " + network) +
                        (uuid.empty() ? "" : ", \"uuid\": \"" + uuid + "\"") + "}";
