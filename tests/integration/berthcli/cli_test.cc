@@ -16,8 +16,12 @@ class CliTest : public ServerTest {
  protected:
   // Runs berth with the daemon's url and token; returns stdout, sets *status.
   std::string Berth(const std::string& args, int* status = nullptr) {
-    std::string cmd = BuildDir() + "/driver/cli/berth --url " + daemon().url() + " --token-file " +
-                      daemon().token_path() + " " + args + " 2>&1";
+    return BerthWithOptions(
+        "--url " + daemon().url() + " --token-file " + daemon().token_path() + " " + args, status);
+  }
+  // Runs berth with exactly these arguments.
+  std::string BerthWithOptions(const std::string& args, int* status = nullptr) {
+    std::string cmd = BuildDir() + "/driver/cli/berth " + args + " 2>&1";
     FILE* p = ::popen(cmd.c_str(), "r");
     std::string out;
     char buf[4096];
@@ -118,14 +122,9 @@ TEST_F(CliTest, EndpointAndTokenFileComeFromBerthdsConfig) {
   std::string conf = daemon().dir() + "/cli.conf";
   WriteFileAtomic(conf, "[api]\nlisten = 127.0.0.1\nport = " + std::to_string(daemon().port()) +
                             "\ntoken_file = " + daemon().token_path() + "\n");
-  std::string cmd = BuildDir() + "/driver/cli/berth --config " + conf + " host 2>&1";
-  FILE* p = ::popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  int st = ::pclose(p);
-  EXPECT_EQ(WEXITSTATUS(st), 0) << out;
+  int st = -1;
+  std::string out = BerthWithOptions("--config " + conf + " host", &st);
+  EXPECT_EQ(st, 0) << out;
   EXPECT_NE(out.find("\"storage_driver\""), std::string::npos) << out;
 }
 
