@@ -61,6 +61,27 @@ void AllowTraverse(const std::string& dir) {
   }
 }
 
+// berthd makes its own directories searchable (AllowTraverse); it does not change the
+// modes of directories above state_dir, which are the operator's. One that others cannot
+// search would make every spawn fail with EACCES at the mount: refuse to start instead.
+void CheckAncestorsSearchable(const std::string& dir) {
+  std::string path = dir;
+  while (true) {
+    size_t slash = path.rfind('/');
+    if (slash == std::string::npos || slash == 0) return;
+    path.resize(slash);
+    struct stat st;
+    if (::stat(path.c_str(), &st) != 0) ThrowErrno("stat", path);
+    if ((st.st_mode & 0001) == 0) {
+      throw Error(ErrorKind::kInvalidArgument,
+                  "[security] userns: " + path + " (above state_dir " + dir +
+                      ") is not searchable by others, so an instance's root in its user "
+                      "namespace cannot reach its rootfs: chmod o+x " +
+                      path + ", move state_dir, or set [security] userns = false");
+    }
+  }
+}
+
 // Where a root's idmapped lower layers are mounted while its overlay is being made.
 std::string IdmapScratch(const std::string& instance_dir) {
   return JoinPath(instance_dir, "idmap-scratch");
@@ -209,6 +230,7 @@ InstanceManager::InstanceManager(const Config& config, store::ImageStore& images
                                              config_.userns_range_size, config_.instances_dir());
     // An init in a user namespace finds its root by path as an unprivileged host uid:
     // the state and instances directories must be searchable (not readable) by others.
+    CheckAncestorsSearchable(config_.state_dir);
     AllowTraverse(config_.state_dir);
     AllowTraverse(config_.instances_dir());
     if (config_.storage_driver == "overlay") {

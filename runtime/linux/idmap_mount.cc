@@ -5,6 +5,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -45,14 +46,13 @@ UniqueFd IdmappedTree(const std::string& source, int userns_fd, bool readonly) {
   return tree;
 }
 
-// The child of MakeMappingUserns: holds its new user namespace open until the pipe closes.
-int HoldUserns(void* arg) {
-  const int* fds = static_cast<const int*>(arg);
-  char c;
-  ::close(fds[1]);  // its copy of the write end, so the parent's close ends the read
-  while (::read(fds[0], &c, 1) < 0 && errno == EINTR) {
-  }
-  return 0;
+// The child of MakeMappingUserns: holds its new user namespace open until the parent kills
+// it. Not a pipe it waits on: the child gets a copy of berthd's fd table, so concurrent
+// spawns' holders would each keep the others' write ends open and none would ever see EOF
+// (seen as a hung spawn storm). PDEATHSIG: a berthd that dies meanwhile takes it along.
+int HoldUserns(void*) {
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  for (;;) ::pause();
 }
 
 }  // namespace
@@ -63,18 +63,15 @@ UniqueFd MakeMappingUserns(const std::vector<spec::IdMapping>& uid,
     throw Error(ErrorKind::kInvalidArgument, "idmapped mount: empty uid or gid mapping");
   }
   const std::string uid_text = MapText(uid), gid_text = MapText(gid);
-  int hold[2];
-  if (::pipe2(hold, O_CLOEXEC) != 0) ThrowErrno("pipe2");
-  UniqueFd hold_r(hold[0]), hold_w(hold[1]);
   // CLONE_VM: the child shares berthd's memory instead of copying its page tables, which
-  // made this step several times slower; it only waits for the pipe to close, on a stack
-  // of its own, touching nothing else.
+  // made this step several times slower; it only sleeps, on a stack of its own, touching
+  // nothing else.
   std::vector<char> stack(64 * 1024);
   pid_t pid =
-      ::clone(HoldUserns, stack.data() + stack.size(), CLONE_NEWUSER | CLONE_VM | SIGCHLD, hold);
+      ::clone(HoldUserns, stack.data() + stack.size(), CLONE_NEWUSER | CLONE_VM | SIGCHLD, nullptr);
   if (pid < 0) ThrowErrno("clone", "CLONE_NEWUSER");
   ScopeGuard reap([&] {
-    hold_w.reset();
+    ::kill(pid, SIGKILL);
     while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
     }
   });

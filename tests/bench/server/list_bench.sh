@@ -7,6 +7,7 @@ set -euo pipefail
 BUILD=${1:-/work/main/build-berthd}; N=${2:-100}; DUR=${3:-10s}
 command -v wrk >/dev/null || { echo "wrk is needed (apt-get install -y wrk)" >&2; exit 1; }
 D=$(mktemp -d /tmp/berth-test-bench-list.XXXXXX)
+chmod 711 "$D"  # instances in user namespaces reach their root through it
 CG=berth-test-bench-list-$$
 cat >"$D/berthd.conf" <<CONF
 [DEFAULT]

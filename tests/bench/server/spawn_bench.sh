@@ -6,6 +6,7 @@
 set -euo pipefail
 BUILD=${1:-/work/main/build-berthd}; N=${2:-50}; C=${3:-4}
 D=$(mktemp -d /tmp/berth-test-bench-server.XXXXXX)
+chmod 711 "$D"  # instances in user namespaces reach their root through it
 CG=berth-test-bench-$$
 cat >"$D/berthd.conf" <<CONF
 [DEFAULT]

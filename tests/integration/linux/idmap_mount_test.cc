@@ -7,6 +7,10 @@
 #include <gtest/gtest.h>
 
 #include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <future>
+#include <vector>
 
 #include "runtime/common/error.h"
 #include "runtime/common/file_util.h"
@@ -51,6 +55,31 @@ TEST(IdmapMount, ShowsOwnersShiftedWithoutChangingTheFiles) {
   ASSERT_EQ(::umount2(dst.c_str(), MNT_DETACH), 0);
   ASSERT_EQ(::stat((src + "/f").c_str(), &st), 0);
   EXPECT_EQ(st.st_uid, 7u) << "the files themselves are untouched";
+}
+
+TEST(IdmapMount, ConcurrentMappingNamespacesAllComplete) {
+  // berthd spawns in parallel: each holder child gets a copy of the fd table, so a holder
+  // that waited for a pipe's EOF kept the other holders' pipes open and they all hung.
+  if (!IsRoot()) GTEST_SKIP() << "needs root";
+  std::vector<std::future<int>> workers;
+  for (int t = 0; t < 6; ++t) {
+    workers.push_back(std::async(std::launch::async, [t] {
+      int made = 0;
+      for (int i = 0; i < 15; ++i) {
+        UniqueFd ns =
+            container::MakeMappingUserns(Map(2000000000 + t * 65536), Map(2000000000 + t * 65536));
+        if (ns) ++made;
+      }
+      return made;
+    }));
+  }
+  for (auto& w : workers) {
+    if (w.wait_for(std::chrono::seconds(60)) != std::future_status::ready) {
+      ADD_FAILURE() << "MakeMappingUserns hung under concurrency";
+      std::abort();  // the hung threads cannot be joined
+    }
+    EXPECT_EQ(w.get(), 15);
+  }
 }
 
 TEST(IdmapMount, EmptyMappingIsRefused) {

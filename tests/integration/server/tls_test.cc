@@ -1,6 +1,7 @@
 // berthd over HTTPS: a throw-away CA, a server certificate for 127.0.0.1 and a client
 // certificate made with the openssl CLI; requests go through libcurl.
 #include <curl/curl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <cstdlib>
@@ -125,6 +126,7 @@ class TlsTest : public ::testing::Test {
   // stderr. timeout(1) ends it should it start after all.
   std::string StartFailure(const std::string& extra_api) {
     Daemon config_writer(dir_.path(), extra_api);
+    ::chmod(dir_.path().c_str(), 0711);  // as Daemon::Start does: the state dir's parent
     std::string err = File("startup.err");
     std::string cmd = "timeout 10 " + BuildDir() + "/driver/server/berthd --config " +
                       config_writer.config_path() + " >/dev/null 2>" + err;
