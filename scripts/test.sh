@@ -2,7 +2,7 @@
 # The whole default test suite: installs what is missing (Debian packages only), builds
 # with -Werror, checks formatting, runs every unit and integration test (integration tests
 # need root: real namespaces, mounts, cgroups), then checks nothing was left behind.
-# Takes about 12 minutes on a 2-core machine from a clean clone (about half of it the build).
+# Takes about 15 minutes on a 2-core machine from a clean clone (a third of it the build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
