@@ -432,7 +432,8 @@ void InstanceManager::EnsureRootfsMounted(const std::string& uuid) {
   if (IsMountPoint(rootfs)) return;
   MakeDirs(rootfs, 0755);
   MountInstanceRootfs(images_.layers().Mounts(DiskKey(uuid)), rootfs,
-                      UsernsRanges::Load(InstanceDir(uuid)), IdmapScratch(InstanceDir(uuid)));
+                      UsernsRanges::Load(InstanceDir(uuid)), IdmapScratch(InstanceDir(uuid)),
+                      userns_cache_);
 }
 
 bool InstanceManager::CreatedNotStarted(const std::string& uuid) const {
@@ -542,6 +543,7 @@ InstanceView InstanceManager::Create(const rapidjson::Value& body) {
   if (ranges_ && !security.privileged) {
     ::chmod(dir.c_str(), 0711);  // the init reaches its root through here as the range's root
     id_range = ranges_->Allocate(dir);
+    if (auto next = ranges_->SlotAfter(*id_range)) userns_cache_.Prewarm(*next);
   }
 
   // May download (a Glance image): outside image_mu_, while the instance shows "spawning".
@@ -563,7 +565,7 @@ InstanceView InstanceManager::Create(const rapidjson::Value& body) {
   const std::string rootfs = RootfsDir(uuid);
   MakeDirs(rootfs, 0755);
   MountInstanceRootfs(images_.layers().Mounts(SnapshotKey(uuid)), rootfs, id_range,
-                      IdmapScratch(dir));
+                      IdmapScratch(dir), userns_cache_);
   rollback.Add([rootfs] { store::UnmountAll(rootfs, true); });
 
   auto mounted = Clock::now();

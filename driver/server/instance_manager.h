@@ -30,6 +30,7 @@
 #include "driver/server/instance.h"
 #include "driver/server/instance_network.h"
 #include "driver/server/json_util.h"
+#include "driver/server/mapping_userns_cache.h"
 #include "driver/server/metrics.h"
 #include "driver/server/userns_ranges.h"
 #include "runtime/cgroup/cgroup.h"
@@ -197,6 +198,7 @@ class InstanceManager {
   bool swap_accounting_ = false;
   uint64_t bounding_caps_ = 0;
   std::unique_ptr<UsernsRanges> ranges_;  // null: [security] userns = false
+  MappingUsernsCache userns_cache_;
 
   std::shared_mutex map_mu_;
   std::map<std::string, InstancePtr> instances_;

@@ -111,7 +111,8 @@ void ApplySecurityProfile(spec::Spec& s, const SecurityRequest& request,
 }
 
 void MountInstanceRootfs(const std::vector<store::Mount>& mounts, const std::string& rootfs,
-                         const std::optional<IdRange>& range, const std::string& scratch) {
+                         const std::optional<IdRange>& range, const std::string& scratch,
+                         MappingUsernsCache& userns_cache) {
   if (!range) {
     store::PerformMounts(mounts, rootfs);
     return;
@@ -122,9 +123,9 @@ void MountInstanceRootfs(const std::vector<store::Mount>& mounts, const std::str
     for (const auto& d : idmapped) ::umount2(d.c_str(), MNT_DETACH);
     RemoveTree(scratch);
   });
-  std::optional<UniqueFd> userns;
+  std::shared_ptr<const UniqueFd> userns;
   auto mapping_ns = [&]() -> int {
-    if (!userns) userns = container::MakeMappingUserns(range->UidMappings(), range->GidMappings());
+    if (!userns) userns = userns_cache.Get(*range);
     return userns->get();
   };
   for (auto& m : planned) {

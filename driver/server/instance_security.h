@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "driver/server/instance.h"
+#include "driver/server/mapping_userns_cache.h"
 #include "driver/server/userns_ranges.h"
 #include "runtime/spec/spec.h"
 #include "runtime/store/layer/snapshotter.h"
@@ -35,8 +36,10 @@ void ApplySecurityProfile(spec::Spec& spec, const SecurityRequest& request,
 // Performs the snapshot's mounts on `rootfs`. With a range: an overlay's lower layers are
 // mounted idmapped (0 -> range.uid) under `scratch` first and unmounted once the overlay
 // holds them, and the upper directory's root is given to the range's root; a bind-mounted
-// private copy (the vfs driver) has its ownership shifted once, on first mount.
+// private copy (the vfs driver) has its ownership shifted once, on first mount. The mapping
+// namespace comes from `userns_cache`.
 void MountInstanceRootfs(const std::vector<store::Mount>& mounts, const std::string& rootfs,
-                         const std::optional<IdRange>& range, const std::string& scratch);
+                         const std::optional<IdRange>& range, const std::string& scratch,
+                         MappingUsernsCache& userns_cache);
 
 }  // namespace berth::server

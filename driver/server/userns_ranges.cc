@@ -97,6 +97,17 @@ std::optional<IdRange> UsernsRanges::Load(const std::string& instance_dir) {
   return IdRangeFromJson(*text, path);
 }
 
+std::optional<IdRange> UsernsRanges::SlotAfter(const IdRange& r) const {
+  if (r.uid < uids_.start || r.size != slot_size_) return std::nullopt;
+  const uint64_t next = (r.uid - uids_.start) / slot_size_ + 1;
+  if (next >= slots_) return std::nullopt;
+  IdRange n;
+  n.uid = static_cast<uint32_t>(uids_.start + next * slot_size_);
+  n.gid = static_cast<uint32_t>(gids_.start + next * slot_size_);
+  n.size = slot_size_;
+  return n;
+}
+
 IdRange UsernsRanges::Allocate(const std::string& instance_dir) {
   std::lock_guard lock(mu_);
   std::set<uint64_t> taken;

@@ -49,6 +49,9 @@ class UsernsRanges {
   IdRange Allocate(const std::string& instance_dir);
   // The instance's slot, or nullopt when it has none (made without user namespaces).
   static std::optional<IdRange> Load(const std::string& instance_dir);
+  // The slot after `r`, the one the next spawn most likely gets (nullopt after the last):
+  // what berthd prepares a mapping namespace for ahead of time.
+  std::optional<IdRange> SlotAfter(const IdRange& r) const;
 
   size_t slots() const { return slots_; }
   const SubidRange& uids() const { return uids_; }

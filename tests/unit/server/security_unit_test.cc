@@ -77,6 +77,10 @@ TEST(UsernsRanges, AllocatesDistinctSlotsPersistsAndReleases) {
   }
   RemoveTree(instances + "/a");  // delete releases the slot
   EXPECT_EQ(again.Allocate(instances + "/d"), a);
+  // What berthd prepares a namespace for ahead of the next spawn.
+  EXPECT_EQ(again.SlotAfter(a), b);
+  EXPECT_EQ(again.SlotAfter(b), c);
+  EXPECT_FALSE(again.SlotAfter(c).has_value());
 }
 
 TEST(UsernsRanges, TooSmallARangeIsRefused) {
