@@ -460,8 +460,10 @@ void InstanceManager::Launch(const InstanceRecord& record, const store::ImageCon
   o.spec = BuildInstanceSpec(in);
   ApplySecurityProfile(o.spec, ParseSecurityRequest(record.flavor, config_.allow_privileged),
                        UsernsRanges::Load(InstanceDir(record.uuid)));
-  // exec reads the container's spec from its bundle.
-  WriteFileAtomic(JoinPath(o.bundle, "config.json"), spec::SerializeSpec(o.spec), 0600);
+  // exec reads the container's spec from its bundle. Written anew by every launch, from the
+  // record, so a power loss costs nothing here: no fsync on the spawn path.
+  WriteFileAtomic(JoinPath(o.bundle, "config.json"), spec::SerializeSpec(o.spec), 0600,
+                  Durability::kAtomicOnly);
   o.cgroup_path = CgroupPath(record.uuid);
   o.console_max = config_.console_max_bytes;
   container::StateRecord state = container::CreateContainer(o);
