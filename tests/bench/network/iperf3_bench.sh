@@ -14,9 +14,11 @@
 #  1. Throughput: iperf3 -s in one instance, iperf3 -c (SECONDS, one TCP stream) in the
 #     other, both bridge mode, flavor VCPUS (env, default: all CPUs of the host, so the
 #     flavor's CPU quota is not what is measured; VCPUS=1 shows its effect); the same
-#     between two namespaces on a veth pair, and on a Linux bridge. RUNS rounds,
-#     round-robin (load from other work on the host hits every setup alike). Median Gbit/s
-#     and berth / baseline.
+#     between two namespaces on a veth pair, and on a Linux bridge; and, as a diagnostic,
+#     the instances again with berthd's bridge-family nftables table (anti-spoofing) taken
+#     out for that run and restored. RUNS rounds, round-robin (load from other work on the
+#     host hits every setup alike). Median Gbit/s and berth / baseline; the MTU and qdisc
+#     of every device on the path.
 #  2. Spawn: SPAWNS instances in mode none and SPAWNS in mode bridge, alternating, each
 #     created (and started) then deleted: median time of POST /v1/instances (client side),
 #     berthd's own spawn time ("spawned ... in X ms") and, for bridge, its network attach
@@ -50,6 +52,11 @@ NS_VA=$TAG-va NS_VB=$TAG-vb          # veth pair baseline
 NS_BR=$TAG-br NS_BA=$TAG-ba NS_BB=$TAG-bb # Linux bridge baseline
 ALL_NS=("$HOSTNS" "$NS_VA" "$NS_VB" "$NS_BR" "$NS_BA" "$NS_BB")
 CG=berth-test-bench-net-$$
+# The baselines' iperf3 processes run in a cgroup of their own beside berthd's cgroup
+# parent, both with the default CPU weight: on a busy host a group competes as one
+# entity, so baseline processes left in the root group would get more CPU than instances.
+if [[ -f /sys/fs/cgroup/cgroup.controllers ]]; then CPU_CG=/sys/fs/cgroup; else CPU_CG=/sys/fs/cgroup/cpu; fi
+BASE_CG=$CPU_CG/$CG-base
 D=$(mktemp -d /tmp/berth-test-bench-net.XXXXXX)
 chmod 711 "$D" # instances in user namespaces reach their root through it
 BERTHD_PID=
@@ -80,12 +87,18 @@ cleanup() {
   done
   # Instances berthd could not delete (it died): their processes are in our cgroup parent.
   for c in /sys/fs/cgroup/"$CG" /sys/fs/cgroup/*/"$CG"; do
-    [[ -f $c/cgroup.kill ]] && echo 1 >"$c/cgroup.kill"
+    [[ -d $c ]] || continue
+    if [[ -f $c/cgroup.kill ]]; then
+      echo 1 >"$c/cgroup.kill"
+    else
+      find "$c" -name cgroup.procs -print0 | xargs -0 -r cat | xargs -r kill -9
+    fi
   done
   grep -o " ${D}[^ ]*" /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m"; done
   for c in /sys/fs/cgroup/"$CG" /sys/fs/cgroup/*/"$CG"; do
     [[ -d $c ]] && find "$c" -depth -type d -exec rmdir {} + 2>/dev/null
   done
+  [[ -d $BASE_CG ]] && rmdir "$BASE_CG"
   for ns in "${ALL_NS[@]}"; do
     [[ -e /run/netns/$ns ]] && ip netns del "$ns"
   done
@@ -100,6 +113,12 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 median() { sort -g | awk '{v[NR]=$1} END {if (NR==0) print "nan"; else if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'; }
+
+mkdir "$BASE_CG"
+in_base_cg() { # runs "$@" in the baselines' cgroup
+  echo "$BASHPID" >"$BASE_CG/cgroup.procs"
+  exec "$@"
+}
 
 # --- namespaces -------------------------------------------------------------------------
 for ns in "${ALL_NS[@]}"; do
@@ -178,9 +197,9 @@ CLI=$(spawn bridge '["sh", "-c", "trap \"exit 0\" TERM; while true; do sleep 1; 
 SRV_IP=$(ipv4_of "$SRV")
 [[ $SRV_IP == 10.231.7.* ]] || die "server instance has no bridge address ($SRV_IP)"
 
-ip netns exec "$NS_VA" "$IPERF3" -s -B 10.231.8.1 >/dev/null 2>&1 &
+(in_base_cg ip netns exec "$NS_VA" "$IPERF3" -s -B 10.231.8.1 >/dev/null 2>&1) &
 SERVER_PIDS+=($!)
-ip netns exec "$NS_BA" "$IPERF3" -s -B 10.231.9.2 >/dev/null 2>&1 &
+(in_base_cg ip netns exec "$NS_BA" "$IPERF3" -s -B 10.231.9.2 >/dev/null 2>&1) &
 SERVER_PIDS+=($!)
 sleep 0.5
 
@@ -190,21 +209,39 @@ run_berth() {
     "{\"command\": [\"iperf3\", \"-c\", \"$SRV_IP\", \"-t\", \"$SECS\", \"-J\"]}" |
     jq -r .stdout | gbits
 }
-run_veth() { ip netns exec "$NS_VB" "$IPERF3" -c 10.231.8.1 -t "$SECS" -J | gbits; }
-run_bridge() { ip netns exec "$NS_BB" "$IPERF3" -c 10.231.9.2 -t "$SECS" -J | gbits; }
+# Diagnostic: the same instances with berthd's bridge-family table (anti-spoofing) taken
+# out for the run and put back unchanged, to show what the per-frame rules cost.
+run_berth_nofilter() {
+  local saved=$D/bridge-table.nft v
+  ip netns exec "$HOSTNS" nft list table bridge berth >"$saved"
+  ip netns exec "$HOSTNS" nft delete table bridge berth
+  v=$(run_berth)
+  ip netns exec "$HOSTNS" nft -f "$saved"
+  echo "$v"
+}
+run_veth() { (in_base_cg ip netns exec "$NS_VB" "$IPERF3" -c 10.231.8.1 -t "$SECS" -J) | gbits; }
+run_bridge() { (in_base_cg ip netns exec "$NS_BB" "$IPERF3" -c 10.231.9.2 -t "$SECS" -J) | gbits; }
 
+# Same MTU and queueing discipline on every path, or the comparison is not fair.
+devices() { # NETNS DEV...
+  for dev in "${@:2}"; do ip -n "$1" -o link show "$dev" | awk '{printf "%s mtu %s qdisc %s; ", $2, $5, $7}'; done
+}
+echo "devices: berth host: $(devices "$HOSTNS" "$TAG-b0" "$(api GET "/v1/instances/$SRV" | jq -r '.network.interfaces[0].host_ifname')")" >&2
+echo "         berth instance: $(api POST "/v1/instances/$CLI/exec" '{"command": ["ip", "-o", "link", "show", "eth0"]}' | jq -r .stdout | awk 'NR == 1 {printf "%s mtu %s qdisc %s", $2, $5, $7}')" >&2
+echo "         baselines: $(devices "$NS_VA" eth0) $(devices "$NS_BR" br0 h2)" >&2
 echo "iperf3: $RUNS rounds of $SECS s, one TCP stream, round-robin; instances' flavor vcpus=$VCPUS" >&2
-for f in t.berth t.veth t.bridge; do : >"$D/$f"; done
+for f in t.berth t.veth t.bridge t.berth_nofilter; do : >"$D/$f"; done
 for r in $(seq "$RUNS"); do
-  for kind in veth bridge berth; do
+  for kind in veth bridge berth berth_nofilter; do
     v=$("run_$kind")
     echo "$v" >>"$D/t.$kind"
-    printf '  round %d %-7s %6.2f Gbit/s\n' "$r" "$kind" "$v" >&2
+    printf '  round %d %-14s %6.2f Gbit/s\n' "$r" "$kind" "$v" >&2
   done
 done
 m_veth=$(median <"$D/t.veth")
 m_bridge=$(median <"$D/t.bridge")
 m_berth=$(median <"$D/t.berth")
+m_nofilter=$(median <"$D/t.berth_nofilter")
 api DELETE "/v1/instances/$SRV" >/dev/null
 api DELETE "/v1/instances/$CLI" >/dev/null
 
@@ -242,6 +279,7 @@ echo "TCP throughput, iperf3 one stream ${SECS}s, median of $RUNS (Gbit/s)"
 printf '  %-44s %8.2f\n' "netns <-> netns, veth pair" "$m_veth"
 printf '  %-44s %8.2f\n' "netns <-> netns, plain Linux bridge" "$m_bridge"
 printf '  %-44s %8.2f\n' "Berth instance <-> instance, berthd bridge" "$m_berth"
+printf '  %-44s %8.2f\n' "  same, bridge nft rules taken out (diag.)" "$m_nofilter"
 printf '  %-44s %7.1f%%  (target >= 95%%)\n' "Berth / veth pair" "$(echo "100 * $m_berth / $m_veth" | bc -l)"
 printf '  %-44s %7.1f%%\n' "Berth / plain Linux bridge" "$(echo "100 * $m_berth / $m_bridge" | bc -l)"
 echo
