@@ -20,9 +20,10 @@
 #     host hits every setup alike). Median Gbit/s and berth / baseline; the MTU and qdisc
 #     of every device on the path.
 #  2. Spawn: SPAWNS instances in mode none and SPAWNS in mode bridge, alternating, each
-#     created (and started) then deleted: median time of POST /v1/instances (client side),
-#     berthd's own spawn time ("spawned ... in X ms") and, for bridge, its network attach
-#     time ("network (bridge) attached in X ms"); median DELETE time.
+#     created (and started) then deleted, while the two bridge instances of 1. run: median
+#     time of POST /v1/instances (client side), berthd's own spawn time ("spawned ... in X
+#     ms") and, for bridge, its network attach time ("network (bridge) attached in X ms");
+#     median DELETE time.
 #
 # Everything it makes (namespaces, hence veths, bridges and nftables tables; instances,
 # cgroups, mounts, the state dir, berthd, iperf3 servers) is removed on exit, also on
@@ -242,11 +243,12 @@ m_veth=$(median <"$D/t.veth")
 m_bridge=$(median <"$D/t.bridge")
 m_berth=$(median <"$D/t.berth")
 m_nofilter=$(median <"$D/t.berth_nofilter")
-api DELETE "/v1/instances/$SRV" >/dev/null
-api DELETE "/v1/instances/$CLI" >/dev/null
 
 # --- spawn latency: none vs bridge -------------------------------------------------------
-echo "spawn: $SPAWNS per mode, alternating, each created+started then deleted" >&2
+# The two iperf3 instances stay attached: a spawn then joins a bridge in use, as it
+# usually does (the first attach to an empty bridge also creates berthd's nftables tables,
+# and the last detach removes them).
+echo "spawn: $SPAWNS per mode, alternating, each created+started then deleted (2 bridge instances running)" >&2
 for f in s.none s.bridge d.none d.bridge ids.none ids.bridge; do : >"$D/$f"; done
 for _ in $(seq "$SPAWNS"); do
   for mode in none bridge; do
@@ -272,6 +274,8 @@ SPAWNED='spawned from [^ ]* in ([0-9.]+) ms'
 srv_none=$(server_ms none "$SPAWNED" | median)
 srv_bridge=$(server_ms bridge "$SPAWNED" | median)
 attach_bridge=$(server_ms bridge 'network \(bridge\) attached in ([0-9.]+) ms' | median)
+api DELETE "/v1/instances/$SRV" >/dev/null
+api DELETE "/v1/instances/$CLI" >/dev/null
 
 # --- table ---------------------------------------------------------------------------------
 echo
