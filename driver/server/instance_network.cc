@@ -382,6 +382,7 @@ InstanceNetwork::InstanceNetwork(const NetworkOptions& options, const std::strin
   bc.bridge = options_.bridge;
   bc.subnet = net::Ipv4Subnet::Parse(options_.subnet);
   if (!options_.gateway.empty()) bc.gateway = net::Ipv4Address::Parse(options_.gateway);
+  if (!options_.subnet6.empty()) bc.subnet6 = net::Ipv6Subnet::Parse(options_.subnet6);
   bc.mtu = options_.mtu;
   bc.state_dir = JoinPath(state_dir_, "bridge");
   bc.table = options_.nft_table;
@@ -622,6 +623,9 @@ void InstanceNetwork::Refresh(const std::string& uuid, const std::string& mode) 
       i.kind = "bridge";
       i.mac = a->mac.ToString();
       i.addresses = {a->address.ToString() + "/" + std::to_string(a->prefix_len)};
+      if (!a->address6.empty()) {
+        i.addresses.push_back(a->address6 + "/" + std::to_string(a->prefix_len6));
+      }
       i.gateway = a->gateway.ToString();
       i.host_ifname = a->host_ifname;
       i.bridge = options_.bridge;

@@ -185,7 +185,8 @@ std::string RenderRuleset(const FirewallState& state) {
        << in << "arp saddr ether != " << mac << " drop\n"
        << in << "arp saddr ip != " << ip << " drop\n"
        << in << "ip saddr != " << ip << " drop\n"
-       << in << "ip6 saddr != { ::, fe80::/10 } drop\n";
+       << in << "ip6 saddr != { ::, fe80::/10"
+       << (ep.address6.empty() ? "" : ", " + CanonicalIpv6(ep.address6)) << " } drop\n";
   }
   br << "  }\n}\n";
   return out + nat.str() + br.str();

@@ -36,6 +36,7 @@ struct FirewallEndpoint {
   Ipv4Address address;
   MacAddress mac;
   std::vector<PortMapping> ports;
+  std::string address6;  // its IPv6 address (bridge mode with subnet6); empty: none
 };
 
 struct FirewallState {

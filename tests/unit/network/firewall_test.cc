@@ -42,7 +42,8 @@ TEST(FirewallTest, RendersNatPortsAndAntiSpoofing) {
   state.endpoints.push_back({"bt-0011aabb",
                              ip,
                              MacAddress::FromIpv4(ip),
-                             {ParsePortMapping("8080:80"), ParsePortMapping("1.2.3.4:53:53/udp")}});
+                             {ParsePortMapping("8080:80"), ParsePortMapping("1.2.3.4:53:53/udp")},
+                             ""});
   std::string s = RenderRuleset(state);
   auto has = [&](const std::string& needle) { return s.find(needle) != std::string::npos; };
   EXPECT_EQ(s.rfind("table ip berth\ndelete table ip berth\n", 0), 0u) << "replace, atomically";
@@ -61,12 +62,29 @@ TEST(FirewallTest, RendersNatPortsAndAntiSpoofing) {
   EXPECT_TRUE(has("iifname \"bt-0011aabb\" ether type != { ip, arp, ip6 } drop")) << s;
 }
 
+TEST(FirewallTest, Ipv6OnlyFromTheInstancesOwnAddressOrLinkLocal) {
+  FirewallState state;
+  state.bridge = "berth0";
+  state.subnet = Ipv4Subnet::Parse("10.88.0.0/16");
+  auto ip = Ipv4Address::Parse("10.88.0.5");
+  state.endpoints.push_back({"bt-1", ip, MacAddress::FromIpv4(ip), {}, ""});
+  EXPECT_NE(RenderRuleset(state).find("iifname \"bt-1\" ip6 saddr != { ::, fe80::/10 } drop\n"),
+            std::string::npos);
+  state.endpoints[0].address6 = "fd00:88:0::a58:5";
+  std::string s = RenderRuleset(state);
+  EXPECT_NE(s.find("iifname \"bt-1\" ip6 saddr != { ::, fe80::/10, fd00:88::a58:5 } drop\n"),
+            std::string::npos)
+      << s;
+  state.endpoints[0].address6 = "fd00::1 } accept; {";
+  EXPECT_THROW(RenderRuleset(state), Error) << "not an address: never rendered";
+}
+
 TEST(FirewallTest, RefusesNamesThatCouldInjectRules) {
   FirewallState state;
   state.bridge = "berth0\" accept";
   state.subnet = Ipv4Subnet::Parse("10.88.0.0/16");
   auto ip = Ipv4Address::Parse("10.88.0.5");
-  state.endpoints.push_back({"bt-1", ip, MacAddress::FromIpv4(ip), {}});
+  state.endpoints.push_back({"bt-1", ip, MacAddress::FromIpv4(ip), {}, ""});
   EXPECT_THROW(RenderRuleset(state), Error);
   state.bridge = "berth0";
   state.endpoints[0].host_ifname = "bt-1\"; flush";
