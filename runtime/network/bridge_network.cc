@@ -200,6 +200,11 @@ void BridgeNetwork::SyncFirewallLocked() {
   state.table = config_.table;
   state.bridge = config_.bridge;
   state.subnet = config_.subnet;
+  state.gateway = gateway_;
+  if (config_.subnet6) {
+    state.subnet6 = config_.subnet6->ToString();
+    state.gateway6 = config_.subnet6->At(1);
+  }
   for (const auto& a : LoadRecords()) {
     state.endpoints.push_back(
         FirewallEndpoint{a.host_ifname, a.address, a.mac, a.ports, a.address6});
