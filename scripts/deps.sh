@@ -19,7 +19,7 @@ PACKAGES=(
   clang clang-format libgtest-dev libgmock-dev
   busybox-static psmisc
   openvswitch-switch libvirt-daemon libvirt-clients dnsmasq-base btrfs-progs
-  buildah skopeo umoci jq
+  buildah skopeo umoci jq iperf3
   python3-nova python3-os-vif python3-oslotest python3-stestr python3-ddt
   python3-requests-mock python3-testscenarios python3-pytest python3-wsgi-intercept
   python3-heat python3-yaml python3-apt shellcheck

@@ -382,6 +382,7 @@ InstanceNetwork::InstanceNetwork(const NetworkOptions& options, const std::strin
   bc.bridge = options_.bridge;
   bc.subnet = net::Ipv4Subnet::Parse(options_.subnet);
   if (!options_.gateway.empty()) bc.gateway = net::Ipv4Address::Parse(options_.gateway);
+  if (!options_.subnet6.empty()) bc.subnet6 = net::Ipv6Subnet::Parse(options_.subnet6);
   bc.mtu = options_.mtu;
   bc.state_dir = JoinPath(state_dir_, "bridge");
   bc.table = options_.nft_table;
@@ -461,8 +462,12 @@ void InstanceNetwork::Attach(const std::string& uuid, pid_t init_pid, const std:
     }
   } else if (request.mode == "libvirt") {
     undo.Add([this, uuid] { vifs_->DetachInstance(uuid); });
-    // The instance asks libvirt's DHCP for its address (docs/networking.md).
-    vifs_->AttachToLibvirtNetwork(uuid, ns, request.libvirt_network);
+    // An address reserved in libvirt's DHCP for the instance's MAC, when the network has
+    // DHCP; else the instance asks libvirt's DHCP itself (docs/networking.md).
+    net::VifAttachment a = vifs_->AttachToLibvirtNetwork(uuid, ns, request.libvirt_network);
+    if (!a.fixed_ips.empty())
+      address = a.fixed_ips.front().substr(0, a.fixed_ips.front().find('/'));
+    dns = a.dns;
   }
   WithContext("write /etc files of instance " + uuid, [&] {
     net::ResolvConf conf;
@@ -531,6 +536,16 @@ void InstanceNetwork::Reconcile(const std::map<std::string, NetworkRequest>& liv
               spdlog::warn("instance {}: VIF {} missing; attaching again", uuid, vif.spec.port_id);
               AttachVif(uuid, pid->second, vif);
             }
+          }
+        } else if (req.mode == "libvirt") {
+          auto have = vifs_->ListInstance(uuid);
+          bool ok = std::any_of(have.begin(), have.end(), [&](const net::VifAttachment& a) {
+            return HostLinkExists(a.devname);
+          });
+          if (!ok) {
+            spdlog::warn("instance {}: libvirt attachment missing; attaching again", uuid);
+            vifs_->AttachToLibvirtNetwork(uuid, net::NetnsRef::Pid(pid->second),
+                                          req.libvirt_network);
           }
         }
       } catch (const Error& e) {
@@ -608,6 +623,9 @@ void InstanceNetwork::Refresh(const std::string& uuid, const std::string& mode) 
       i.kind = "bridge";
       i.mac = a->mac.ToString();
       i.addresses = {a->address.ToString() + "/" + std::to_string(a->prefix_len)};
+      if (!a->address6.empty()) {
+        i.addresses.push_back(a->address6 + "/" + std::to_string(a->prefix_len6));
+      }
       i.gateway = a->gateway.ToString();
       i.host_ifname = a->host_ifname;
       i.bridge = options_.bridge;

@@ -52,6 +52,15 @@ void SetNetworkOption(NetworkOptions& o, const std::string& where, const std::st
       Bad(where, e.message());
     }
     o.subnet = v;
+  } else if (key == "subnet6") {
+    if (!v.empty()) {
+      try {
+        net::Ipv6Subnet::Parse(v);
+      } catch (const Error& e) {
+        Bad(where, e.message());
+      }
+    }
+    o.subnet6 = v;
   } else if (key == "gateway") {
     if (!v.empty()) {
       try {

@@ -16,6 +16,8 @@ struct NetworkOptions {
   std::string bridge = "berth0";
   std::string subnet = "10.88.0.0/16";
   std::string gateway;  // empty: the subnet's first host
+  // Optional IPv6 subnet (prefix 1..96), e.g. fd00:88::/64; empty: IPv4 only.
+  std::string subnet6;
   unsigned mtu = 1500;
   std::string nft_table = "berth";
   bool enable_ip_forward = true;

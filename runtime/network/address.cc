@@ -66,6 +66,55 @@ Ipv4Subnet Ipv4Subnet::Parse(std::string_view cidr) {
   return subnet;
 }
 
+Ipv6Subnet Ipv6Subnet::Parse(std::string_view cidr) {
+  auto slash = cidr.find('/');
+  if (slash == std::string_view::npos) throw Invalid("IPv6 subnet", cidr);
+  Ipv6Subnet subnet;
+  std::string addr(cidr.substr(0, slash));
+  if (inet_pton(AF_INET6, addr.c_str(), subnet.network.data()) != 1) {
+    throw Invalid("IPv6 subnet", cidr);
+  }
+  auto len = cidr.substr(slash + 1);
+  auto [end, ec] = std::from_chars(len.data(), len.data() + len.size(), subnet.prefix_len);
+  if (ec != std::errc() || end != len.data() + len.size() || len.empty() || subnet.prefix_len < 1 ||
+      subnet.prefix_len > 96) {
+    throw Error(ErrorKind::kInvalidArgument,
+                "IPv6 subnet \"" + std::string(cidr) +
+                    "\" is not valid (want a prefix of 1..96: instances get their IPv4 "
+                    "address in the last 32 bits)");
+  }
+  for (int bit = subnet.prefix_len; bit < 128; ++bit) {
+    if (subnet.network[bit / 8] & (0x80 >> (bit % 8))) {
+      throw Error(ErrorKind::kInvalidArgument,
+                  "IPv6 subnet \"" + std::string(cidr) + "\" has host bits set");
+    }
+  }
+  return subnet;
+}
+
+std::string Ipv6Subnet::ToString() const {
+  char buf[INET6_ADDRSTRLEN];
+  inet_ntop(AF_INET6, network.data(), buf, sizeof buf);
+  return std::string(buf) + "/" + std::to_string(prefix_len);
+}
+
+std::string Ipv6Subnet::At(uint32_t low) const {
+  std::array<uint8_t, 16> a = network;
+  for (int i = 0; i < 4; ++i) a[12 + i] = static_cast<uint8_t>(low >> (24 - 8 * i));
+  char buf[INET6_ADDRSTRLEN];
+  inet_ntop(AF_INET6, a.data(), buf, sizeof buf);
+  return buf;
+}
+
+std::string CanonicalIpv6(std::string_view text) {
+  std::string copy(text);
+  unsigned char a[16];
+  if (inet_pton(AF_INET6, copy.c_str(), a) != 1) throw Invalid("IPv6 address", text);
+  char buf[INET6_ADDRSTRLEN];
+  inet_ntop(AF_INET6, a, buf, sizeof buf);
+  return buf;
+}
+
 std::string Ipv4Subnet::ToString() const {
   return network.ToString() + "/" + std::to_string(prefix_len);
 }

@@ -37,6 +37,25 @@ struct Ipv4Subnet {
   auto operator<=>(const Ipv4Subnet&) const = default;
 };
 
+// The bridge mode's optional IPv6 subnet. An instance's IPv6 address is the subnet with
+// its IPv4 address in the low 32 bits (fd00:88::/64 and 10.88.0.5 give fd00:88::a58:5):
+// unique because the IPv4 lease is, and as crash-safe, with no second IPAM.
+struct Ipv6Subnet {
+  std::array<uint8_t, 16> network{};  // host bits are zero
+  int prefix_len = 0;
+
+  // "fd00:88::/64"; a prefix outside 1..96 (32 bits are needed for the IPv4 address) or
+  // host bits set are kInvalidArgument.
+  static Ipv6Subnet Parse(std::string_view cidr);
+  std::string ToString() const;
+  // The subnet with `low` in its last 32 bits, canonical text (inet_ntop).
+  std::string At(uint32_t low) const;
+  auto operator<=>(const Ipv6Subnet&) const = default;
+};
+
+// Canonical text of an IPv6 address; kInvalidArgument when `text` is not one.
+std::string CanonicalIpv6(std::string_view text);
+
 struct MacAddress {
   std::array<uint8_t, 6> bytes{};
 

@@ -30,6 +30,10 @@ std::string SerializeRecord(const Attachment& a) {
       << "\nifname=" << a.ifname << "\naddress=" << a.address.ToString()
       << "\nprefix_len=" << a.prefix_len << "\nmac=" << a.mac.ToString()
       << "\ngateway=" << a.gateway.ToString() << "\nmtu=" << a.mtu << "\n";
+  if (!a.address6.empty()) {
+    out << "address6=" << a.address6 << "\nprefix_len6=" << a.prefix_len6
+        << "\ngateway6=" << a.gateway6 << "\n";
+  }
   for (const auto& p : a.ports) out << "port=" << ToString(p) << "\n";
   return out.str();
 }
@@ -60,6 +64,12 @@ Attachment ParseRecord(const std::string& text, const std::string& path) {
         a.mtu = static_cast<unsigned>(std::stoul(value));
       else if (key == "port")
         a.ports.push_back(ParsePortMapping(value));
+      else if (key == "address6")
+        a.address6 = CanonicalIpv6(value);
+      else if (key == "prefix_len6")
+        a.prefix_len6 = std::stoi(value);
+      else if (key == "gateway6")
+        a.gateway6 = CanonicalIpv6(value);
     }
     if (a.instance_id.empty() || a.host_ifname.empty()) {
       throw Error(ErrorKind::kInternal, "record is incomplete");
@@ -166,6 +176,14 @@ void BridgeNetwork::EnsureBridgeLocked() {
     if (std::find(addrs.begin(), addrs.end(), cidr) == addrs.end()) {
       nl.AddAddress(config_.bridge, cidr);
     }
+    if (config_.subnet6) {
+      // No duplicate address detection: ours by configuration, and usable at once.
+      std::string cidr6 =
+          config_.subnet6->At(1) + "/" + std::to_string(config_.subnet6->prefix_len);
+      if (std::find(addrs.begin(), addrs.end(), cidr6) == addrs.end()) {
+        nl.AddAddress(config_.bridge, cidr6, /*skip_dad=*/true);
+      }
+    }
     nl.SetUp(config_.bridge);
     if (config_.enable_ip_forward) {
       WriteNetSysctl(host_ns_.get(), "net/ipv4/ip_forward", "1");
@@ -182,8 +200,14 @@ void BridgeNetwork::SyncFirewallLocked() {
   state.table = config_.table;
   state.bridge = config_.bridge;
   state.subnet = config_.subnet;
+  state.gateway = gateway_;
+  if (config_.subnet6) {
+    state.subnet6 = config_.subnet6->ToString();
+    state.gateway6 = config_.subnet6->At(1);
+  }
   for (const auto& a : LoadRecords()) {
-    state.endpoints.push_back(FirewallEndpoint{a.host_ifname, a.address, a.mac, a.ports});
+    state.endpoints.push_back(
+        FirewallEndpoint{a.host_ifname, a.address, a.mac, a.ports, a.address6});
   }
   WithContext("apply nftables rules", [&] { RunNft(host_ns_.get(), RenderRuleset(state)); });
 }
@@ -241,6 +265,11 @@ Attachment BridgeNetwork::Attach(const std::string& instance_id, const NetnsRef&
       if (!stale) ipam_->Release(a.address);
     });
     a.mac = MacAddress::FromIpv4(a.address);
+    if (config_.subnet6) {
+      a.address6 = config_.subnet6->At(a.address.value);
+      a.prefix_len6 = config_.subnet6->prefix_len;
+      a.gateway6 = config_.subnet6->At(1);
+    }
     SaveRecord(a);
     undo.Add([&] {
       if (stale) {
@@ -266,8 +295,13 @@ Attachment BridgeNetwork::Attach(const std::string& instance_id, const NetnsRef&
       Netlink inside = Netlink::OpenIn(netns);
       inside.SetUp("lo");
       inside.AddAddress(a.ifname, a.address.ToString() + "/" + std::to_string(a.prefix_len));
+      if (!a.address6.empty()) {
+        inside.AddAddress(a.ifname, a.address6 + "/" + std::to_string(a.prefix_len6),
+                          /*skip_dad=*/true);
+      }
       inside.SetUp(a.ifname);
       inside.AddDefaultRoute(a.ifname, a.gateway.ToString());
+      if (!a.gateway6.empty()) inside.AddDefaultRoute(a.ifname, a.gateway6);
     });
     SyncFirewallLocked();
     undo.Commit();

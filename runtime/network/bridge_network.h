@@ -18,8 +18,9 @@
 //   3. a veth pair is created whose host end is "bt-<8 hex of a hash of the id>" and whose
 //      peer is created directly inside the instance's namespace, already named `ifname`
 //      (eth0) and carrying its MAC (02:42:<IPv4 bytes>, as Docker does) and MTU;
-//   4. the host end is enslaved to the bridge and set up; inside: lo up, the address, the
-//      interface up, the default route via the gateway;
+//   4. the host end is enslaved to the bridge and set up; inside: lo up, the address (and
+//      the IPv6 one, when configured), the interface up, the default route(s) via the
+//      gateway(s);
 //   5. the nftables tables are re-rendered from all records (one atomic transaction).
 // Any failure undoes the steps already made and rethrows: no lease, record, device or rule
 // is left by a failed Attach.
@@ -48,6 +49,10 @@ struct BridgeConfig {
   std::string bridge = "berth0";
   Ipv4Subnet subnet = Ipv4Subnet{Ipv4Address{0x0a580000}, 16};  // 10.88.0.0/16
   std::optional<Ipv4Address> gateway;  // default: the subnet's first host (10.88.0.1)
+  // Optional IPv6: the bridge gets <subnet6>::1, each instance the subnet with its IPv4
+  // address in the low 32 bits (Ipv6Subnet) and a default route via ::1. No NAT66 and no
+  // published ports over IPv6; the host's IPv6 forwarding is left as it is.
+  std::optional<Ipv6Subnet> subnet6;
   unsigned mtu = 1500;
   std::string state_dir = "/var/lib/berth/network/bridge";
   std::string table = "berth";  // nftables table name, in the ip and bridge families
@@ -73,6 +78,10 @@ struct Attachment {
   Ipv4Address gateway;
   unsigned mtu = 0;
   std::vector<PortMapping> ports;
+  // With BridgeConfig::subnet6 (empty otherwise): canonical text, without the prefix.
+  std::string address6;
+  int prefix_len6 = 0;
+  std::string gateway6;
 };
 
 // "bt-" + 8 hex digits of FNV-1a(instance_id): at most 15 bytes, stable across restarts.

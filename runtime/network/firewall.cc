@@ -172,8 +172,27 @@ std::string RenderRuleset(const FirewallState& state) {
   // frame that enters by a port, before it is switched or delivered to the host, and needs
   // no br_netfilter.
   std::ostringstream br;
-  br << "table bridge " << state.table << " {\n"
-     << "  chain prerouting {\n"
+  br << "table bridge " << state.table << " {\n";
+  // Frames between instances are switched, never routed or NATed, so they need no
+  // connection tracking. They would get it anyway on a host where br_netfilter is loaded
+  // (bridge-nf-call-iptables=1, the default then; Docker, Kubernetes and Neutron's Linux
+  // bridge agent load it): the IP hooks, and with our NAT table conntrack, would see every
+  // bridged packet — measurable per-packet cost, and a conntrack entry per east-west
+  // flow. Untracked here (raw priority, before br_netfilter's hooks); traffic to the
+  // bridge's own addresses (NAT, published ports) keeps it.
+  if (state.gateway) {
+    br << "  chain eastwest {\n"
+       << "    type filter hook prerouting priority -300; policy accept;\n"
+       << "    ip saddr " << subnet << " ip daddr " << subnet
+       << " ip daddr != " << state.gateway->ToString() << " notrack\n";
+    if (!state.subnet6.empty()) {
+      std::string s6 = Ipv6Subnet::Parse(state.subnet6).ToString();
+      br << "    ip6 saddr " << s6 << " ip6 daddr " << s6
+         << " ip6 daddr != " << CanonicalIpv6(state.gateway6) << " notrack\n";
+    }
+    br << "  }\n";
+  }
+  br << "  chain prerouting {\n"
      << "    type filter hook prerouting priority -200; policy accept;\n";
   for (const auto& ep : state.endpoints) {
     CheckIfname(ep.host_ifname);
@@ -185,7 +204,8 @@ std::string RenderRuleset(const FirewallState& state) {
        << in << "arp saddr ether != " << mac << " drop\n"
        << in << "arp saddr ip != " << ip << " drop\n"
        << in << "ip saddr != " << ip << " drop\n"
-       << in << "ip6 saddr != { ::, fe80::/10 } drop\n";
+       << in << "ip6 saddr != { ::, fe80::/10"
+       << (ep.address6.empty() ? "" : ", " + CanonicalIpv6(ep.address6)) << " } drop\n";
   }
   br << "  }\n}\n";
   return out + nat.str() + br.str();

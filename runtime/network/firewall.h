@@ -36,12 +36,18 @@ struct FirewallEndpoint {
   Ipv4Address address;
   MacAddress mac;
   std::vector<PortMapping> ports;
+  std::string address6;  // its IPv6 address (bridge mode with subnet6); empty: none
 };
 
 struct FirewallState {
   std::string table = "berth";
   std::string bridge;  // the host bridge ("berth0")
   Ipv4Subnet subnet;
+  // The bridge's own addresses: traffic to them is routed by the host (NAT, published
+  // ports) and keeps connection tracking; traffic between instances does not need it.
+  std::optional<Ipv4Address> gateway;
+  std::string subnet6;   // "fd00:88::/64" or empty
+  std::string gateway6;  // "fd00:88::1" or empty
   std::vector<FirewallEndpoint> endpoints;
 };
 

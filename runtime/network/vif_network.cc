@@ -68,6 +68,12 @@ int CidrFamily(const std::string& cidr) {
   return family;
 }
 
+// The reserved address of a libvirt attachment: its only fixed IP, without the prefix.
+Ipv4Address LibvirtAddressOf(const VifAttachment& a) {
+  const std::string& cidr = a.fixed_ips.front();
+  return Ipv4Address::Parse(cidr.substr(0, cidr.find('/')));
+}
+
 void CheckInstanceId(const std::string& id) {
   if (!IsValidInstanceId(id)) Invalid("instance id \"" + id + "\" is not valid");
 }
@@ -289,13 +295,33 @@ VifAttachment VifNetwork::AttachToLibvirtNetwork(const std::string& instance_id,
                        static_cast<uint8_t>(hash >> 8),
                        static_cast<uint8_t>(hash)};
     }
-    ValidateVifSpec(vif);
-    std::lock_guard lock(mu_);
-    VifAttachment a;
-    a.instance_id = instance_id;
-    a.kind = VifKind::kLibvirt;
-    a.network = network;
-    return AttachLocked(std::move(a), netns, vif);
+    // A static DHCP host entry for the MAC: the address is the network's to give, and
+    // berthd configures it (the instance needs no DHCP client). Asked before the lock;
+    // planned again should another host take the address before our entry lands.
+    for (int attempt = 1;; ++attempt) {
+      auto plan = PlanLibvirtReservation(config_.libvirt_uri, network, vif.mac);
+      vif.fixed_ips.clear();
+      vif.gateways.clear();
+      std::vector<std::string> dns;
+      if (plan) {
+        vif.fixed_ips = {plan->address.ToString() + "/" + std::to_string(plan->prefix_len)};
+        if (plan->gateway) vif.gateways = {plan->gateway->ToString()};
+        if (plan->dns) dns = {plan->dns->ToString()};
+      }
+      ValidateVifSpec(vif);
+      try {
+        std::lock_guard lock(mu_);
+        VifAttachment a;
+        a.instance_id = instance_id;
+        a.kind = VifKind::kLibvirt;
+        a.network = network;
+        a = AttachLocked(std::move(a), netns, vif);
+        a.dns = dns;
+        return a;
+      } catch (const Error& e) {
+        if (e.kind() != ErrorKind::kConflict || !plan || attempt == 3) throw;
+      }
+    }
   });
 }
 
@@ -335,6 +361,13 @@ VifAttachment VifNetwork::AttachLocked(VifAttachment a, const NetnsRef& netns, c
   Rollback undo;
   SaveRecord(a);
   undo.Add([&] { RemoveRecord(a.devname); });
+  // After the record, so a crash leaves something that Detach/Reconcile release.
+  if (a.kind == VifKind::kLibvirt && !a.fixed_ips.empty()) {
+    AddLibvirtReservation(config_.libvirt_uri, a.network, a.mac, LibvirtAddressOf(a));
+    undo.Add([&] {
+      RemoveLibvirtReservation(config_.libvirt_uri, a.network, a.mac, LibvirtAddressOf(a));
+    });
+  }
   host.CreateVethPair({.name = a.devname,
                        .peer_name = a.ifname,
                        .peer_netns = netns,
@@ -375,6 +408,10 @@ void VifNetwork::DetachLocked(const VifAttachment& a) {
     // The OVS port first: if OVSDB fails, everything stays as it was and a retry (or
     // Reconcile) finds the record.
     if (a.kind == VifKind::kOvs) ovs_.DeletePort(a.bridge, a.devname);
+    // Likewise the libvirt reservation: kept, with the record, while libvirtd is away.
+    if (a.kind == VifKind::kLibvirt && !a.fixed_ips.empty()) {
+      RemoveLibvirtReservation(config_.libvirt_uri, a.network, a.mac, LibvirtAddressOf(a));
+    }
     HostNetlink().DeleteLinkIfExists(a.devname);
     RemoveRecord(a.devname);
   });

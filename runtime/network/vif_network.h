@@ -85,6 +85,8 @@ struct VifAttachment {
   unsigned mtu = 0;
   std::vector<std::string> fixed_ips;
   std::string network;  // libvirt only: the network's name
+  // libvirt only, not kept in the record: the network's DNS server (its address).
+  std::vector<std::string> dns;
 };
 
 struct VifNetworkConfig {
@@ -116,7 +118,11 @@ class VifNetwork {
   VifAttachment AttachToOvs(const std::string& instance_id, const NetnsRef& netns,
                             const VifSpec& vif);
   // Errors of LookupLibvirtBridge (kUnsupported when libvirtd is not reachable), then as
-  // AttachToLinuxBridge. No address is configured: the instance asks libvirt's DHCP.
+  // AttachToLinuxBridge. When the network has IPv4 DHCP, an address of its ranges is
+  // reserved for the MAC (a static <host> entry, libvirt_network.h) and configured inside
+  // with a default route via the network's address (unless it is isolated); otherwise no
+  // address is set and the instance must ask libvirt's DHCP itself. Detach removes the
+  // entry (kept with the record while libvirtd is unreachable, as an OVS port is).
   VifAttachment AttachToLibvirtNetwork(const std::string& instance_id, const NetnsRef& netns,
                                        const std::string& network,
                                        const LibvirtAttachOptions& options = {});

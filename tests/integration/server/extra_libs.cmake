@@ -4,5 +4,6 @@ target_link_libraries(${target} PRIVATE CURL::libcurl)
 add_dependencies(${target} berthd berth-monitor)
 target_sources(${target} PRIVATE ${PROJECT_SOURCE_DIR}/tests/integration/network/net_fixture.cc)
 target_sources(${target} PRIVATE ${PROJECT_SOURCE_DIR}/tests/integration/network/ovs_fixture.cc)
+target_sources(${target} PRIVATE ${PROJECT_SOURCE_DIR}/tests/integration/network/libvirt_fixture.cc)
 # The escape suite copies this static probe into an instance's image.
 add_dependencies(${target} berth_escape_probe)
