@@ -6,7 +6,8 @@
 Prints passed / failed / skipped per run, then every test whose outcome is not the same in
 all runs, then the failures of each run with the first line of their reason. --known names
 a file of `regex  reason` lines: failures matching one are listed with that reason (they are
-not Berth's, e.g. a feature this single-machine cloud does not have). Exit status 1 if the
+not Berth's, e.g. a feature this single-machine cloud does not have); `label:regex` applies to
+that run only (e.g. what the fake driver does not do). Exit status 1 if the
 first run (Berth) has a failure that no known reason explains and that the other runs do
 not share.
 """
@@ -74,7 +75,10 @@ def known_reasons(path):
             if not line or line.startswith("#"):
                 continue
             regex, _, reason = line.partition("  ")
-            out.append((re.compile(regex.strip()), reason.strip()))
+            label = None
+            if re.match(r"^[a-z]+:", regex):  # "fake:regex": for that run only
+                label, _, regex = regex.partition(":")
+            out.append((label, re.compile(regex.strip()), reason.strip()))
     return out
 
 
@@ -110,12 +114,22 @@ def main():
         print("  " + " ".join("%s=%s" % (label, res.get(t, ("-", ""))[0])
                               for label, res in runs) + "  " + t)
 
+    for label, res in runs:
+        reasons = {}
+        for status, reason in res.values():
+            if status == "skip":
+                reasons[reason] = reasons.get(reason, 0) + 1
+        print("\nSkipped with %s, by reason:" % label)
+        for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1]):
+            print("  %3d  %s" % (n, reason))
+
     unexplained = []
     for idx, (label, res) in enumerate(runs):
         fails = [t for t in ids if res.get(t, ("", ""))[0] == "fail"]
         print("\nFailures with %s (%d):" % (label, len(fails)))
         for t in fails:
-            why = next((r for rx, r in known if rx.search(t)), None)
+            why = next((r for lb, rx, r in known
+                        if rx.search(t) and lb in (None, label)), None)
             shared = [lb for lb, other in runs
                       if lb != label and other.get(t, ("", ""))[0] == "fail"]
             note = ("known: " + why if why else
