@@ -173,6 +173,9 @@ run_tempest() {  # run_tempest LABEL
   say "Tempest, $label: $REGEX (concurrency $CONCURRENCY)"
   rm -rf "$ws"
   mkdir -p "$TEMPEST_DIR"
+  # The workspace of an earlier run is still registered under this name.
+  tempest workspace remove --workspace-path "$TEMPEST_DIR/workspaces.yaml" \
+    --name "berth-e2e-$label" >/dev/null 2>&1 || true
   tempest init --workspace-path "$TEMPEST_DIR/workspaces.yaml" --name "berth-e2e-$label" \
     "$ws" >/dev/null
   write_tempest_conf "$ws/etc/tempest.conf"
