@@ -31,7 +31,7 @@ set -Eeuo pipefail
 
 HERE_T=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # openstack_e2e.sh's settings and functions (its main does not run when sourced).
-# shellcheck source=openstack_e2e.sh
+# shellcheck source=SCRIPTDIR/openstack_e2e.sh
 source "$HERE_T/openstack_e2e.sh"
 
 REGEX=${BERTH_TEMPEST_REGEX:-'^tempest\.api\.compute\.servers\.'}
@@ -43,6 +43,7 @@ KNOWN=$HERE_T/tempest_known_failures.txt
 # tests need an "alt" one. The image is a busybox docker-archive whose process prints a few
 # lines at start, as a guest's boot does (test_get_console_output asks for the last 3 lines
 # of the console and wants 3), and stops cleanly on SIGTERM.
+# shellcheck disable=SC2016  # expanded by the instance's shell
 TEMPEST_IMAGE_CMD='echo "berth tempest image on $(hostname)"; echo "$(date -u) started";
 echo booted; trap "echo bye; exit 0" TERM; while :; do sleep 0.2; done'
 tempest_resources() {
@@ -222,8 +223,9 @@ tempest_main() {
     "$HERE_T/openstack_e2e.sh" setup
     trap '"$HERE_T/openstack_e2e.sh" stop' EXIT
   fi
-  [ -f "$RUN/nova-compute.pid" ] && alive_leader "$(cat "$RUN/nova-compute.pid")" ||
+  if ! [ -f "$RUN/nova-compute.pid" ] || ! alive_leader "$(cat "$RUN/nova-compute.pid")"; then
     die "no running e2e OpenStack: run tests/e2e/openstack_e2e.sh setup first"
+  fi
   [ "$what" = report ] && { report; return; }
   tempest_resources
   if [ "$what" = glance ] || { [ "$what" = all ] && [ "$GLANCE_TESTS" = 1 ]; }; then
