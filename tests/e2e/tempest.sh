@@ -174,11 +174,13 @@ run_tempest() {  # run_tempest LABEL
   say "Tempest, $label: $REGEX (concurrency $CONCURRENCY)"
   rm -rf "$ws"
   mkdir -p "$TEMPEST_DIR"
-  # The workspace of an earlier run is still registered under this name.
-  tempest workspace remove --workspace-path "$TEMPEST_DIR/workspaces.yaml" \
-    --name "berth-e2e-$label" >/dev/null 2>&1 || true
-  tempest init --workspace-path "$TEMPEST_DIR/workspaces.yaml" --name "berth-e2e-$label" \
-    "$ws" >/dev/null
+  # The workspace of an earlier run is still registered under this name. (From
+  # $TEMPEST_DIR: these commands leave a tempest.log in the current directory.)
+  (cd "$TEMPEST_DIR" &&
+    { tempest workspace remove --workspace-path "$TEMPEST_DIR/workspaces.yaml" \
+      --name "berth-e2e-$label" >/dev/null 2>&1 || true; } &&
+    tempest init --workspace-path "$TEMPEST_DIR/workspaces.yaml" --name "berth-e2e-$label" \
+      "$ws" >/dev/null)
   write_tempest_conf "$ws/etc/tempest.conf"
   t0=$(now)
   (cd "$ws" && tempest run --config-file "$ws/etc/tempest.conf" --regex "$REGEX" \
