@@ -190,7 +190,7 @@ std::string PasswordAuthBody(const KeystoneOptions& o) {
   return std::string(buf.GetString(), buf.GetSize());
 }
 
-std::string TokenAuthBody(const std::string& token) {
+std::string TokenAuthBody(const std::string& token, const std::string& project_id) {
   rapidjson::StringBuffer buf;
   Writer w(buf);
   w.StartObject();
@@ -207,6 +207,15 @@ std::string TokenAuthBody(const std::string& token) {
   Put(w, "id", token);
   w.EndObject();
   w.EndObject();
+  if (!project_id.empty()) {
+    w.Key("scope");
+    w.StartObject();
+    w.Key("project");
+    w.StartObject();
+    Put(w, "id", project_id);
+    w.EndObject();
+    w.EndObject();
+  }
   w.EndObject();
   w.EndObject();
   return std::string(buf.GetString(), buf.GetSize());
@@ -229,6 +238,10 @@ TokenInfo KeystoneClient::Authenticate(const std::string& body, const std::strin
   req.url = V3Url(options_.auth_url) + "/auth/tokens";
   req.headers = {"Content-Type: application/json", "Accept: application/json"};
   req.body = body;
+  return TokenCall(req, what);
+}
+
+TokenInfo KeystoneClient::TokenCall(const HttpRequest& req, const std::string& what) {
   for (int attempt = 1;; ++attempt) {
     HttpResponse resp;
     try {
@@ -285,8 +298,18 @@ void KeystoneClient::InvalidateServiceToken() {
   token_.reset();
 }
 
+TokenInfo KeystoneClient::Inspect(const std::string& token) {
+  HttpRequest req;
+  req.url = V3Url(options_.auth_url) + "/auth/tokens";
+  req.headers = {"Accept: application/json", "X-Auth-Token: " + token, "X-Subject-Token: " + token};
+  return TokenCall(req, "read a token");
+}
+
 TokenInfo KeystoneClient::AuthenticateWithToken(const std::string& token) {
-  return Authenticate(TokenAuthBody(token), "token auth");
+  // Keystone makes an unscoped token (no roles, no catalog) unless the request names a
+  // scope: keep the old token's project.
+  std::string project = Inspect(token).project_id;
+  return Authenticate(TokenAuthBody(token, project), "token auth");
 }
 
 std::optional<TokenInfo> KeystoneClient::Validate(const std::string& token) {
@@ -357,7 +380,7 @@ std::string KeystoneClient::Endpoint(const std::string& type, const std::string&
     if (auto it = user_catalogs_.find(user_token); it != user_catalogs_.end()) catalog = it->second;
   }
   if (catalog.empty()) {
-    catalog = AuthenticateWithToken(user_token).catalog;
+    catalog = Inspect(user_token).catalog;
     std::lock_guard lock(mu_);
     if (user_catalogs_.size() >= 256) user_catalogs_.clear();
     user_catalogs_[user_token] = catalog;

@@ -63,7 +63,8 @@ std::string FindEndpoint(const std::vector<CatalogEndpoint>& catalog, const std:
 bool NeedsRefresh(SystemClock::time_point expires_at, SystemClock::time_point now,
                   std::chrono::seconds margin);
 std::string PasswordAuthBody(const KeystoneOptions& options);
-std::string TokenAuthBody(const std::string& token);
+// Token auth; scoped to project_id when given (else Keystone makes an unscoped token).
+std::string TokenAuthBody(const std::string& token, const std::string& project_id = "");
 // "http://k:5000" -> "http://k:5000/v3"; "http://k:5000/v3/" -> "http://k:5000/v3".
 std::string V3Url(const std::string& auth_url);
 
@@ -79,20 +80,28 @@ class KeystoneClient {
   TokenInfo ServiceToken();
   // Forgets the service token (Glance refused it: revoked before its expiry).
   void InvalidateServiceToken();
-  // Token auth: a new token (with the catalog) for an existing one.
+  // Token auth: a new token (with the catalog) for an existing one, scoped to the same
+  // project.
   TokenInfo AuthenticateWithToken(const std::string& token);
+  // A token's own view of itself (GET /v3/auth/tokens with the token as both the caller and
+  // the subject, which Keystone's policy allows any token): its user, project, roles and
+  // catalog. Needs no service credentials.
+  TokenInfo Inspect(const std::string& token);
   // A caller's token: its info when Keystone says it is valid, nullopt when it is not.
   // Both answers are cached for validation_cache_s. Needs service credentials.
   std::optional<TokenInfo> Validate(const std::string& token);
   // True when Validate accepts the token and it carries one of allowed_roles.
   bool Authorizes(const std::string& token);
   // The URL of a service from the catalog: the service token's, or (without service
-  // credentials) the one Keystone returns for `user_token` by token auth.
+  // credentials) `user_token`'s own (Inspect), cached by token.
   std::string Endpoint(const std::string& type, const std::string& interface,
                        const std::string& region, const std::string& user_token = "");
 
  private:
   TokenInfo Authenticate(const std::string& body, const std::string& what);
+  // One token request with retries on transport errors and 5xx; the token is the
+  // response's X-Subject-Token.
+  TokenInfo TokenCall(const HttpRequest& req, const std::string& what);
 
   KeystoneOptions options_;
   std::mutex mu_;          // guards token_ and validated_

@@ -89,8 +89,8 @@ class InstanceManager {
   InstanceManager(const Config& config, store::ImageStore& images, Metrics& metrics);
   ~InstanceManager();
 
-  // Turns a spawn's `image` into a reference the image store has (berthd sets one that
-  // syncs Glance images); without one, `image` must name a local image.
+  // Turns a spawn's or a rebuild's `image` into a reference the image store has (berthd
+  // sets one that syncs Glance images); without one, `image` must name a local image.
   using ImageResolver =
       std::function<std::string(const std::string& image_ref, const rapidjson::Value& body)>;
   void SetImageResolver(ImageResolver resolver) { image_resolver_ = std::move(resolver); }

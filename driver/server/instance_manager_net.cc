@@ -102,10 +102,13 @@ InstanceRecord InstanceManager::Rebuild(Instance& inst, InstanceRecord rec, Powe
   }
   const std::string old_key = DiskKey(uuid);
   const std::string new_key = SnapshotKey(uuid) + "-r" + RandomHex(4);
+  // As for a spawn: a Glance image id is synced (may download) outside image_mu_, with the
+  // request's "token" and "glance" hints.
+  const std::string store_ref = image_resolver_ ? image_resolver_(*image_ref, body) : *image_ref;
   store::ImageRecord image;
   {
     std::lock_guard image_lock(image_mu_);
-    image = images_.Get(*image_ref);
+    image = images_.Get(store_ref);
     images_.layers().Prepare(new_key, image.top_chain().str());
   }
   Rollback rollback;

@@ -89,11 +89,11 @@ def keystone_setup(args):
 def busybox_archive(args):
     sys.path[:0] = [os.path.join(REPO, "tests", "python"), os.path.join(REPO, "driver", "nova")]
     import berthd_process
-    data = berthd_process.busybox_docker_archive()
+    cmd = ["/bin/sh", "-c", args.shell] if args.shell else berthd_process.BUSYBOX_CMD
+    data = berthd_process.busybox_docker_archive(cmd)
     with open(args.out, "wb") as f:
         f.write(data)
-    print("%s: docker-archive of busybox, %d bytes, Cmd %s"
-          % (args.out, len(data), berthd_process.BUSYBOX_CMD))
+    print("%s: docker-archive of busybox, %d bytes, Cmd %s" % (args.out, len(data), cmd))
 
 
 def _poll(get, done, what, timeout, since):
@@ -209,6 +209,8 @@ def main():
     k.set_defaults(fn=keystone_setup)
     b = sub.add_parser("busybox-archive")
     b.add_argument("out")
+    b.add_argument("--shell", help="the image's command, a /bin/sh -c script (default: "
+                   "berthd_process.BUSYBOX_CMD)")
     b.set_defaults(fn=busybox_archive)
     for name, fn in (("wait-server", wait_server), ("wait-image", wait_image)):
         w = sub.add_parser(name)

@@ -13,6 +13,7 @@ E2E_PACKAGES=(
   python3-openstackclient python3-heatclient python3-keystoneclient python3-novaclient
   python3-glanceclient
   busybox-static curl
+  tempest
 )
 
 E2E_DEBCONF="

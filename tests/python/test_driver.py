@@ -676,7 +676,14 @@ def test_rebuild_asks_berthd(drv, fake, ctx):
     drv.rebuild(ctx, inst, image_meta(os_command_line="/bin/app --x"), [], None, {}, [],
                 None, None, network_info=[])
     (req,) = fake.calls()
-    assert req.json == {"action": "rebuild", "image": IMAGE, "command": ["/bin/app", "--x"]}
+    # A Glance image berthd has not synced yet is downloaded as for a spawn: the same
+    # hints and the user's token.
+    assert req.json == {
+        "action": "rebuild", "image": IMAGE, "command": ["/bin/app", "--x"],
+        "glance": {"id": IMAGE, "name": "busybox", "container_format": "docker",
+                   "disk_format": "raw", "checksum": "d41d8cd98f00b204e9800998ecf8427e",
+                   "size": 1234, "min_disk": 0, "min_ram": 0},
+        "token": "keystone-token"}
     assert saved == [(task_states.REBUILD_SPAWNING, [task_states.REBUILDING])]
 
 
@@ -687,12 +694,28 @@ def test_rebuild_evacuate_falls_back_to_nova(drv, fake, ctx):
     assert fake.calls() == []
 
 
-def test_rebuild_error_is_translated(drv, fake, ctx):
-    fake.add("POST", ACTION, 404, error(404, "image x not found"))
+def test_rebuild_errors_are_translated(drv, fake, ctx):
     inst = make_instance(ctx, task_state=task_states.REBUILDING)
     inst.save = lambda expected_task_state=None: None
-    with pytest.raises(exception.InstanceNotFound):
+
+    def rebuild():
         drv.rebuild(ctx, inst, image_meta(), [], None, {}, [], None, None)
+
+    # An unknown image is the image's fault: InstanceNotFound would make Nova believe the
+    # server was deleted meanwhile and leave it in REBUILD without a word.
+    fake.add("POST", ACTION, 404, error(404, 'image "x" not found'))
+    with pytest.raises(exception.ImageNotFound):
+        rebuild()
+    fake.set("POST", ACTION, 404, error(404, "instance not found"))
+    with pytest.raises(exception.InstanceNotFound):
+        rebuild()
+    fake.set("POST", ACTION, 403, glance_error(403, "glance_forbidden", "glance refused"))
+    with pytest.raises(exception.ImageNotAuthorized):
+        rebuild()
+    fake.set("POST", ACTION, 409, error(409, "instance is NOSTATE"))
+    fake.add("GET", INST, 200, instance_json(UUID))
+    with pytest.raises(exception.InstanceInvalidState):
+        rebuild()
 
 
 # -- snapshot -----------------------------------------------------------------------

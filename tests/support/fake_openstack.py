@@ -102,10 +102,13 @@ def token_body(tok, info, with_catalog=True):
         "issued_at": iso(now()),
         "user": {"id": info["user"] + "-id", "name": info["user"],
                  "domain": {"id": "default", "name": "Default"}},
-        "project": {"id": info["project"] + "-id", "name": info["project"],
-                    "domain": {"id": "default", "name": "Default"}},
-        "roles": [{"id": r + "-id", "name": r} for r in info["roles"]],
     }}
+    # As Keystone: an unscoped token has no project, no roles and no catalog.
+    if info["project"] is None:
+        return body
+    body["token"]["project"] = {"id": info["project"] + "-id", "name": info["project"],
+                                "domain": {"id": "default", "name": "Default"}}
+    body["token"]["roles"] = [{"id": r + "-id", "name": r} for r in info["roles"]]
     if with_catalog:
         body["token"]["catalog"] = catalog()
     return body
@@ -246,12 +249,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     # -- keystone -----------------------------------------------------------------------
 
-    def _issue(self, user, project=None):
+    def _issue(self, user, scoped=True):
         u = USERS[user]
         tok = "tok-" + uuid.uuid4().hex
         with LOCK:
             STATE["tokens"][tok] = {
-                "user": user, "project": project or u["project"], "roles": u["roles"],
+                "user": user, "project": u["project"] if scoped else None,
+                "roles": u["roles"] if scoped else [],
                 "expires": now() + datetime.timedelta(seconds=STATE["ttl"])}
         return tok
 
@@ -274,7 +278,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     info = STATE["tokens"].get(old)
                 if not info or info["expires"] <= now():
                     return self._error(401, "The request you have made requires authentication.")
-                tok = self._issue(info["user"], info["project"])
+                # As Keystone: without a scope in the request the new token is unscoped;
+                # the user's own project (by id or name) scopes it.
+                project = (auth.get("scope") or {}).get("project")
+                user_project = USERS[info["user"]]["project"]
+                if project and project.get("id") not in (None, user_project + "-id") or \
+                        project and project.get("name") not in (None, user_project):
+                    return self._error(401, "no role on that project")
+                tok = self._issue(info["user"], scoped=bool(project))
             else:
                 return self._error(400, "unsupported methods %s" % methods)
             with LOCK:
@@ -282,8 +293,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self._send(201, token_body(tok, info), headers={"X-Subject-Token": tok})
         if self.command == "GET":
             svc, svc_info = self._token()
-            if not svc or "admin" not in svc_info["roles"]:
+            if not svc:
                 return self._error(401, "The request you have made requires authentication.")
+            # As Keystone's policy: an admin validates any token, any token itself.
+            if "admin" not in svc_info["roles"] and \
+                    self.headers.get("X-Subject-Token") != svc:
+                return self._error(403, "You are not authorized to perform the requested action")
             subject, info = self._token("X-Subject-Token")
             if not subject:
                 return self._error(404, "Could not find token")

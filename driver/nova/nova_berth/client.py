@@ -239,13 +239,19 @@ class BerthClient(object):
     def detach_interface(self, uuid, port_id):
         self.request("DELETE", "/v1/instances/%s/interfaces/%s" % (_q(uuid), _q(port_id)))
 
-    def rebuild(self, uuid, image, command=None, timeout=None):
-        """The rebuild action: a new root from `image`, same uuid and network."""
+    def rebuild(self, uuid, image, command=None, timeout=None, glance=None, token=None):
+        """The rebuild action: a new root from `image`, same uuid and network. `image` may
+        be a Glance id (berthd syncs it as for a spawn, with `token` and the `glance`
+        hints)."""
         fields = {"image": image}
         if command is not None:
             fields["command"] = command
         if timeout is not None:
             fields["timeout"] = timeout
+        if glance is not None:
+            fields["glance"] = glance
+        if token:
+            fields["token"] = token
         return self.action(uuid, "rebuild", http_timeout=self.spawn_timeout, **fields)
 
     def delete_instance(self, uuid):

@@ -766,9 +766,28 @@ class BerthDriver(driver.ComputeDriver):
         image_id = _attr(image_meta, "id") or instance.image_ref
         instance.task_state = task_states.REBUILD_SPAWNING
         instance.save(expected_task_state=[task_states.REBUILDING])
-        self._call(instance, "rebuild", self.berth.rebuild, _uuid(instance), image_id,
-                   command=self._command(image_meta) or [])
+        try:
+            self.berth.rebuild(_uuid(instance), image_id,
+                               command=self._command(image_meta) or [],
+                               glance=self._glance_info(image_meta, image_id),
+                               token=self._token(context))
+        except berth_exc.BerthError as e:
+            raise self._rebuild_error(e, instance, image_id) from e
         LOG.info("rebuilt from image %s", image_id, instance=instance)
+
+    def _rebuild_error(self, err, instance, image_id):
+        # berthd answers 404 for the image as well as for the instance: an unknown image
+        # must not become InstanceNotFound, which Nova takes for "deleted meanwhile" and
+        # leaves the server in REBUILD without a word.
+        glance_err = self._glance_error(err, image_id)
+        if glance_err is not None:
+            return glance_err
+        if isinstance(err, berth_exc.BerthNotFound) and err.message.startswith("image"):
+            return exception.ImageNotFound(image_id=image_id)
+        if isinstance(err, berth_exc.BerthBadRequest) and \
+                err.message.startswith(("image", "command", "glance")):
+            return exception.ImageUnacceptable(image_id=image_id, reason=err.message)
+        return self._translate(err, instance, "rebuild")
 
     # -- networking -------------------------------------------------------------------
     #

@@ -120,6 +120,34 @@ TEST_F(BerthdGlanceTest, BootsFromAGlanceImageAndCachesIt) {
   EXPECT_EQ(fake_->Count(path), downloads);
 }
 
+TEST_F(BerthdGlanceTest, RebuildFromAGlanceImageNotYetSynced) {
+  HttpResult r = Spawn(kBusybox, "");
+  ASSERT_EQ(r.status, 201) << r.body;
+  std::string uuid = Str(r.Json(), "uuid");
+  // Another Glance image, never booted here: the rebuild syncs it as a spawn would, with
+  // the request's token.
+  const std::string id = "44444444-2222-3333-4444-555555555555";
+  fake_->AddImage("{\"id\": \"" + id + "\", \"data_file\": \"" + rootfs_ +
+                  "\", \"container_format\": \"bare\", \"disk_format\": \"root-tar\"}");
+  HttpResult rb = daemon_->Post("/v1/instances/" + uuid + "/action",
+                                "{\"action\": \"rebuild\", \"image\": \"" + id +
+                                    "\", \"token\": \"" + fake_->Issue("demo") + "\"}");
+  ASSERT_EQ(rb.status, 200) << rb.body;
+  auto doc = rb.Json();
+  EXPECT_EQ(Str(doc, "image_ref"), id);
+  EXPECT_EQ(Str(doc, "power_state_name"), "RUNNING");
+  EXPECT_EQ(fake_->Count("GET /v2/images/" + id + "/file"), 1);
+  // An id Glance does not know: 404 of kind glance_not_found, the instance untouched.
+  HttpResult missing =
+      daemon_->Post("/v1/instances/" + uuid + "/action",
+                    R"({"action": "rebuild", "image": "55555555-0000-0000-0000-000000000000"})");
+  EXPECT_EQ(missing.status, 404) << missing.body;
+  EXPECT_EQ(Kind(missing), "glance_not_found");
+  auto after = daemon_->Get("/v1/instances/" + uuid).Json();
+  EXPECT_EQ(Str(after, "image_ref"), id);
+  EXPECT_EQ(Str(after, "power_state_name"), "RUNNING");
+}
+
 TEST_F(BerthdGlanceTest, ConcurrentBootsOfANewImageDownloadItOnce) {
   const std::string id = "33333333-2222-3333-4444-555555555555";
   fake_->AddImage("{\"id\": \"" + id + "\", \"data_file\": \"" + rootfs_ +

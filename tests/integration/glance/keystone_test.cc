@@ -80,7 +80,29 @@ TEST_F(KeystoneTest, TokenAuthReturnsANewTokenWithTheCatalog) {
   EXPECT_NE(t.id, demo);
   EXPECT_EQ(t.user_name, "demo");
   EXPECT_FALSE(t.catalog.empty());
+  // Scoped like the old token (Keystone would make an unscoped one, without roles).
+  EXPECT_EQ(t.project_id, "demo-id");
+  EXPECT_EQ(t.roles, std::vector<std::string>{"member"});
   EXPECT_THROW(k.AuthenticateWithToken("bogus"), RemoteError);
+}
+
+TEST_F(KeystoneTest, InspectReadsATokenWithItselfWithoutServiceCredentials) {
+  KeystoneOptions o = Options();
+  o.username.clear();
+  o.password.clear();
+  KeystoneClient anon(o);
+  std::string demo = fake_->Issue("demo");
+  TokenInfo t = anon.Inspect(demo);
+  EXPECT_EQ(t.id, demo);
+  EXPECT_EQ(t.project_id, "demo-id");
+  EXPECT_FALSE(t.catalog.empty());
+  EXPECT_EQ(Auths(), 0);  // no new token was made
+  try {
+    anon.Inspect("bogus");
+    FAIL();
+  } catch (const RemoteError& e) {
+    EXPECT_EQ(e.http_status(), 401);
+  }
 }
 
 TEST_F(KeystoneTest, ValidationChecksRolesAndIsCached) {
@@ -119,7 +141,7 @@ TEST_F(KeystoneTest, CatalogEndpointByInterfaceAndRegion) {
   EXPECT_EQ(k.Endpoint("image", "internal", ""), fake_->url());
   EXPECT_EQ(k.Endpoint("image", "public", "RegionTwo"), "http://127.0.0.1:9");
   EXPECT_THROW(k.Endpoint("image", "admin", ""), Error);
-  // Without service credentials the caller's token finds the catalog (token auth).
+  // Without service credentials the caller's token finds the catalog (its own view).
   KeystoneOptions o = Options();
   o.username.clear();
   o.password.clear();

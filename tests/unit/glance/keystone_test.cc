@@ -87,6 +87,9 @@ TEST(AuthBodies, PasswordScopedToProject) {
   EXPECT_STREQ(d["auth"]["scope"]["project"]["name"].GetString(), "service");
   d.Parse(TokenAuthBody("abc").c_str());
   EXPECT_STREQ(d["auth"]["identity"]["token"]["id"].GetString(), "abc");
+  EXPECT_FALSE(d["auth"].HasMember("scope"));
+  d.Parse(TokenAuthBody("abc", "p-1").c_str());
+  EXPECT_STREQ(d["auth"]["scope"]["project"]["id"].GetString(), "p-1");
 }
 
 TEST(V3Url, AddsTheVersionOnce) {
