@@ -192,6 +192,11 @@ def test_spawn_powered_off(drv, fake, ctx):
      exception.ImageUnacceptable),
     (400, "flavor.extra_specs.hw:cpuset: want a cpu list", exception.InvalidInput),
     (404, "image cedef40a not found", exception.ImageNotFound),
+    # Not found on the host, not in the image: the VIF's bridge, a cgroup controller.
+    (404, "attach port 3f6c2a1e of 5a4b3c2d to bridge brq6a1e2f3c-4d: bridge "
+          "brq6a1e2f3c-4d does not exist", exception.VirtualInterfaceCreateException),
+    (404, "create cgroup /sys/fs/cgroup/blkio/x: mkdir /sys/fs/cgroup/blkio: ENOENT",
+     exception.NovaException),
     (507, "no space left for the image", exception.ComputeResourcesUnavailable),
     (500, "mount: EIO", exception.NovaException),
 ])
@@ -201,6 +206,7 @@ def test_spawn_failure_is_cleaned_up_and_translated(drv, fake, ctx, status, mess
     fake.add("DELETE", INST, 404, error(404, "instance not found"))
     with pytest.raises(nova_exc) as e:
         drv.spawn(ctx, make_instance(ctx), image_meta(), [], None, {})
+    assert type(e.value) is nova_exc  # not merely a subclass (NovaException is the base)
     assert [(r.method, r.path) for r in fake.calls()] == [("POST", "/v1/instances"),
                                                           ("DELETE", INST)]
     if status == 400:
