@@ -8,6 +8,7 @@ openstack CLI (each CLI call costs ~2 s of start-up on this machine):
                             state; prints the seconds since --since (epoch) or the call
   wait-image ID STATUS      the same for a Glance image
   boot-timed                create -> ACTIVE and delete through the compute API, timed
+  server-port ID            the server's Neutron port: id, MAC, IPv4, status, binding
 
 Credentials come from the usual OS_* variables (the script exports them).
 """
@@ -175,7 +176,8 @@ def boot_timed(args):
     for i in range(args.rounds):
         t0 = time.monotonic()
         body = {"name": "%s-%d" % (args.name, i), "imageRef": args.image,
-                "flavorRef": flavor, "networks": "none"}
+                "flavorRef": flavor,
+                "networks": [{"uuid": args.network}] if args.network else "none"}
         if args.host:
             body["host"] = args.host
         r = s.post("/servers", endpoint_filter=compute, headers=hdr, json={"server": body})
@@ -198,6 +200,24 @@ def boot_timed(args):
     print("%s: create -> ACTIVE median %.3f s, min %.3f s over %d rounds"
           % (args.label, actives[len(actives) // 2], actives[0], len(actives)))
     return 1 if failed else 0
+
+
+def server_port(args):
+    """One line: port-id mac ipv4 status vif_type host network-id network-mtu (the
+    server's only port; exit 1 unless it has exactly one)."""
+    s = session()
+    net = {"service_type": "network"}
+    ports = s.get("/v2.0/ports?device_id=" + args.id, endpoint_filter=net).json()["ports"]
+    if len(ports) != 1:
+        print("server %s has %d ports" % (args.id, len(ports)), file=sys.stderr)
+        return 1
+    p = ports[0]
+    ipv4 = [f["ip_address"] for f in p["fixed_ips"] if ":" not in f["ip_address"]]
+    network = s.get("/v2.0/networks/" + p["network_id"], endpoint_filter=net).json()["network"]
+    print(p["id"], p["mac_address"], ipv4[0] if ipv4 else "-", p["status"],
+          p.get("binding:vif_type") or "-", p.get("binding:host_id") or "-",
+          p["network_id"], network.get("mtu") or 0)
+    return 0
 
 
 def main():
@@ -224,7 +244,11 @@ def main():
     t.add_argument("--rounds", type=int, default=3)
     t.add_argument("--host", help="the compute service's host (admin; microversion 2.74)")
     t.add_argument("--label", default="api")
+    t.add_argument("--network", help="a network id (default: no network)")
     t.set_defaults(fn=boot_timed)
+    sp = sub.add_parser("server-port")
+    sp.add_argument("id")
+    sp.set_defaults(fn=server_port)
     args = p.parse_args()
     return args.fn(args) or 0
 
