@@ -1163,10 +1163,13 @@ run_network_test() {
     echo "  note: ping inside the instance refused (no NET_RAW, ping_group_range); TCP passed"
   fi
 
-  say "create -> ACTIVE -> delete through the compute API, with a network"
+  say "create -> ACTIVE -> delete through the compute API: with a network, and without"
   $PY "$HERE/e2e_helper.py" boot-timed --image "$image_id" --flavor berth.small \
     --host "$BERTH_HOST" --label "berth --network" --rounds 3 --network "$NET_ID" |
     tee -a "$FIGURES" || die "boot with a network through the API failed"
+  $PY "$HERE/e2e_helper.py" boot-timed --image "$image_id" --flavor berth.small \
+    --host "$BERTH_HOST" --label "berth --nic none" --rounds 3 |
+    tee -a "$FIGURES" || die "boot without a network through the API failed"
 
   say "delete both: no tap, bridge port, namespace, ebtables chain or port left"
   t0=$(now)
