@@ -217,6 +217,13 @@ remove_provider_link() {
       ebtables -t nat -F "$chain" && ebtables -t nat -X "$chain" && echo "removed ebtables chain $chain"
     done
   fi
+  # ebtables-nft made the kernel table "bridge nat" for the agent; once it holds no rule
+  # and no chain of anyone's, it goes too.
+  if command -v nft >/dev/null && nft list table bridge nat >/dev/null 2>&1 &&
+    [ "$(nft list table bridge nat | grep -cv -e '^table' -e '^\s*chain \(PREROUTING\|OUTPUT\|POSTROUTING\) {' \
+      -e '^\s*type filter hook' -e '^\s*}' -e '^\s*$')" = 0 ]; then
+    nft delete table bridge nat && echo "removed the empty nftables table bridge nat"
+  fi
   if [ -e "/sys/class/net/$NET_LINK" ]; then
     ip link del "$NET_LINK" && echo "removed veth $NET_LINK/$NET_HOST_LINK"
   fi
