@@ -627,6 +627,30 @@ def test_spawn_os_vif_failure_removes_nothing_made(drv, fake, ctx, osvif):
     assert ("POST", "/v1/instances") not in [(r.method, r.path) for r in fake.calls()]
 
 
+def test_spawn_os_vif_failure_names_the_plugins_error(drv, fake, ctx, osvif):
+    """os-vif wraps the plugin's error in PlugException, whose own message stays
+    unformatted when that error's str() fails (oslo.config's RequiredOptError for a missing
+    lock_path did, in the real plug): the plugin's error is what the fault must say."""
+    import os_vif.exception
+    from nova.network import model
+
+    class Unprintable(Exception):
+        def __str__(self):
+            raise ValueError("no str")
+
+    osvif.fail = os_vif.exception.PlugException(vif="v", err=RuntimeError("no bridge brq1"))
+    fake.add("DELETE", INST, 404, error(404, "instance not found"))
+    with pytest.raises(exception.InternalError) as e:
+        drv.spawn(ctx, make_instance(ctx), image_meta(), [], None, {},
+                  network_info=model.NetworkInfo([bridge_vif()]))
+    assert "RuntimeError: no bridge brq1" in str(e.value)
+    osvif.fail = os_vif.exception.PlugException(vif="v", err=Unprintable("lock_path"))
+    with pytest.raises(exception.InternalError) as e:
+        drv.spawn(ctx, make_instance(ctx), image_meta(), [], None, {},
+                  network_info=model.NetworkInfo([bridge_vif()]))
+    assert "Unprintable: ('lock_path',)" in str(e.value)
+
+
 def test_plug_and_unplug_vifs_use_os_vif(drv, ctx, order):
     from nova.network import model
     ovs = model.VIF(id=PORT, address="fa:16:3e:00:00:01", type=model.VIF_TYPE_OVS,
