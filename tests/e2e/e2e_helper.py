@@ -9,6 +9,7 @@ openstack CLI (each CLI call costs ~2 s of start-up on this machine):
   wait-image ID STATUS      the same for a Glance image
   boot-timed                create -> ACTIVE and delete through the compute API, timed
   server-port ID            the server's Neutron port: id, MAC, IPv4, status, binding
+  server-ports ID           each of its ports: id, MAC, IPv4, status
 
 Credentials come from the usual OS_* variables (the script exports them).
 """
@@ -202,6 +203,17 @@ def boot_timed(args):
     return 1 if failed else 0
 
 
+def server_ports(args):
+    """One line per port of the server: port-id mac ipv4 status."""
+    s = session()
+    ports = s.get("/v2.0/ports?device_id=" + args.id,
+                  endpoint_filter={"service_type": "network"}).json()["ports"]
+    for p in ports:
+        ipv4 = [f["ip_address"] for f in p["fixed_ips"] if ":" not in f["ip_address"]]
+        print(p["id"], p["mac_address"], ipv4[0] if ipv4 else "-", p["status"])
+    return 0
+
+
 def server_port(args):
     """One line: port-id mac ipv4 status vif_type host network-id network-mtu (the
     server's only port; exit 1 unless it has exactly one)."""
@@ -249,6 +261,9 @@ def main():
     sp = sub.add_parser("server-port")
     sp.add_argument("id")
     sp.set_defaults(fn=server_port)
+    sps = sub.add_parser("server-ports")
+    sps.add_argument("id")
+    sps.set_defaults(fn=server_ports)
     args = p.parse_args()
     return args.fn(args) or 0
 

@@ -1104,6 +1104,7 @@ check_vif() {
   pid=$(berth_field "$server" pid)
   VIF_NETNS=$(readlink "/proc/$pid/ns/net")
   VIF_IP=$ip
+  VIF_PORT=$port
 }
 
 # An HTTP server inside (busybox httpd, started through berthd's exec) that names its
@@ -1146,7 +1147,7 @@ run_network_test() {
 
   say "the port, the tap and eth0 of each"
   check_vif "$a"
-  ip_a=$VIF_IP dev_a=$VIF_DEV ns_a=$VIF_NETNS
+  ip_a=$VIF_IP dev_a=$VIF_DEV ns_a=$VIF_NETNS FIRST_PORT=$VIF_PORT
   check_vif "$b"
   ip_b=$VIF_IP dev_b=$VIF_DEV ns_b=$VIF_NETNS
 
@@ -1170,6 +1171,8 @@ run_network_test() {
     echo "  note: ping inside the instance refused (no NET_RAW, ping_group_range); TCP passed"
   fi
 
+  attach_detach_test "$a"
+
   say "create -> ACTIVE -> delete through the compute API: with a network, and without"
   $PY "$HERE/e2e_helper.py" boot-timed --image "$image_id" --flavor berth.small \
     --host "$BERTH_HOST" --label "berth --network" --rounds 3 --network "$NET_ID" |
@@ -1190,7 +1193,7 @@ run_network_test() {
     "$(find "/sys/class/net/brq${NET_ID:0:11}/brif" -mindepth 1 -printf '%f ')" "$NET_LINK "
   local f deadline
   for f in /proc/[0-9]*/ns/net; do
-    case "$(readlink "$f" 2>/dev/null)" in
+    case "$(readlink "$f" 2>/dev/null || true)" in
       "$ns_a" | "$ns_b") die "$f: a process is still in an instance's network namespace" ;;
     esac
   done
@@ -1208,6 +1211,44 @@ run_network_test() {
   expect_eq "berthd instances left" "$(berth_api GET /v1/instances | $PY -c 'import json,sys; print(len(json.load(sys.stdin)["instances"]))')" 0
   berth_leftovers || die "berthd left mounts or cgroups (above)"
   echo "  ok: no mounts, no cgroups left"
+}
+
+# attach_interface / detach_interface on a running server: a second port on the same
+# network becomes eth1 inside (its MAC and IP; the first port keeps the default route),
+# the agent binds its tap, the host reaches it; removing the port removes eth1 and the tap.
+attach_detach_test() {  # attach_detach_test SERVER
+  local server=$1 port mac ip status deadline inside dev t0
+  say "attach_interface / detach_interface on a running server"
+  t0=$(now)
+  openstack server add network "$server" "$NET_ID" || die "server add network"
+  deadline=$((SECONDS + 60))
+  while :; do
+    read -r port mac ip status < <($PY "$HERE/e2e_helper.py" server-ports "$server" |
+      grep -v "^${FIRST_PORT:-none} " | head -1) || true
+    [ "${status:-}" != ACTIVE ] || break
+    [ $SECONDS -lt $deadline ] || die "the attached port of $server is not ACTIVE: ${port:-none} ${status:-}"
+    sleep 0.5
+  done
+  figure "attach_interface (CLI call -> port ACTIVE)" "$(since "$t0")" s
+  dev=tap${port:0:11}
+  expect_eq "$dev on bridge" "$(basename "$(readlink "/sys/class/net/$dev/master")")" "brq${NET_ID:0:11}"
+  # shellcheck disable=SC2016  # expanded inside the instance
+  inside=$(berth_exec "$server" 'cat /sys/class/net/eth1/address; ip -o -4 addr show dev eth1 | awk "{print \$4}"; ip route | grep -c ^default') ||
+    die "exec in $server"
+  expect_eq "eth1 MAC inside" "$(sed -n 1p <<<"$inside")" "$mac"
+  expect_eq "eth1 address inside" "$(sed -n 2p <<<"$inside")" "$ip/${NET_CIDR#*/}"
+  expect_eq "default routes inside" "$(sed -n 3p <<<"$inside")" 1
+  hostping "$ip" || die "host cannot ping the attached address $ip"
+  echo "  ok: host pings $ip (eth1)"
+  t0=$(now)
+  openstack server remove port "$server" "$port" || die "server remove port"
+  deadline=$((SECONDS + 60))
+  while [ -e "/sys/class/net/$dev" ] || berth_exec "$server" 'test -e /sys/class/net/eth1' 2>/dev/null; do
+    [ $SECONDS -lt $deadline ] || die "eth1/$dev still there 60 s after detach"
+    sleep 0.5
+  done
+  figure "detach_interface (CLI call -> eth1 and tap gone)" "$(since "$t0")" s
+  echo "  ok: eth1 gone inside, $dev gone on the host"
 }
 
 # heat_templates/images: built (when a source is newer than the last build), uploaded.
