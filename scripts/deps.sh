@@ -22,7 +22,7 @@ PACKAGES=(
   buildah skopeo umoci jq iperf3
   python3-nova python3-os-vif python3-oslotest python3-stestr python3-ddt
   python3-requests-mock python3-testscenarios python3-pytest python3-wsgi-intercept
-  python3-heat python3-yaml python3-apt shellcheck
+  python3-heat python3-yaml python3-apt shellcheck python3-neutron sudo
 )
 
 if [ "${1:-}" = --build-only ]; then

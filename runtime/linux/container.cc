@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <optional>
 
 #include "runtime/cgroup/cgroup.h"
 #include "runtime/common/error.h"
@@ -45,6 +46,23 @@ Pipe MakePipe() {
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) ThrowErrno("pipe2");
   return {UniqueFd(fds[0]), UniqueFd(fds[1])};
+}
+
+// A process that opens its own stdout again (/dev/stdout, /proc/self/fd/1: nginx's
+// access_log, images that link their log files there) goes through the pipe's inode
+// permissions. The pipe is made by host root, mode 0600: the root of a user namespace (or
+// any non-root user) gets EACCES. As runc does for stdio, the pipe is given to the user the
+// process runs as, mapped to the host; the monitor's end is open already and stays usable.
+void GiveConsoleToProcessUser(int fd, const spec::Spec& spec, bool new_user_namespace) {
+  std::optional<uint32_t> uid = spec.process.user.uid;
+  std::optional<uint32_t> gid = spec.process.user.gid;
+  if (new_user_namespace) {
+    uid = HostIdFor(spec.linux.uid_mappings, *uid);
+    gid = HostIdFor(spec.linux.gid_mappings, *gid);
+    if (!uid || !gid) return;  // unmapped: nobody inside could own it anyway
+  }
+  if (*uid == 0 && *gid == 0) return;
+  if (::fchown(fd, *uid, *gid) != 0) ThrowErrno("fchown", "console pipe");
 }
 
 void WriteAllFd(int fd, const void* data, size_t len) {
@@ -404,6 +422,7 @@ StateRecord CreateContainer(const CreateOptions& options) {
     init.rootfs.console = slave_path;
   } else if (!options.inherit_stdio) {
     console = MakePipe();
+    GiveConsoleToProcessUser(console.write.get(), spec, namespaces.new_user);
     dev_null.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
     if (!dev_null) ThrowErrno("open", "/dev/null");
   }

@@ -117,6 +117,15 @@ void JoinNamespacesInChild(const NamespacePlan& plan) {
   for (const auto& [flag, path] : plan.joins) SetNs(path, flag);
 }
 
+std::optional<uint32_t> HostIdFor(const std::vector<spec::IdMapping>& mappings, uint32_t id) {
+  for (const auto& m : mappings) {
+    if (id >= m.container_id && uint64_t{id} < uint64_t{m.container_id} + m.size) {
+      return m.host_id + (id - m.container_id);
+    }
+  }
+  return std::nullopt;
+}
+
 void BringUpLoopback() {
   UniqueFd sock(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
   if (!sock) ThrowErrno("socket", "lo");

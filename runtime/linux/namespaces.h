@@ -6,6 +6,8 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -28,6 +30,10 @@ struct NamespacePlan {
 // kInvalidArgument naming the field for a missing path, a duplicate, or no new mount
 // namespace (Berth always builds the root in a mount namespace of the container's own).
 NamespacePlan PlanNamespaces(const spec::Spec& spec);
+
+// The host id that `id` inside the container's user namespace maps to (mappings as the
+// spec gives them); nullopt when no mapping covers it.
+std::optional<uint32_t> HostIdFor(const std::vector<spec::IdMapping>& mappings, uint32_t id);
 
 // setns(CLONE_NEWPID) when the spec joins a pid namespace.
 void JoinPidNamespaceBeforeClone(const NamespacePlan& plan);

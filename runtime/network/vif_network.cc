@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <sstream>
 
@@ -386,8 +387,22 @@ VifAttachment VifNetwork::AttachLocked(VifAttachment a, const NetnsRef& netns, c
     inside.SetUp("lo");
     for (const auto& ip : vif.fixed_ips) inside.AddAddress(a.ifname, ip, /*skip_dad=*/true);
     inside.SetUp(a.ifname);
-    for (const auto& gw : vif.gateways) inside.AddDefaultRoute(a.ifname, gw);
-    for (const auto& route : vif.routes) inside.AddRoute(a.ifname, route.destination, route.via);
+    // A second port on a subnet with a gateway or host routes (two NICs, attach_interface)
+    // meets the first port's routes: the first keeps them, as a guest's DHCP client would;
+    // this port's own subnet is still reached on-link.
+    auto add_unless_there = [](const std::function<void()>& add) {
+      try {
+        add();
+      } catch (const Error& e) {
+        if (e.kind() != ErrorKind::kAlreadyExists) throw;
+      }
+    };
+    for (const auto& gw : vif.gateways) {
+      add_unless_there([&] { inside.AddDefaultRoute(a.ifname, gw); });
+    }
+    for (const auto& route : vif.routes) {
+      add_unless_there([&] { inside.AddRoute(a.ifname, route.destination, route.via); });
+    }
   });
 
   if (a.kind == VifKind::kOvs) {

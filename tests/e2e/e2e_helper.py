@@ -8,6 +8,8 @@ openstack CLI (each CLI call costs ~2 s of start-up on this machine):
                             state; prints the seconds since --since (epoch) or the call
   wait-image ID STATUS      the same for a Glance image
   boot-timed                create -> ACTIVE and delete through the compute API, timed
+  server-port ID            the server's Neutron port: id, MAC, IPv4, status, binding
+  server-ports ID           each of its ports: id, MAC, IPv4, status
 
 Credentials come from the usual OS_* variables (the script exports them).
 """
@@ -175,7 +177,8 @@ def boot_timed(args):
     for i in range(args.rounds):
         t0 = time.monotonic()
         body = {"name": "%s-%d" % (args.name, i), "imageRef": args.image,
-                "flavorRef": flavor, "networks": "none"}
+                "flavorRef": flavor,
+                "networks": [{"uuid": args.network}] if args.network else "none"}
         if args.host:
             body["host"] = args.host
         r = s.post("/servers", endpoint_filter=compute, headers=hdr, json={"server": body})
@@ -198,6 +201,35 @@ def boot_timed(args):
     print("%s: create -> ACTIVE median %.3f s, min %.3f s over %d rounds"
           % (args.label, actives[len(actives) // 2], actives[0], len(actives)))
     return 1 if failed else 0
+
+
+def server_ports(args):
+    """One line per port of the server: port-id mac ipv4 status."""
+    s = session()
+    ports = s.get("/v2.0/ports?device_id=" + args.id,
+                  endpoint_filter={"service_type": "network"}).json()["ports"]
+    for p in ports:
+        ipv4 = [f["ip_address"] for f in p["fixed_ips"] if ":" not in f["ip_address"]]
+        print(p["id"], p["mac_address"], ipv4[0] if ipv4 else "-", p["status"])
+    return 0
+
+
+def server_port(args):
+    """One line: port-id mac ipv4 status vif_type host network-id network-mtu (the
+    server's only port; exit 1 unless it has exactly one)."""
+    s = session()
+    net = {"service_type": "network"}
+    ports = s.get("/v2.0/ports?device_id=" + args.id, endpoint_filter=net).json()["ports"]
+    if len(ports) != 1:
+        print("server %s has %d ports" % (args.id, len(ports)), file=sys.stderr)
+        return 1
+    p = ports[0]
+    ipv4 = [f["ip_address"] for f in p["fixed_ips"] if ":" not in f["ip_address"]]
+    network = s.get("/v2.0/networks/" + p["network_id"], endpoint_filter=net).json()["network"]
+    print(p["id"], p["mac_address"], ipv4[0] if ipv4 else "-", p["status"],
+          p.get("binding:vif_type") or "-", p.get("binding:host_id") or "-",
+          p["network_id"], network.get("mtu") or 0)
+    return 0
 
 
 def main():
@@ -226,7 +258,14 @@ def main():
     t.add_argument("--rounds", type=int, default=3)
     t.add_argument("--host", help="the compute service's host (admin; microversion 2.74)")
     t.add_argument("--label", default="api")
+    t.add_argument("--network", help="a network id (default: no network)")
     t.set_defaults(fn=boot_timed)
+    sp = sub.add_parser("server-port")
+    sp.add_argument("id")
+    sp.set_defaults(fn=server_port)
+    sps = sub.add_parser("server-ports")
+    sps.add_argument("id")
+    sps.set_defaults(fn=server_ports)
     args = p.parse_args()
     return args.fn(args) or 0
 

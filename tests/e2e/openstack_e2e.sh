@@ -18,6 +18,16 @@
 #       image id, so spawn finds it without berthd downloading from Glance; 0 = berthd must
 #       fetch it from Glance itself (glance_adapter) with the token Nova passes (default).
 #   BERTH_E2E_HEAT=1 (default) the Heat part; 0 skips it.
+#   BERTH_E2E_NEUTRON=1 (default) Neutron with ML2/linuxbridge and the Linux bridge agent
+#       on a flat provider network whose "physical" interface is one end of a veth pair
+#       the script makes (berthe2e0; the host's address 10.231.0.1 on the other end,
+#       berthe2e1; no real NIC is bridged, nothing leaves the machine): servers booted
+#       with --network, checked inside and reached from the host and from each other;
+#       with Heat, the heat_templates/ images built, uploaded and both templates run as
+#       stacks on that network. 0: Neutron without agents, --nic none only.
+#   BERTH_E2E_LIFECYCLE=0 skips the one-server lifecycle part (for iterating on the rest).
+#   BERTH_E2E_IMAGES ($BERTH_E2E_DIR/heat-images) where heat_templates/images/build.sh
+#       writes the images (rebuilt when a file under heat_templates/images/ is newer).
 #   BERTH_E2E_FAKE=1 (default) a second nova-compute with Nova's fake driver, for the
 #       create -> ACTIVE baseline; 0 skips it.
 #   BERTH_E2E_GLANCE_TESTS=1 (default) the glance_adapter C++ tests against this real
@@ -42,6 +52,8 @@ BERTH_PORT=${BERTH_E2E_PORT:-18780}
 PRELOAD=${BERTH_E2E_PRELOAD:-0}
 HEAT=${BERTH_E2E_HEAT:-1}
 FAKE=${BERTH_E2E_FAKE:-1}
+NEUTRON=${BERTH_E2E_NEUTRON:-1}
+LIFECYCLE=${BERTH_E2E_LIFECYCLE:-1}
 KEEP=${BERTH_E2E_KEEP:-0}
 GLANCE_TESTS=${BERTH_E2E_GLANCE_TESTS:-1}
 PASS=${BERTH_E2E_PASSWORD:-berth-e2e-secret}
@@ -55,11 +67,24 @@ KS=http://127.0.0.1:5000
 DB="mysql+pymysql"
 PY=/usr/bin/python3
 FIGURES=$E2E_DIR/figures.txt
+IMAGES_DIR=${BERTH_E2E_IMAGES:-$E2E_DIR/heat-images}
+# The provider network: a flat network on physical network $NET_PHYSNET, mapped by the
+# agent to $NET_LINK, one end of a veth pair whose other end ($NET_HOST_LINK) holds the
+# host's address (the subnet's gateway). No real NIC joins it: this kernel has no dummy
+# interfaces, and a veth pair keeps every frame on the machine just as well.
+NET_PHYSNET=berthe2e
+NET_LINK=berthe2e0
+NET_HOST_LINK=berthe2e1
+NET_CIDR=10.231.0.0/24
+NET_HOST_IP=10.231.0.1
+NET_MTU=1450
+NET_NAME=berth-e2e-net
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 
 # Services in start order; teardown goes the other way.
-SERVICES=(mariadb epmd rabbitmq memcached keystone placement glance neutron berthd
-  nova-api nova-conductor nova-scheduler nova-compute nova-compute-fake heat-api heat-engine)
+SERVICES=(mariadb epmd rabbitmq memcached keystone placement glance neutron
+  neutron-linuxbridge-agent berthd nova-api nova-conductor nova-scheduler nova-compute
+  nova-compute-fake heat-api heat-engine)
 DATABASES=(keystone glance placement nova_api nova nova_cell0 neutron heat)
 
 say() { printf '\n== %s [%s]\n' "$*" "$(date -u +%H:%M:%S)"; }
@@ -154,6 +179,86 @@ unmount_berth_state() {
     sort -r | while read -r m; do umount -l "$m" && echo "unmounted leftover $m"; done
 }
 
+# ---------------------------------------------------------------------------------------
+# The provider network's link (BERTH_E2E_NEUTRON): a veth pair, all ours by name.
+
+make_provider_link() {
+  remove_provider_link
+  if [ -n "$(ip -4 route show "$NET_CIDR")" ]; then
+    die "$NET_CIDR is already routed on this machine: $(ip -4 route show "$NET_CIDR")"
+  fi
+  ip link add "$NET_LINK" mtu "$NET_MTU" type veth peer name "$NET_HOST_LINK" mtu "$NET_MTU"
+  ip addr add "$NET_HOST_IP/${NET_CIDR#*/}" dev "$NET_HOST_LINK"
+  ip link set "$NET_LINK" up
+  ip link set "$NET_HOST_LINK" up
+  echo "provider link: $NET_LINK (physnet $NET_PHYSNET) <-> $NET_HOST_LINK $NET_HOST_IP/${NET_CIDR#*/}, MTU $NET_MTU"
+}
+
+# What the agent and berthd leave if they are stopped with ports still on the network:
+# the brq bridge that holds our link, the ebtables anti-spoofing chains of taps that no
+# longer exist, then the veth pair (deleting one end deletes both).
+remove_provider_link() {
+  local br chain net
+  if [ -e "/sys/class/net/$NET_LINK/master" ]; then
+    br=$(basename "$(readlink "/sys/class/net/$NET_LINK/master")")
+    case "$br" in
+      brq*) ip link del "$br" && echo "removed bridge $br" ;;
+    esac
+  fi
+  # os-vif makes the network's bridge before the agent adds our link to it.
+  net=$(cat "$RUN/net-id" 2>/dev/null || true)
+  if [ -n "$net" ] && [ -d "/sys/class/net/brq${net:0:11}/bridge" ]; then
+    ip link del "brq${net:0:11}" && echo "removed bridge brq${net:0:11}"
+  fi
+  rm -f "$RUN/net-id"
+  if command -v ebtables >/dev/null && ebtables -t nat -L >/dev/null 2>&1; then
+    for chain in $(ebtables -t nat -L 2>/dev/null |
+      sed -n 's/^Bridge chain: \(neutron\(ARP\|MAC\)-\(tap[^,]*\)\),.*/\1/p'); do
+      [ ! -e "/sys/class/net/${chain#neutron???-}" ] || continue
+      ebtables -t nat -L PREROUTING 2>/dev/null | grep -e "-j $chain" | while read -r rule; do
+        # shellcheck disable=SC2086  # the rule's words, as ebtables listed them
+        ebtables -t nat -D PREROUTING $rule
+      done
+      ebtables -t nat -F "$chain" && ebtables -t nat -X "$chain" && echo "removed ebtables chain $chain"
+    done
+  fi
+  # ebtables-nft made the kernel table "bridge nat" for the agent; once it holds no rule
+  # and no chain of anyone's, it goes too.
+  if command -v nft >/dev/null && nft list table bridge nat >/dev/null 2>&1 &&
+    [ "$(nft list table bridge nat | grep -cv -e '^table' -e '^\s*chain \(PREROUTING\|OUTPUT\|POSTROUTING\) {' \
+      -e '^\s*type filter hook' -e '^\s*}' -e '^\s*$')" = 0 ]; then
+    nft delete table bridge nat && echo "removed the empty nftables table bridge nat"
+  fi
+  if [ -e "/sys/class/net/$NET_LINK" ]; then
+    ip link del "$NET_LINK" && echo "removed veth $NET_LINK/$NET_HOST_LINK"
+  fi
+}
+
+start_linuxbridge_agent() {
+  make_provider_link
+  start_svc neutron-linuxbridge-agent root /usr/bin/neutron-linuxbridge-agent \
+    --config-file "$ETC/neutron/neutron.conf" --config-file "$ETC/neutron/linuxbridge_agent.ini"
+}
+
+# The agent reports itself alive to neutron-server over RabbitMQ (report_interval 30 s,
+# the first report at start).
+wait_agent_alive() {
+  local deadline=$((SECONDS + 180))
+  until openstack network agent list --agent-type linux-bridge --host "$BERTH_HOST" -f value \
+    -c Alive 2>/dev/null | grep -q -e True -e ':-)'; do
+    [ $SECONDS -lt $deadline ] || {
+      tail -30 "$LOG/neutron-linuxbridge-agent.log" >&2
+      die "the Linux bridge agent on $BERTH_HOST is not alive (log: $LOG/neutron-linuxbridge-agent.log)"
+    }
+    alive_leader "$(cat "$RUN/neutron-linuxbridge-agent.pid" 2>/dev/null)" || {
+      tail -30 "$LOG/neutron-linuxbridge-agent.log" >&2
+      die "the Linux bridge agent exited (log: $LOG/neutron-linuxbridge-agent.log)"
+    }
+    sleep 2
+  done
+  echo "  ok: Linux bridge agent alive on $BERTH_HOST"
+}
+
 teardown() {
   local rc=$?
   set +e
@@ -172,7 +277,14 @@ except Exception: pass'); do
     done
   fi
   local i
-  for ((i = ${#SERVICES[@]} - 1; i >= 0; i--)); do stop_svc "${SERVICES[$i]}"; done
+  for ((i = ${#SERVICES[@]} - 1; i >= 0; i--)); do
+    # The agent removes the anti-spoofing chains of the taps berthd just deleted on its
+    # next poll (1 s): give it that before stopping it.
+    [ "${SERVICES[$i]}" != neutron-linuxbridge-agent ] || [ ! -f "$RUN/${SERVICES[$i]}.pid" ] ||
+      sleep 3
+    stop_svc "${SERVICES[$i]}"
+  done
+  remove_provider_link
   # What berthd could not remove (it was killed, or an instance was stuck).
   unmount_berth_state
   for c in /sys/fs/cgroup/*/"$CGROUP_PARENT" /sys/fs/cgroup/"$CGROUP_PARENT"; do
@@ -203,14 +315,15 @@ install_packages() {
     chmod 755 /usr/sbin/policy-rc.d
     made_policy=1
   fi
-  local t0
+  local t0 pkgs=("${E2E_PACKAGES[@]}")
+  [ "$NEUTRON" = 0 ] || pkgs+=("${E2E_NEUTRON_PACKAGES[@]}")
   t0=$(now)
   # A fresh machine may have no package lists yet.
   if ! apt-cache policy keystone 2>/dev/null | grep -q 'Candidate: [0-9]'; then
     apt-get update -q -o DPkg::Lock::Timeout=1200 >>"$LOG/apt.log" 2>&1
   fi
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=1200 \
-    --no-install-recommends "${E2E_PACKAGES[@]}" >"$LOG/apt.log" 2>&1 || {
+    --no-install-recommends "${pkgs[@]}" >"$LOG/apt.log" 2>&1 || {
     [ "$made_policy" = 0 ] || rm -f /usr/sbin/policy-rc.d
     tail -20 "$LOG/apt.log" >&2
     die "apt-get install failed (log: $LOG/apt.log)"
@@ -286,6 +399,31 @@ project_domain_name = Default
 api_url = http://127.0.0.1:9292
 interface = public
 region_name = $REGION
+EOF
+}
+
+# The Linux bridge agent (run as root: it makes bridges and ebtables rules through
+# privsep, which root starts with plain sudo; as the neutron user it would need rootwrap
+# filters that accept config files outside /etc). physnet -> the veth end the script makes;
+# no VXLAN. Security groups: the noop driver. The iptables driver would put rules into
+# this machine's root iptables (other helpers share it) and needs br_netfilter's
+# bridge-nf-call-iptables; the agent's ARP/MAC anti-spoofing (ebtables nat chains
+# neutronARP-/neutronMAC-tap..., matching only our taps) stays on. The server keeps
+# enable_security_group (its default), so the VIFs say port_filter=true and os-vif's
+# linux_bridge plug adds no iptables rules of its own either.
+write_linuxbridge_agent_conf() {
+  cat >"$ETC/neutron/linuxbridge_agent.ini" <<EOF
+[DEFAULT]
+use_stderr = true
+[agent]
+polling_interval = 1
+[linux_bridge]
+physical_interface_mappings = $NET_PHYSNET:$NET_LINK
+[vxlan]
+enable_vxlan = false
+[securitygroup]
+firewall_driver = noop
+enable_security_group = true
 EOF
 }
 
@@ -389,6 +527,9 @@ cpu_allocation_ratio = 16.0
 heal_instance_info_cache_interval = -1
 # The time a resized instance waits in VERIFY_RESIZE before Nova confirms it by itself.
 resize_confirm_window = 0
+# Spawn waits for Neutron's network-vif-plugged (the agent saw the tap) this long.
+vif_plugging_timeout = 120
+vif_plugging_is_fatal = true
 [api]
 auth_strategy = keystone
 [wsgi]
@@ -428,10 +569,21 @@ $(ksat nova)
 api_url = $BERTH_URL
 token = @BERTH_TOKEN@
 pass_user_token = true
+# os-vif's plugins run their privileged part in a privsep daemon. Nova's default way to
+# start it (sudo nova-rootwrap) only accepts config files under /etc; Debian's sudoers
+# lets nova run privsep-helper directly.
+[vif_plug_linux_bridge_privileged]
+helper_command = sudo privsep-helper --config-file $ETC/nova/nova.conf
+[vif_plug_ovs_privileged]
+helper_command = sudo privsep-helper --config-file $ETC/nova/nova.conf
 EOF
 
-  # Neutron: ML2 with the flat type driver only, no mechanism drivers, no agents: enough
-  # for Nova's calls with --nic none.
+  # Neutron: ML2 with the flat type driver only. Without BERTH_E2E_NEUTRON no mechanism
+  # driver and no agent: enough for Nova's calls with --nic none. With it, the linuxbridge
+  # mechanism driver and its agent on this host (write_linuxbridge_agent_conf), and port
+  # status changes sent to Nova (network-vif-plugged), which Nova waits for at spawn.
+  local mech="" notify=false
+  [ "$NEUTRON" = 0 ] || { mech=linuxbridge; notify=true; }
   cat >"$ETC/neutron/neutron.conf" <<EOF
 [DEFAULT]
 use_stderr = true
@@ -444,8 +596,9 @@ transport_url = rabbit://guest:guest@127.0.0.1:5672/
 api_workers = 1
 rpc_workers = 0
 rpc_state_report_workers = 0
-notify_nova_on_port_status_changes = false
-notify_nova_on_port_data_changes = false
+notify_nova_on_port_status_changes = $notify
+notify_nova_on_port_data_changes = $notify
+global_physnet_mtu = $NET_MTU
 api_paste_config = /etc/neutron/api-paste.ini
 state_path = $E2E_DIR/neutron
 [database]
@@ -455,12 +608,19 @@ lock_path = $E2E_DIR/neutron/tmp
 [ml2]
 type_drivers = flat
 tenant_network_types =
-mechanism_drivers =
-extension_drivers =
+mechanism_drivers = $mech
+extension_drivers = port_security
 [ml2_type_flat]
 flat_networks = *
+# Neutron 21 (Zed) calls the Linux bridge driver and agent experimental: both refuse to
+# start without this.
+[experimental]
+linuxbridge = true
 $(ksat neutron)
+$(ks_auth nova nova)
+endpoint_type = public
 EOF
+  [ "$NEUTRON" = 0 ] || write_linuxbridge_agent_conf
 
   # Heat.
   cat >"$ETC/heat/heat.conf" <<EOF
@@ -578,6 +738,7 @@ start_openstack() {
   as neutron neutron-db-manage "${neutron_conf[@]}" upgrade head >>"$LOG/db.log" 2>&1 ||
     die "neutron-db-manage (log: $LOG/db.log)"
   start_svc neutron neutron /usr/bin/neutron-server "${neutron_conf[@]}"
+  [ "$NEUTRON" = 0 ] || start_linuxbridge_agent
 
   say "Nova database"
   local nconf=(--config-file "$ETC/nova/nova.conf")
@@ -724,6 +885,10 @@ run_test() {
     berth_api POST /v1/images "{\"path\": \"$E2E_DIR/busybox-docker.tar\", \"format\": \"docker-archive\", \"name\": \"$image_id\"}" >/dev/null ||
       die "importing the image into berthd"
     echo "preloaded into berthd as $image_id (BERTH_E2E_PRELOAD=1)"
+  fi
+  if [ "$LIFECYCLE" = 0 ]; then
+    echo "BERTH_E2E_LIFECYCLE=0: the one-server lifecycle test skipped"
+    return 0
   fi
 
   say "openstack server create"
@@ -885,6 +1050,345 @@ run_glance_real() {
 }
 
 # ---------------------------------------------------------------------------------------
+# 5. Neutron (BERTH_E2E_NEUTRON): servers on a real network, through the Linux bridge agent
+
+berth_exec() {  # berth_exec UUID SHELL-COMMAND: its stdout; fails on a non-zero exit
+  local body
+  body=$($PY -c 'import json, sys; print(json.dumps({"command": ["/bin/sh", "-c", sys.argv[1]]}))' "$2")
+  berth_api POST "/v1/instances/$1/exec" "$body" | $PY -c '
+import json, sys
+r = json.load(sys.stdin)
+sys.stdout.write(r.get("stdout") or "")
+if r.get("exit_code") != 0:
+    sys.stderr.write("berthd exec: exit %s: %s\n" % (r.get("exit_code"), r.get("stderr") or r))
+    sys.exit(1)'
+}
+
+hostping() { busybox ping -c 2 -W 2 "$1" >/dev/null; }
+
+make_network() {
+  say "Neutron: flat provider network $NET_NAME on $NET_PHYSNET ($NET_LINK)"
+  wait_agent_alive
+  NET_ID=$(openstack network show "$NET_NAME" -f value -c id 2>/dev/null || true)
+  if [ -z "$NET_ID" ]; then
+    NET_ID=$(openstack network create --provider-network-type flat \
+      --provider-physical-network "$NET_PHYSNET" --share -f value -c id "$NET_NAME")
+    # No DHCP: Berth configures the port's fixed IP, routes and MTU itself. The gateway is
+    # the host's address on the provider link.
+    openstack subnet create --network "$NET_ID" --subnet-range "$NET_CIDR" \
+      --gateway "$NET_HOST_IP" --allocation-pool "start=${NET_CIDR%.*}.10,end=${NET_CIDR%.*}.250" \
+      --no-dhcp "$NET_NAME-v4" >/dev/null
+  fi
+  echo "$NET_ID" >"$RUN/net-id"  # for the teardown: its bridge, should a run stop half-way
+  echo "network $NET_ID, bridge brq${NET_ID:0:11}, MTU $(openstack network show "$NET_ID" -f value -c mtu)"
+}
+
+drop_network() {
+  say "Neutron: delete $NET_NAME"
+  local br=brq${NET_ID:0:11} deadline
+  openstack network delete "$NET_ID" || die "network delete"
+  # The agent deletes the network's bridge when neutron-server tells it (network_delete).
+  deadline=$((SECONDS + 30))
+  while [ -e "/sys/class/net/$br" ]; do
+    [ $SECONDS -lt $deadline ] || die "bridge $br still there 30 s after the network's delete"
+    sleep 0.5
+  done
+  echo "  ok: the agent removed $br"
+  [ ! -e "/sys/class/net/$NET_LINK/master" ] || die "$NET_LINK still enslaved"
+}
+
+# check_vif SERVER: the Neutron port is ACTIVE and bound to this host's agent; its tap
+# (the veth's host end, named as the agent expects) is on the network's bridge with our
+# link; inside, eth0 has the port's MAC, fixed IP and the network's MTU. Sets VIF_IP,
+# VIF_DEV, VIF_NETNS (the instance's network namespace, for the leftover check).
+check_vif() {
+  local server=$1 port mac ip status vif_type host net mtu inside pid
+  read -r port mac ip status vif_type host net mtu < <($PY "$HERE/e2e_helper.py" server-port "$server") ||
+    die "server $server: no port"
+  expect_eq "port $port status" "$status" ACTIVE
+  expect_eq "port binding:vif_type" "$vif_type" bridge
+  expect_eq "port binding:host_id" "$host" "$BERTH_HOST"
+  VIF_DEV=tap${port:0:11}
+  [ -e "/sys/class/net/$VIF_DEV" ] || die "no host device $VIF_DEV (the agent binds tap + port id[:11])"
+  ip -d -o link show dev "$VIF_DEV" | grep -q ' veth ' || die "$VIF_DEV is not a veth"
+  expect_eq "$VIF_DEV on bridge" "$(basename "$(readlink "/sys/class/net/$VIF_DEV/master")")" "brq${net:0:11}"
+  expect_eq "$NET_LINK on bridge (the agent's doing)" \
+    "$(basename "$(readlink "/sys/class/net/$NET_LINK/master")")" "brq${net:0:11}"
+  expect_eq "$VIF_DEV MTU" "$(cat "/sys/class/net/$VIF_DEV/mtu")" "$mtu"
+  # shellcheck disable=SC2016  # expanded inside the instance
+  inside=$(berth_exec "$server" 'cat /sys/class/net/eth0/address /sys/class/net/eth0/mtu; ip -o -4 addr show dev eth0 | awk "{print \$4}"; ip route show default') ||
+    die "exec in $server"
+  expect_eq "eth0 MAC inside" "$(sed -n 1p <<<"$inside")" "$mac"
+  expect_eq "eth0 MTU inside" "$(sed -n 2p <<<"$inside")" "$mtu"
+  expect_eq "eth0 address inside" "$(sed -n 3p <<<"$inside")" "$ip/${NET_CIDR#*/}"
+  expect_eq "default route inside" "$(sed -n 4p <<<"$inside" | awk '{print $3}')" "$NET_HOST_IP"
+  # The agent bound the tap: its anti-spoofing chains allow only the port's MAC and IP.
+  # (ebtables may print the MAC without leading zeros: compare it normalised)
+  ebtables -t nat -L "neutronMAC-$VIF_DEV" 2>/dev/null | sed -n 's/.*--among-src \([^ ,]*\).*/\1/p' |
+    $PY -c 'import sys; m = [int(x, 16) for x in sys.argv[1].split(":")]; sys.exit(not any([int(x, 16) for x in l.strip().split(":")] == m for l in sys.stdin))' "$mac" ||
+    die "no ebtables MAC chain for $VIF_DEV with $mac"
+  ebtables -t nat -L "neutronARP-$VIF_DEV" 2>/dev/null | grep -q -- "--arp-ip-src $ip " ||
+    die "no ebtables ARP chain for $VIF_DEV with $ip"
+  echo "  ok: the agent's anti-spoofing chains neutronMAC-/neutronARP-$VIF_DEV allow $mac, $ip"
+  pid=$(berth_field "$server" pid)
+  VIF_NETNS=$(readlink "/proc/$pid/ns/net")
+  VIF_IP=$ip
+  VIF_PORT=$port
+}
+
+# An HTTP server inside (busybox httpd, started through berthd's exec) that names its
+# instance.
+start_httpd() {  # start_httpd SERVER
+  berth_exec "$1" "mkdir -p /tmp/www && echo \"hello from $1\" >/tmp/www/index.html && httpd -p 8080 -h /tmp/www" ||
+    die "httpd in $1"
+}
+
+wait_http_body() {  # wait_http_body URL PATTERN [SECONDS]: curl from the host until it matches
+  local deadline=$((SECONDS + ${3:-30})) body=""
+  while :; do
+    body=$(curl -s -m 5 "$1" 2>/dev/null || true)
+    grep -q -- "$2" <<<"$body" && break
+    [ $SECONDS -lt $deadline ] || die "$1 did not answer with '$2' (last answer: ${body:0:300})"
+    sleep 0.5
+  done
+  printf '%s' "$body"
+}
+
+run_network_test() {
+  local image_id a b t0 secs ip_a ip_b dev_a dev_b ns_a ns_b n
+  image_id=$(openstack image show berth-e2e-busybox -f value -c id)
+  make_network
+
+  say "openstack server create --network $NET_NAME (two servers)"
+  for n in a b; do
+    t0=$(now)
+    local id
+    id=$(openstack server create --network "$NET_ID" --flavor berth.small --image "$image_id" \
+      --availability-zone "nova:$BERTH_HOST" -f value -c id "berth-e2e-net-$n")
+    secs=$($PY "$HERE/e2e_helper.py" wait-server "$id" ACTIVE --since "$t0" --timeout 300) || {
+      openstack server show "$id" -f value -c fault >&2 || true
+      tail -20 "$LOG/nova-compute.log" >&2
+      die "server $id (--network) did not become ACTIVE"
+    }
+    figure "server create --network -> ACTIVE (CLI call, $n)" "$secs" s
+    if [ "$n" = a ]; then a=$id; else b=$id; fi
+  done
+
+  say "the port, the tap and eth0 of each"
+  check_vif "$a"
+  ip_a=$VIF_IP dev_a=$VIF_DEV ns_a=$VIF_NETNS FIRST_PORT=$VIF_PORT
+  check_vif "$b"
+  ip_b=$VIF_IP dev_b=$VIF_DEV ns_b=$VIF_NETNS
+
+  say "the host reaches them; they reach each other"
+  hostping "$ip_a" || die "host cannot ping $ip_a"
+  hostping "$ip_b" || die "host cannot ping $ip_b"
+  echo "  ok: host pings $ip_a and $ip_b"
+  start_httpd "$a"
+  start_httpd "$b"
+  wait_http_body "http://$ip_a:8080/" "hello from $a" 10 >/dev/null
+  wait_http_body "http://$ip_b:8080/" "hello from $b" 10 >/dev/null
+  echo "  ok: host GETs the httpd in each"
+  berth_exec "$a" "timeout 10 wget -qO- http://$ip_b:8080/" | grep -q "hello from $b" ||
+    die "$a cannot GET $ip_b:8080"
+  berth_exec "$b" "timeout 10 wget -qO- http://$ip_a:8080/" | grep -q "hello from $a" ||
+    die "$b cannot GET $ip_a:8080"
+  echo "  ok: each GETs the other's httpd"
+  if berth_exec "$a" "ping -c 2 -W 2 $ip_b" >/dev/null 2>&1; then
+    echo "  ok: $ip_a pings $ip_b"
+  else
+    echo "  note: ping inside the instance refused (no NET_RAW, ping_group_range); TCP passed"
+  fi
+
+  attach_detach_test "$a"
+
+  say "create -> ACTIVE -> delete through the compute API: with a network, and without"
+  $PY "$HERE/e2e_helper.py" boot-timed --image "$image_id" --flavor berth.small \
+    --host "$BERTH_HOST" --label "berth --network" --rounds 3 --network "$NET_ID" |
+    tee -a "$FIGURES" || die "boot with a network through the API failed"
+  $PY "$HERE/e2e_helper.py" boot-timed --image "$image_id" --flavor berth.small \
+    --host "$BERTH_HOST" --label "berth --nic none" --rounds 3 |
+    tee -a "$FIGURES" || die "boot without a network through the API failed"
+
+  say "delete both: no tap, bridge port, namespace, ebtables chain or port left"
+  t0=$(now)
+  openstack server delete --wait "$a" "$b" || die "server delete"
+  figure "delete of two servers with ports (CLI --wait)" "$(since "$t0")" s
+  local d
+  for d in "$dev_a" "$dev_b"; do
+    [ ! -e "/sys/class/net/$d" ] || die "$d left on the host"
+  done
+  expect_eq "ports on brq${NET_ID:0:11}" \
+    "$(find "/sys/class/net/brq${NET_ID:0:11}/brif" -mindepth 1 -printf '%f ')" "$NET_LINK "
+  local f deadline
+  for f in /proc/[0-9]*/ns/net; do
+    case "$(readlink "$f" 2>/dev/null || true)" in
+      "$ns_a" | "$ns_b") die "$f: a process is still in an instance's network namespace" ;;
+    esac
+  done
+  echo "  ok: no tap, no bridge port, no process in the instances' network namespaces"
+  # The agent's next poll (1 s) sees the taps gone and removes their anti-spoofing chains.
+  deadline=$((SECONDS + 20))
+  while ebtables -t nat -L 2>/dev/null | grep -q -e "$dev_a" -e "$dev_b"; do
+    [ $SECONDS -lt $deadline ] ||
+      die "ebtables chains of $dev_a/$dev_b left: $(ebtables -t nat -L | grep -e "$dev_a" -e "$dev_b")"
+    sleep 0.5
+  done
+  echo "  ok: the agent removed their ebtables chains"
+  n=$(openstack port list --network "$NET_ID" --device-owner compute:nova -f value -c ID | wc -l)
+  expect_eq "compute ports left on $NET_NAME" "$n" 0
+  expect_eq "berthd instances left" "$(berth_api GET /v1/instances | $PY -c 'import json,sys; print(len(json.load(sys.stdin)["instances"]))')" 0
+  berth_leftovers || die "berthd left mounts or cgroups (above)"
+  echo "  ok: no mounts, no cgroups left"
+}
+
+# attach_interface / detach_interface on a running server: a second port on the same
+# network becomes eth1 inside (its MAC and IP; the first port keeps the default route),
+# the agent binds its tap, the host reaches it; removing the port removes eth1 and the tap.
+attach_detach_test() {  # attach_detach_test SERVER
+  local server=$1 port mac ip status deadline inside dev t0
+  say "attach_interface / detach_interface on a running server"
+  t0=$(now)
+  openstack server add network "$server" "$NET_ID" || die "server add network"
+  deadline=$((SECONDS + 60))
+  while :; do
+    read -r port mac ip status < <($PY "$HERE/e2e_helper.py" server-ports "$server" |
+      grep -v "^${FIRST_PORT:-none} " | head -1) || true
+    [ "${status:-}" != ACTIVE ] || break
+    [ $SECONDS -lt $deadline ] || die "the attached port of $server is not ACTIVE: ${port:-none} ${status:-}"
+    sleep 0.5
+  done
+  figure "attach_interface (CLI call -> port ACTIVE)" "$(since "$t0")" s
+  dev=tap${port:0:11}
+  expect_eq "$dev on bridge" "$(basename "$(readlink "/sys/class/net/$dev/master")")" "brq${NET_ID:0:11}"
+  # shellcheck disable=SC2016  # expanded inside the instance
+  inside=$(berth_exec "$server" 'cat /sys/class/net/eth1/address; ip -o -4 addr show dev eth1 | awk "{print \$4}"; ip route | grep -c ^default') ||
+    die "exec in $server"
+  expect_eq "eth1 MAC inside" "$(sed -n 1p <<<"$inside")" "$mac"
+  expect_eq "eth1 address inside" "$(sed -n 2p <<<"$inside")" "$ip/${NET_CIDR#*/}"
+  expect_eq "default routes inside" "$(sed -n 3p <<<"$inside")" 1
+  hostping "$ip" || die "host cannot ping the attached address $ip"
+  echo "  ok: host pings $ip (eth1)"
+  t0=$(now)
+  openstack server remove port "$server" "$port" || die "server remove port"
+  deadline=$((SECONDS + 60))
+  while [ -e "/sys/class/net/$dev" ] || berth_exec "$server" 'test -e /sys/class/net/eth1' 2>/dev/null; do
+    [ $SECONDS -lt $deadline ] || die "eth1/$dev still there 60 s after detach"
+    sleep 0.5
+  done
+  figure "detach_interface (CLI call -> eth1 and tap gone)" "$(since "$t0")" s
+  echo "  ok: eth1 gone inside, $dev gone on the host"
+}
+
+# heat_templates/images: built (when a source is newer than the last build), uploaded.
+heat_images() {
+  say "Heat images: build (heat_templates/images/build.sh) and upload"
+  local t0 src=$REPO/heat_templates/images
+  t0=$(now)
+  if [ ! -f "$IMAGES_DIR/berth-mq.tar" ] ||
+    [ -n "$(find "$src" -newer "$IMAGES_DIR/berth-mq.tar" -type f | head -1)" ]; then
+    "$src/build.sh" --out "$IMAGES_DIR" >>"$LOG/heat-images.log" 2>&1 ||
+      die "build.sh failed (log: $LOG/heat-images.log)"
+    figure "heat images build (build.sh, 5 images)" "$(since "$t0")" s
+  else
+    echo "images in $IMAGES_DIR are up to date"
+  fi
+  t0=$(now)
+  "$src/upload.sh" --dir "$IMAGES_DIR" --public >>"$LOG/heat-images.log" 2>&1 ||
+    die "upload.sh failed (log: $LOG/heat-images.log)"
+  figure "heat images upload to Glance (upload.sh)" "$(since "$t0")" s
+}
+
+stack_create() {  # stack_create NAME TEMPLATE PARAMETER...
+  local name=$1 tmpl=$2 t0 args=()
+  shift 2
+  for p in "$@"; do args+=(--parameter "$p"); done
+  openstack stack delete --yes --wait "$name" >/dev/null 2>&1 || true
+  t0=$(now)
+  openstack stack create --wait -t "$tmpl" "${args[@]}" "$name" >/dev/null || {
+    openstack stack show "$name" -f value -c stack_status_reason >&2 || true
+    openstack stack resource list -n 3 "$name" -f value -c resource_name -c resource_status \
+      -c resource_status_reason >&2 || true
+    tail -20 "$LOG/nova-compute.log" >&2
+    die "stack $name: create failed"
+  }
+  figure "heat $name -> CREATE_COMPLETE" "$(since "$t0")" s
+}
+
+stack_output() { openstack stack output show "$1" "$2" -f value -c output_value; }
+
+stack_delete() {  # stack_delete NAME: and nothing of it left
+  local t0 n
+  t0=$(now)
+  openstack stack delete --yes --wait "$1" >/dev/null || die "stack $1: delete failed"
+  figure "heat $1 delete" "$(since "$t0")" s
+  n=$(openstack server list --all-projects -f value -c ID | wc -l)
+  expect_eq "servers left after $1" "$n" 0
+  n=$(openstack port list --network "$NET_ID" --device-owner compute:nova -f value -c ID | wc -l)
+  expect_eq "ports left after $1" "$n" 0
+  expect_eq "berthd instances left after $1" "$(berth_api GET /v1/instances | $PY -c 'import json,sys; print(len(json.load(sys.stdin)["instances"]))')" 0
+  berth_leftovers || die "berthd left mounts or cgroups after $1 (above)"
+  if ls -d /sys/class/net/tap* >/dev/null 2>&1; then
+    die "tap devices left after $1: $(ls -d /sys/class/net/tap*)"
+  fi
+  echo "  ok: no server, port, container, mount, cgroup or tap left"
+}
+
+run_heat_neutron() {
+  heat_images
+  local url status jobs body id t0 secs
+
+  say "Heat: single_server.yaml on $NET_NAME"
+  stack_create berth-e2e-single "$REPO/heat_templates/single_server.yaml" \
+    "network=$NET_NAME" flavor=berth.small "title=Berth e2e single server"
+  url=$(stack_output berth-e2e-single url)
+  echo "output url: $url"
+  wait_http_body "$url" "<h1>Berth e2e single server</h1>" 30 >/dev/null
+  echo "  ok: $url answers with the page"
+  stack_delete berth-e2e-single
+
+  say "Heat: multi_tier.yaml on $NET_NAME"
+  stack_create berth-e2e-multi "$REPO/heat_templates/multi_tier.yaml" \
+    "network=$NET_NAME" flavor=berth.small worker_count=2 "title=Berth e2e multi tier"
+  url=$(stack_output berth-e2e-multi url)
+  status=$(stack_output berth-e2e-multi status_url)
+  jobs=$(stack_output berth-e2e-multi jobs_url)
+  echo "outputs: url $url, status_url $status, jobs_url $jobs"
+  stack_output berth-e2e-multi addresses
+  wait_http_body "$url" "<h1>Berth e2e multi tier</h1>" 30 >/dev/null
+  echo "  ok: the front end answers at $url"
+  # Through the front end to the API, which asks the database, the queue and (through the
+  # queue) sees both workers.
+  t0=$(now)
+  body=$(wait_http_body "$status" '"workers": 2' 60)
+  $PY -c 'import json, sys; s = json.loads(sys.argv[1]); assert s["ok"] and s["db"]["ok"] and s["mq"]["ok"], s; print("  ok: api %s: db ok, mq ok, %d workers" % (s["hostname"], s["workers"]))' "$body" ||
+    die "status through the front end: $body"
+  figure "multi-tier: all tiers up after CREATE_COMPLETE" "$(since "$t0")" s
+  body=$(curl -sf -m 10 -X POST --data 'hello from the e2e test' "$jobs") ||
+    die "POST $jobs failed"
+  id=$($PY -c 'import json, sys; print(json.loads(sys.argv[1])["id"])' "$body")
+  t0=$(now)
+  body=$(wait_http_body "$jobs/$id" '"done"' 30)
+  grep -q '5 words' <<<"$body" || die "job $id: $body"
+  secs=$(since "$t0")
+  echo "  ok: job $id done by $($PY -c 'import json, sys; print(json.loads(sys.argv[1])["worker"])' "$body"): $($PY -c 'import json, sys; print(json.loads(sys.argv[1])["result"])' "$body" | cut -c1-60)"
+  figure "multi-tier: job through front end -> worker -> done" "$secs" s
+  stack_delete berth-e2e-multi
+}
+
+# ---------------------------------------------------------------------------------------
+
+run_all_tests() {
+  [ "$GLANCE_TESTS" = 0 ] || run_glance_real
+  run_test
+  if [ "$NEUTRON" = 1 ]; then run_network_test; fi
+  [ "$FAKE" = 0 ] || run_fake_baseline
+  [ "$HEAT" = 0 ] || run_heat
+  if [ "$NEUTRON" = 1 ]; then
+    [ "$HEAT" = 0 ] || run_heat_neutron
+    drop_network
+  fi
+}
 
 main() {
   [ "$(id -u)" = 0 ] || die "run as root"
@@ -900,10 +1404,7 @@ main() {
       ;;
     test)  # against what `setup` left running
       : >"$FIGURES"
-      [ "$GLANCE_TESTS" = 0 ] || run_glance_real
-      run_test
-      [ "$FAKE" = 0 ] || run_fake_baseline
-      [ "$HEAT" = 0 ] || run_heat
+      run_all_tests
       say "PASSED; figures:"
       cat "$FIGURES"
       return
@@ -933,10 +1434,7 @@ main() {
   [ "$HEAT" = 0 ] || start_heat
   figure "setup (configure + start + init, no install)" "$(since "$t_setup")" s
   [ "$phase" = run ] || return 0
-  [ "$GLANCE_TESTS" = 0 ] || run_glance_real
-  run_test
-  [ "$FAKE" = 0 ] || run_fake_baseline
-  [ "$HEAT" = 0 ] || run_heat
+  run_all_tests
   figure "whole run" "$(since "$t_all")" s
   say "PASSED; figures:"
   cat "$FIGURES"

@@ -16,6 +16,10 @@ E2E_PACKAGES=(
   tempest
 )
 
+# BERTH_E2E_NEUTRON=1 (the default): the Linux bridge agent (it brings ebtables, ipset,
+# iptables and bridge-utils along) and the tools the script checks the provider network with.
+E2E_NEUTRON_PACKAGES=(neutron-linuxbridge-agent ebtables iproute2 python3-os-vif sudo)
+
 E2E_DEBCONF="
 keystone keystone/configure_db boolean false
 keystone keystone/create-admin-tenant boolean false

@@ -192,6 +192,11 @@ def test_spawn_powered_off(drv, fake, ctx):
      exception.ImageUnacceptable),
     (400, "flavor.extra_specs.hw:cpuset: want a cpu list", exception.InvalidInput),
     (404, "image cedef40a not found", exception.ImageNotFound),
+    # Not found on the host, not in the image: the VIF's bridge, a cgroup controller.
+    (404, "attach port 3f6c2a1e of 5a4b3c2d to bridge brq6a1e2f3c-4d: bridge "
+          "brq6a1e2f3c-4d does not exist", exception.VirtualInterfaceCreateException),
+    (404, "create cgroup /sys/fs/cgroup/blkio/x: mkdir /sys/fs/cgroup/blkio: ENOENT",
+     exception.NovaException),
     (507, "no space left for the image", exception.ComputeResourcesUnavailable),
     (500, "mount: EIO", exception.NovaException),
 ])
@@ -201,6 +206,7 @@ def test_spawn_failure_is_cleaned_up_and_translated(drv, fake, ctx, status, mess
     fake.add("DELETE", INST, 404, error(404, "instance not found"))
     with pytest.raises(nova_exc) as e:
         drv.spawn(ctx, make_instance(ctx), image_meta(), [], None, {})
+    assert type(e.value) is nova_exc  # not merely a subclass (NovaException is the base)
     assert [(r.method, r.path) for r in fake.calls()] == [("POST", "/v1/instances"),
                                                           ("DELETE", INST)]
     if status == 400:
@@ -619,6 +625,30 @@ def test_spawn_os_vif_failure_removes_nothing_made(drv, fake, ctx, osvif):
         drv.spawn(ctx, make_instance(ctx), image_meta(), [], None, {},
                   network_info=model.NetworkInfo([bridge_vif()]))
     assert ("POST", "/v1/instances") not in [(r.method, r.path) for r in fake.calls()]
+
+
+def test_spawn_os_vif_failure_names_the_plugins_error(drv, fake, ctx, osvif):
+    """os-vif wraps the plugin's error in PlugException, whose own message stays
+    unformatted when that error's str() fails (oslo.config's RequiredOptError for a missing
+    lock_path did, in the real plug): the plugin's error is what the fault must say."""
+    import os_vif.exception
+    from nova.network import model
+
+    class Unprintable(Exception):
+        def __str__(self):
+            raise ValueError("no str")
+
+    osvif.fail = os_vif.exception.PlugException(vif="v", err=RuntimeError("no bridge brq1"))
+    fake.add("DELETE", INST, 404, error(404, "instance not found"))
+    with pytest.raises(exception.InternalError) as e:
+        drv.spawn(ctx, make_instance(ctx), image_meta(), [], None, {},
+                  network_info=model.NetworkInfo([bridge_vif()]))
+    assert "RuntimeError: no bridge brq1" in str(e.value)
+    osvif.fail = os_vif.exception.PlugException(vif="v", err=Unprintable("lock_path"))
+    with pytest.raises(exception.InternalError) as e:
+        drv.spawn(ctx, make_instance(ctx), image_meta(), [], None, {},
+                  network_info=model.NetworkInfo([bridge_vif()]))
+    assert "Unprintable: ('lock_path',)" in str(e.value)
 
 
 def test_plug_and_unplug_vifs_use_os_vif(drv, ctx, order):

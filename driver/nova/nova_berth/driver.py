@@ -79,6 +79,18 @@ def _power_state(record):
     return code if code in berth_client.POWER_STATES else power_state.NOSTATE
 
 
+def _os_vif_reason(err):
+    """os-vif's PlugException keeps the plugin's error in kwargs["err"]; its own message
+    is left unformatted when that error's str() fails (e.g. oslo.config's
+    RequiredOptError for a missing [oslo_concurrency] lock_path)."""
+    inner = getattr(err, "kwargs", {}).get("err", err)
+    try:
+        text = str(inner)
+    except Exception:  # noqa: BLE001 - the reason is the point here
+        text = repr(getattr(inner, "args", ()))
+    return "%s: %s" % (type(inner).__name__, text)
+
+
 class BerthDriver(driver.ComputeDriver):
     """Nova instances as Berth containers, through berthd's REST API."""
 
@@ -548,7 +560,14 @@ class BerthDriver(driver.ComputeDriver):
         if isinstance(err, berth_exc.BerthConflict):
             return exception.InstanceExists(name=instance.name)
         if isinstance(err, berth_exc.BerthNotFound):
-            return exception.ImageNotFound(image_id=image_id)
+            # berthd names what it did not find: the image, or something of the host's
+            # (the VIF's bridge, a cgroup controller) that must not read as a bad image.
+            if err.message.startswith("image"):
+                return exception.ImageNotFound(image_id=image_id)
+            if err.message.startswith("attach port"):
+                LOG.error("berthd could not plug a VIF: %s", err.message, instance=instance)
+                return exception.VirtualInterfaceCreateException()
+            return exception.NovaException(message=str(err))
         if isinstance(err, berth_exc.BerthBadRequest):
             # berthd names the field at fault; image and command problems are the image's.
             if err.message.startswith(("image", "command", "glance")):
@@ -825,7 +844,7 @@ class BerthDriver(driver.ComputeDriver):
             os_vif.plug(vif_obj, os_vif_util.nova_to_osvif_instance(instance))
         except Exception as e:
             raise exception.InternalError(
-                "os-vif could not plug VIF %s: %s" % (vif["id"], e)) from e
+                "os-vif could not plug VIF %s: %s" % (vif["id"], _os_vif_reason(e))) from e
 
     def _unplug_os_vif(self, instance, vif):
         self._os_vif_ready()  # also registers the objects the conversion makes

@@ -128,6 +128,22 @@ TEST_F(ContainerTest, UserNamespaceMapsRootToUnprivilegedUid) {
   EXPECT_NE(status.find("Uid:\t100000\t100000\t100000\t100000"), std::string::npos) << status;
 }
 
+// nginx's access_log /dev/stdout, and images that link their log files there, open the
+// console again by path: the pipe must belong to the (mapped) user, not to host root.
+TEST_F(ContainerTest, UserNamespaceRootCanReopenItsStdout) {
+  spec::Spec s = BaseSpec({"sh", "-c",
+                           "echo via-dev-stdout >/dev/stdout && echo via-proc >/proc/self/fd/1 && "
+                           "echo via-dev-stderr >/dev/stderr; sleep 30"});
+  s.linux.namespaces.push_back({spec::NamespaceType::kUser, ""});
+  s.linux.uid_mappings = {{0, 100000, 65536}};
+  s.linux.gid_mappings = {{0, 100000, 65536}};
+  Create("userns-stdout", s);
+  container::StartContainer(state_root_, "userns-stdout");
+  for (int i = 0; i < 200 && Console("userns-stdout").find("stderr") == std::string::npos; ++i)
+    ::usleep(10000);
+  EXPECT_EQ(Console("userns-stdout"), "via-dev-stdout\nvia-proc\nvia-dev-stderr\n");
+}
+
 TEST_F(ContainerTest, SigkillOfInitIsReported) {
   Create("killed", BaseSpec({"sleep", "60"}));
   container::StartContainer(state_root_, "killed");

@@ -160,6 +160,44 @@ TEST_F(LinuxBridgeTest, TwoInstancesOnTheBridgeTalkWithThePortsSettings) {
   EXPECT_TRUE(host.FindLink(kBridge)) << "the bridge is not ours to delete";
 }
 
+// Two NICs on one subnet (a boot with two ports, or attach_interface): the second port's
+// default route and host route are the first's already; the first keeps them and the
+// second still works on-link. (Adding them again was EEXIST: the attach, and the spawn or
+// attach_interface with it, failed.)
+TEST_F(LinuxBridgeTest, ASecondPortOnTheSameSubnetKeepsTheFirstsRoutes) {
+  VifNetwork vifs(Config());
+  InstanceProcess vm1, vm2;
+  VifSpec first = Spec(kPort1, kBridge, 5), second = Spec(kPort2, kBridge, 7);
+  second.ifname = "eth1";
+  vifs.AttachToLinuxBridge(kVm1, NetnsRef::Pid(vm1.pid()), first);
+  vifs.AttachToLinuxBridge(kVm1, NetnsRef::Pid(vm1.pid()), second);
+  vifs.AttachToLinuxBridge(kVm2, NetnsRef::Pid(vm2.pid()),
+                           Spec("9" + std::string(kPort2 + 1), kBridge, 6));
+  Netlink inside = Netlink::OpenIn(NetnsRef::Fd(vm1.netns()));
+  auto eth0 = inside.ListRoutes("eth0");
+  EXPECT_NE(std::find(eth0.begin(), eth0.end(), "default via 10.0.0.1"), eth0.end());
+  EXPECT_NE(std::find(eth0.begin(), eth0.end(), "192.168.77.0/24 via 10.0.0.254"), eth0.end());
+  auto eth1 = inside.ListRoutes("eth1");
+  EXPECT_EQ(std::find(eth1.begin(), eth1.end(), "default via 10.0.0.1"), eth1.end());
+  auto addrs = inside.ListAddresses("eth1");
+  EXPECT_NE(std::find(addrs.begin(), addrs.end(), "10.0.0.7/24"), addrs.end());
+  EXPECT_EQ(inside.GetLink("eth1").mac, "fa:16:3e:00:00:07");
+  EXPECT_TRUE(Ping(vm2.netns(), "10.0.0.7")) << "the second port answers";
+  EXPECT_TRUE(Ping(vm2.netns(), "10.0.0.5"));
+  EXPECT_TRUE(vifs.Detach(kVm1, kPort2));
+  EXPECT_FALSE(inside.FindLink("eth1"));
+  // The first port is untouched. (No ping here: vm2 may have learnt 10.0.0.5 at eth1's
+  // MAC, as Linux answers ARP for any local address on any interface, until its neighbour
+  // entry is revalidated; Neutron's ARP anti-spoofing drops such replies.)
+  eth0 = inside.ListRoutes("eth0");
+  EXPECT_NE(std::find(eth0.begin(), eth0.end(), "default via 10.0.0.1"), eth0.end());
+  addrs = inside.ListAddresses("eth0");
+  EXPECT_NE(std::find(addrs.begin(), addrs.end(), "10.0.0.5/24"), addrs.end());
+  EXPECT_EQ(vifs.DetachInstance(kVm1), 1u);
+  EXPECT_EQ(vifs.DetachInstance(kVm2), 1u);
+  ExpectNothingLeft(vifs);
+}
+
 TEST_F(LinuxBridgeTest, RefusesAndLeavesNothing) {
   VifNetwork vifs(Config());
   InstanceProcess vm1;

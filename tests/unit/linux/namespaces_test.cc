@@ -31,6 +31,19 @@ std::string PlanError(const spec::Spec& s) {
   return "";
 }
 
+TEST(HostIdFor, MapsThroughTheRangeThatCoversTheId) {
+  std::vector<spec::IdMapping> maps = {{0, 100000, 1000}, {1000, 200000, 10}};
+  EXPECT_EQ(HostIdFor(maps, 0), 100000u);
+  EXPECT_EQ(HostIdFor(maps, 999), 100999u);
+  EXPECT_EQ(HostIdFor(maps, 1000), 200000u);
+  EXPECT_EQ(HostIdFor(maps, 1009), 200009u);
+  EXPECT_EQ(HostIdFor(maps, 1010), std::nullopt);  // past the last range
+  EXPECT_EQ(HostIdFor({}, 0), std::nullopt);
+  // A range reaching the top of the id space does not wrap.
+  EXPECT_EQ(HostIdFor({{4294967290u, 10, 6}}, 4294967295u), 15u);
+  EXPECT_EQ(HostIdFor({{4294967290u, 10, 6}}, 3), std::nullopt);
+}
+
 TEST(PlanNamespaces, NewNamespacesAreCloneFlags) {
   auto plan = PlanNamespaces(spec::DefaultSpec());
   EXPECT_EQ(plan.clone_flags,
