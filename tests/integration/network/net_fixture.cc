@@ -15,6 +15,7 @@
 #include <stdexcept>
 
 #include "runtime/common/error.h"
+#include "runtime/network/netlink.h"
 #include "runtime/network/netns.h"
 
 namespace berth::net::testing {
@@ -190,6 +191,15 @@ void SendUdp(int netns_fd, const std::string& source, const std::string& dest, u
       ThrowErrno("sendto", dest);
     }
   });
+}
+
+std::vector<std::string> LinksWithPrefix(int netns_fd, const std::string& prefix) {
+  std::vector<std::string> out;
+  Netlink nl = Netlink::OpenIn(NetnsRef::Fd(netns_fd));
+  for (const auto& l : nl.ListLinks()) {
+    if (l.name.rfind(prefix, 0) == 0) out.push_back(l.name);
+  }
+  return out;
 }
 
 }  // namespace berth::net::testing

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "runtime/common/unique_fd.h"
 
@@ -66,5 +67,8 @@ class UdpReceiver {
 // namespace.
 void SendUdp(int netns_fd, const std::string& source, const std::string& dest, uint16_t port,
              const std::string& payload);
+
+// Names of the links in the namespace that start with `prefix` (leftover checks).
+std::vector<std::string> LinksWithPrefix(int netns_fd, const std::string& prefix);
 
 }  // namespace berth::net::testing

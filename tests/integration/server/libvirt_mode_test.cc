@@ -20,11 +20,14 @@
 #include "runtime/network/netlink.h"
 #include "runtime/network/netns.h"
 #include "tests/integration/network/libvirt_fixture.h"
+#include "tests/integration/network/net_fixture.h"
 #include "tests/integration/server/daemon_fixture.h"
 #include "tests/support/busybox_rootfs.h"
 
 namespace berth::testing {
 namespace {
+
+using net::testing::LinksWithPrefix;
 
 constexpr const char* kNetwork = "berth-iso";
 constexpr const char* kBridge = "blv-iso0";
@@ -46,15 +49,6 @@ class NetnsFile {
  private:
   std::string path_;
 };
-
-std::vector<std::string> LinksWithPrefix(int netns_fd, const std::string& prefix) {
-  std::vector<std::string> out;
-  net::Netlink nl = net::Netlink::OpenIn(net::NetnsRef::Fd(netns_fd));
-  for (const auto& l : nl.ListLinks()) {
-    if (l.name.rfind(prefix, 0) == 0) out.push_back(l.name);
-  }
-  return out;
-}
 
 std::vector<std::string> FilesIn(const std::string& dir) {
   std::vector<std::string> out;

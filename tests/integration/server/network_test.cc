@@ -30,6 +30,8 @@
 namespace berth::testing {
 namespace {
 
+using net::testing::LinksWithPrefix;
+
 using Clock = std::chrono::steady_clock;
 
 // A network namespace made by the test and bind-mounted on a file, as `ip netns add` does,
@@ -54,15 +56,6 @@ class HostNetns {
   std::string path_;
   UniqueFd fd_;
 };
-
-std::vector<std::string> LinksWithPrefix(int netns_fd, const std::string& prefix) {
-  std::vector<std::string> out;
-  net::Netlink nl = net::Netlink::OpenIn(net::NetnsRef::Fd(netns_fd));
-  for (const auto& l : nl.ListLinks()) {
-    if (l.name.rfind(prefix, 0) == 0) out.push_back(l.name);
-  }
-  return out;
-}
 
 std::vector<std::string> FilesIn(const std::string& dir) {
   std::vector<std::string> out;
