@@ -150,6 +150,8 @@ const std::map<std::string, Setter>& Setters() {
        [](Config& c, const std::string& w, const char* v) {
          c.state_refresh_ms = static_cast<int>(ToUnsigned(w, v, 3600000));
        }},
+      {"instances.spawner",
+       [](Config& c, const std::string& w, const char* v) { c.spawner = ToBool(w, v); }},
       {"instances.max_console_followers",
        [](Config& c, const std::string& w, const char* v) {
          c.max_console_followers = ToUnsigned(w, v, 100000);

@@ -40,6 +40,9 @@ struct Config {
   int state_refresh_ms = 1000;
   // Open `console?follow=true` streams at once; more get 503.
   uint64_t max_console_followers = 64;
+  // Containers are created by a small process forked at start-up (runtime/linux/spawner.h),
+  // whose forks are cheap; false: by berthd itself.
+  bool spawner = true;
 
   // [network]
   NetworkOptions network;

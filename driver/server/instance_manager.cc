@@ -442,6 +442,27 @@ bool InstanceManager::CreatedNotStarted(const std::string& uuid) const {
              container::Status::kCreated;
 }
 
+container::StateRecord InstanceManager::MakeContainer(const container::CreateOptions& options) {
+  if (spawner_ && spawner_->alive()) {
+    try {
+      return spawner_->Create(options);
+    } catch (const Error& e) {
+      if (spawner_->alive()) throw;  // CreateContainer's own error: it rolled back
+      spdlog::error("{}; berthd creates containers itself from now on", e.message());
+      // It died mid-create: whatever it had made of this container goes.
+      try {
+        if (ContainerExists(options.id)) {
+          container::DeleteContainer(options.state_root, options.id, true);
+        }
+      } catch (const Error& cleanup) {
+        spdlog::error("instance {}: remove half-made container: {}", options.id, cleanup.message());
+      }
+      throw;
+    }
+  }
+  return container::CreateContainer(options);
+}
+
 void InstanceManager::Launch(const InstanceRecord& record, const store::ImageConfig& image,
                              bool start) {
   const std::string rootfs = RootfsDir(record.uuid);
@@ -466,7 +487,7 @@ void InstanceManager::Launch(const InstanceRecord& record, const store::ImageCon
                   Durability::kAtomicOnly);
   o.cgroup_path = CgroupPath(record.uuid);
   o.console_max = config_.console_max_bytes;
-  container::StateRecord state = container::CreateContainer(o);
+  container::StateRecord state = MakeContainer(o);
   Rollback rollback;
   rollback.Add([&] { container::DeleteContainer(config_.containers_dir(), record.uuid, true); });
   // The namespace exists, the process has not run: the network is there before it starts.

@@ -34,6 +34,7 @@
 #include "driver/server/metrics.h"
 #include "driver/server/userns_ranges.h"
 #include "runtime/cgroup/cgroup.h"
+#include "runtime/linux/spawner.h"
 #include "runtime/store/image/image_store.h"
 
 namespace berth::server {
@@ -94,6 +95,8 @@ class InstanceManager {
   using ImageResolver =
       std::function<std::string(const std::string& image_ref, const rapidjson::Value& body)>;
   void SetImageResolver(ImageResolver resolver) { image_resolver_ = std::move(resolver); }
+  // Containers are created through it while it lives; null: by this process.
+  void SetSpawner(container::Spawner* spawner) { spawner_ = spawner; }
 
   // Starts the thread that refreshes the cached views every `interval_ms` (0: never; the
   // lifecycle operations refresh their instance anyway).
@@ -180,6 +183,8 @@ class InstanceManager {
   // start=false leaves it created (namespaces and network ready, process not started):
   // the Nova driver starts it once Neutron reported the ports up.
   void Launch(const InstanceRecord& record, const store::ImageConfig& image, bool start = true);
+  // container::CreateContainer, through the spawner while it lives.
+  container::StateRecord MakeContainer(const container::CreateOptions& options);
   // A container created and not yet started (spawn with "start": false).
   bool CreatedNotStarted(const std::string& uuid) const;
   void EnsureRootfsMounted(const std::string& uuid);
@@ -191,6 +196,7 @@ class InstanceManager {
 
   Config config_;
   ImageResolver image_resolver_;
+  container::Spawner* spawner_ = nullptr;
   store::ImageStore& images_;
   Metrics& metrics_;
   cgroup::CgroupHost cgroup_host_;

@@ -15,6 +15,7 @@
 #include "driver/server/server.h"
 #include "runtime/common/error.h"
 #include "runtime/common/file_util.h"
+#include "runtime/linux/spawner.h"
 
 namespace {
 
@@ -62,7 +63,22 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "berthd: %s\n", e.what());
     return 2;
   }
+  // Before logging starts its threads: the spawner must be forked while we have none.
+  std::unique_ptr<berth::container::Spawner> spawner;
+  std::string spawner_error;
+  if (config.spawner) {
+    try {
+      spawner = berth::container::Spawner::Start();
+    } catch (const berth::Error& e) {
+      spawner_error = e.what();
+    }
+  }
   SetUpLogging(config.log_level);
+  if (spawner) {
+    spdlog::info("container spawner pid={}", spawner->pid());
+  } else if (!spawner_error.empty()) {
+    spdlog::warn("no container spawner ({}); berthd creates containers itself", spawner_error);
+  }
   for (const auto& w : config.warnings) spdlog::warn("config {}: {}", config_path, w);
 
   if (::pipe2(g_signal_pipe, O_CLOEXEC) != 0) {
@@ -78,7 +94,7 @@ int main(int argc, char** argv) {
   ::sigaction(SIGINT, &sa, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
 
-  berth::server::ApiServer server(config);
+  berth::server::ApiServer server(config, spawner.get());
   try {
     server.init();
     server.serve();

@@ -385,7 +385,8 @@ std::string BuildOpenApi(const std::vector<RouteDef>& routes, const std::string&
   return Finish(buf);
 }
 
-ApiServer::ApiServer(Config config) : config_(std::move(config)) {}
+ApiServer::ApiServer(Config config, container::Spawner* spawner)
+    : config_(std::move(config)), spawner_(spawner) {}
 
 ApiServer::~ApiServer() = default;
 
@@ -397,6 +398,7 @@ void ApiServer::init() {
   MakeDirs(JoinPath(config_.state_dir, "tmp"), 0700);
   images_ = std::make_unique<store::ImageStore>(config_.state_dir, config_.storage_driver);
   instances_ = std::make_unique<InstanceManager>(config_, *images_, metrics_);
+  instances_->SetSpawner(spawner_);
   if (config_.glance()) {
     glance_ = std::make_unique<GlanceImages>(config_, *images_);
     instances_->SetImageResolver([this](const std::string& ref, const rapidjson::Value& body) {

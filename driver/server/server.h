@@ -56,7 +56,9 @@ std::string BuildOpenApi(const std::vector<RouteDef>& routes, const std::string&
 
 class ApiServer {
  public:
-  explicit ApiServer(Config config);
+  // `spawner`, when given, creates the containers (see runtime/linux/spawner.h); it must
+  // outlive the server.
+  explicit ApiServer(Config config, container::Spawner* spawner = nullptr);
   ~ApiServer();
 
   static const std::vector<RouteDef>& Routes();
@@ -114,6 +116,7 @@ class ApiServer {
   std::string token_;
   Metrics metrics_;
   std::unique_ptr<store::ImageStore> images_;
+  container::Spawner* spawner_;
   std::unique_ptr<InstanceManager> instances_;
   std::unique_ptr<ConsoleWaiters> waiters_;
   std::unique_ptr<GlanceImages> glance_;  // null without [glance]/[keystone]

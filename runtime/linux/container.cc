@@ -481,13 +481,16 @@ StateRecord CreateContainer(const CreateOptions& options) {
   timer.Mark("pipes+command");
   // Double fork: M ends up in its own session, re-parented away from us, so a long-lived
   // caller (berthd) never collects its zombie and the monitor outlives the caller.
+  const bool double_fork = !options.caller_reaps_monitor;
   pid_t intermediate = ::fork();
   if (intermediate < 0) ThrowErrno("fork");
   if (intermediate == 0) {
     ::setsid();
-    pid_t m = ::fork();
-    if (m < 0) ChildFail(ready.write.get(), "fork monitor: " + std::string(strerror(errno)));
-    if (m > 0) ::_exit(0);
+    if (double_fork) {
+      pid_t m = ::fork();
+      if (m < 0) ChildFail(ready.write.get(), "fork monitor: " + std::string(strerror(errno)));
+      if (m > 0) ::_exit(0);
+    }
     // M.
     try {
       PhaseTimer mtimer("  M");
@@ -551,7 +554,7 @@ StateRecord CreateContainer(const CreateOptions& options) {
   console.write.reset();
   pty_slave.reset();
   int wstatus = 0;
-  while (::waitpid(intermediate, &wstatus, 0) < 0 && errno == EINTR) {
+  while (double_fork && ::waitpid(intermediate, &wstatus, 0) < 0 && errno == EINTR) {
   }
   timer.Mark("fork");
   std::string reply = ReadUpTo(ready.read.get(), 8192);

@@ -39,6 +39,9 @@ struct CreateOptions {
   // /dev/console). The master goes to this unix socket (SCM_RIGHTS, as runc and crun
   // do) when given, else to the monitor, which logs it like any console output.
   std::string console_socket;
+  // The caller waits for all its children (as the spawner does): the monitor is forked once,
+  // as the caller's child, instead of twice to be re-parented away from it.
+  bool caller_reaps_monitor = false;
 };
 
 StateRecord CreateContainer(const CreateOptions& options);

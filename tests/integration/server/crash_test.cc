@@ -1,6 +1,11 @@
 // berthd killed with SIGKILL and started again: every instance still runs and answers, and
 // nothing half-made is left.
 #include <signal.h>
+#include <unistd.h>
+
+#include <sstream>
+#include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -11,6 +16,29 @@ namespace berth::testing {
 namespace {
 
 using CrashTest = ServerTest;
+
+std::vector<std::string> StatFields(pid_t pid) {
+  auto stat = ReadFileIfExists("/proc/" + std::to_string(pid) + "/stat");
+  if (!stat) return {};
+  auto open = stat->find('(');
+  auto close = stat->rfind(')');
+  std::vector<std::string> fields = {stat->substr(open + 1, close - open - 1)};  // comm
+  std::istringstream rest(stat->substr(close + 2));
+  for (std::string f; rest >> f;) fields.push_back(f);
+  return fields;  // comm, state, ppid, ...
+}
+
+// berthd's child that creates the containers (runtime/linux/spawner.h).
+pid_t SpawnerOf(pid_t daemon_pid) {
+  auto children = ReadFileIfExists("/proc/" + std::to_string(daemon_pid) + "/task/" +
+                                   std::to_string(daemon_pid) + "/children");
+  std::istringstream in(children.value_or(""));
+  for (pid_t child; in >> child;) {
+    auto f = StatFields(child);
+    if (!f.empty() && f[0] == "berth-spawner") return child;
+  }
+  return -1;
+}
 
 TEST_F(CrashTest, InstancesSurviveSigkillOfBerthd) {
   std::vector<std::string> uuids;
@@ -28,7 +56,25 @@ TEST_F(CrashTest, InstancesSurviveSigkillOfBerthd) {
   const std::string half = "0a0b0c0d-0e0f-4a1b-8c2d-3e4f5a6b7c8d";
   MakeDirs(InstanceDir(half) + "/rootfs");
 
+  // The instances' monitors are the spawner's children; the spawner ends with berthd, they
+  // do not.
+  const pid_t spawner = SpawnerOf(daemon().pid());
+  ASSERT_GT(spawner, 0) << "berthd has no berth-spawner child";
+  for (auto pid : pids) {
+    auto init = StatFields(static_cast<pid_t>(pid));
+    ASSERT_GE(init.size(), 3u);
+    auto monitor = StatFields(static_cast<pid_t>(std::stol(init[2])));
+    ASSERT_GE(monitor.size(), 3u);
+    EXPECT_EQ(std::stol(monitor[2]), spawner) << "monitor of init " << pid;
+  }
   daemon().Kill9();
+  for (int i = 0; i < 200; ++i) {
+    auto f = StatFields(spawner);
+    if (f.size() < 2 || f[1] == "Z") break;
+    ::usleep(10000);
+  }
+  auto left = StatFields(spawner);
+  EXPECT_TRUE(left.size() < 2 || left[1] == "Z") << "the spawner outlived berthd";
   for (auto pid : pids) EXPECT_EQ(::kill(static_cast<pid_t>(pid), 0), 0) << "instance died";
   daemon().Start();
 

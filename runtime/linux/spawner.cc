@@ -1,0 +1,294 @@
+#include "runtime/linux/spawner.h"
+
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <thread>
+
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include "runtime/common/error.h"
+#include "runtime/spec/parser.h"
+
+namespace berth::container {
+namespace {
+
+// Request on a per-create stream socket: an 8-byte length, then a JSON object with the
+// CreateOptions. Reply: one line, "ok" or "err <kind> <errno> <message>". A line, not EOF,
+// ends the reply: a monitor forked meanwhile may hold the spawner's end until it execs.
+
+bool WriteAll(int fd, const void* data, size_t len) {
+  const char* p = static_cast<const char*>(data);
+  while (len > 0) {
+    ssize_t n = ::send(fd, p, len, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    p += n;
+    len -= static_cast<size_t>(n);
+  }
+  return true;
+}
+
+bool ReadExactly(int fd, void* data, size_t len) {
+  char* p = static_cast<char*>(data);
+  while (len > 0) {
+    ssize_t n = ::read(fd, p, len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    p += n;
+    len -= static_cast<size_t>(n);
+  }
+  return true;
+}
+
+std::string EncodeRequest(const CreateOptions& o) {
+  rapidjson::StringBuffer buf;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  const std::string spec = spec::SerializeSpec(o.spec);
+  w.StartObject();
+  w.Key("id");
+  w.String(o.id.c_str(), static_cast<rapidjson::SizeType>(o.id.size()));
+  w.Key("state_root");
+  w.String(o.state_root.c_str(), static_cast<rapidjson::SizeType>(o.state_root.size()));
+  w.Key("bundle");
+  w.String(o.bundle.c_str(), static_cast<rapidjson::SizeType>(o.bundle.size()));
+  w.Key("cgroup_path");
+  w.String(o.cgroup_path.c_str(), static_cast<rapidjson::SizeType>(o.cgroup_path.size()));
+  w.Key("console_max");
+  w.Uint64(o.console_max);
+  w.Key("spec");
+  w.String(spec.c_str(), static_cast<rapidjson::SizeType>(spec.size()));
+  w.EndObject();
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+std::string StringMember(const rapidjson::Document& doc, const char* key) {
+  auto it = doc.FindMember(key);
+  if (it == doc.MemberEnd() || !it->value.IsString()) {
+    throw Error(ErrorKind::kInternal, std::string("spawner request: no string ") + key);
+  }
+  return std::string(it->value.GetString(), it->value.GetStringLength());
+}
+
+CreateOptions DecodeRequest(const std::string& text) {
+  rapidjson::Document doc;
+  doc.Parse(text.data(), text.size());
+  if (doc.HasParseError() || !doc.IsObject()) {
+    throw Error(ErrorKind::kInternal, "spawner request: not a JSON object");
+  }
+  CreateOptions o;
+  o.id = StringMember(doc, "id");
+  o.state_root = StringMember(doc, "state_root");
+  o.bundle = StringMember(doc, "bundle");
+  o.cgroup_path = StringMember(doc, "cgroup_path");
+  auto max = doc.FindMember("console_max");
+  if (max == doc.MemberEnd() || !max->value.IsUint64()) {
+    throw Error(ErrorKind::kInternal, "spawner request: no console_max");
+  }
+  o.console_max = static_cast<unsigned long>(max->value.GetUint64());
+  o.spec = spec::ParseSpec(StringMember(doc, "spec"));
+  o.caller_reaps_monitor = true;  // ReapChildren
+  return o;
+}
+
+std::string ErrorLine(ErrorKind kind, int sys_errno, std::string message) {
+  for (char& c : message) {
+    if (c == '\n') c = ' ';
+  }
+  return "err " + std::to_string(static_cast<int>(kind)) + " " + std::to_string(sys_errno) + " " +
+         message + "\n";
+}
+
+// One create, on its own thread of the spawner.
+void Serve(int fd) {
+  std::string reply;
+  try {
+    uint64_t len = 0;
+    if (!ReadExactly(fd, &len, sizeof len) || len > (64u << 20)) {
+      throw Error(ErrorKind::kInternal, "spawner request: bad length");
+    }
+    std::string text(len, '\0');
+    if (!ReadExactly(fd, text.data(), text.size())) {
+      throw Error(ErrorKind::kInternal, "spawner request: truncated");
+    }
+    CreateContainer(DecodeRequest(text));
+    reply = "ok\n";
+  } catch (const Error& e) {
+    reply = ErrorLine(e.kind(), e.sys_errno(), e.message());
+  } catch (const std::exception& e) {
+    reply = ErrorLine(ErrorKind::kInternal, 0, e.what());
+  }
+  WriteAll(fd, reply.data(), reply.size());
+  ::close(fd);
+}
+
+// The monitors are our children (one fork is cheaper than two): they are reaped when their
+// containers end; they are our only children.
+[[noreturn]] void ReapChildren() {
+  for (;;) {
+    int status = 0;
+    pid_t pid = ::waitpid(-1, &status, 0);
+    if (pid < 0 && errno == ECHILD) ::usleep(100000);  // none yet
+  }
+}
+
+// Receives one request socket; -1 when the daemon has closed the control socket.
+int ReceiveRequestFd(int control) {
+  for (;;) {
+    char byte = 0;
+    struct iovec iov = {&byte, 1};
+    alignas(struct cmsghdr) char cbuf[CMSG_SPACE(sizeof(int))] = {};
+    struct msghdr msg = {};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf;
+    msg.msg_controllen = sizeof cbuf;
+    ssize_t n = ::recvmsg(control, &msg, MSG_CMSG_CLOEXEC);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return -1;
+    struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    if (c == nullptr || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    int fd = -1;
+    std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
+    return fd;
+  }
+}
+
+[[noreturn]] void SpawnerMain(int control, pid_t parent) {
+  // Ends with the daemon, even one killed with SIGKILL; the monitors it made do not.
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() != parent) ::_exit(0);
+  ::prctl(PR_SET_NAME, "berth-spawner");
+  ::signal(SIGPIPE, SIG_IGN);
+  // A terminal's ^C is for the daemon, which ends us when it exits.
+  ::signal(SIGINT, SIG_IGN);
+  try {
+    std::thread(ReapChildren).detach();
+  } catch (const std::exception&) {
+    ::_exit(1);  // the daemon then creates containers itself
+  }
+  for (;;) {
+    int fd = ReceiveRequestFd(control);
+    if (fd < 0) ::_exit(0);
+    try {
+      std::thread(Serve, fd).detach();
+    } catch (const std::exception&) {
+      Serve(fd);  // no thread to be had: serve it here rather than drop it
+    }
+  }
+}
+
+}  // namespace
+
+std::unique_ptr<Spawner> Spawner::Start() {
+  int pair[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) {
+    ThrowErrno("socketpair", "spawner control");
+  }
+  UniqueFd ours(pair[0]), theirs(pair[1]);
+  const pid_t parent = ::getpid();
+  pid_t pid = ::fork();
+  if (pid < 0) ThrowErrno("fork", "spawner");
+  if (pid == 0) {
+    ours.reset();
+    SpawnerMain(theirs.release(), parent);
+  }
+  return std::unique_ptr<Spawner>(new Spawner(pid, std::move(ours)));
+}
+
+Spawner::Spawner(pid_t pid, UniqueFd control) : pid_(pid), control_(std::move(control)) {}
+
+Spawner::~Spawner() {
+  control_.reset();  // the spawner exits on EOF
+  int status = 0;
+  for (int i = 0; i < 200; ++i) {
+    pid_t r = ::waitpid(pid_, &status, WNOHANG);
+    if (r == pid_ || (r < 0 && errno != EINTR)) return;
+    ::usleep(5000);
+  }
+  ::kill(pid_, SIGKILL);
+  while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+  }
+}
+
+StateRecord Spawner::Create(const CreateOptions& options) {
+  if (options.inherit_stdio || !options.console_socket.empty()) {
+    throw Error(ErrorKind::kInternal,
+                "spawner: inherit_stdio and console_socket are not supported");
+  }
+  auto gone = [this, &options](const std::string& why) {
+    alive_ = false;
+    return Error(ErrorKind::kSystem, "create container \"" + options.id +
+                                         "\": container spawner (pid " + std::to_string(pid_) +
+                                         ") is gone: " + why);
+  };
+  if (!alive_) throw gone("it died before");
+  int pair[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) {
+    ThrowErrno("socketpair", "spawner request");
+  }
+  UniqueFd request(pair[0]);
+  {
+    UniqueFd theirs(pair[1]);
+    char byte = 'c';
+    struct iovec iov = {&byte, 1};
+    alignas(struct cmsghdr) char cbuf[CMSG_SPACE(sizeof(int))] = {};
+    struct msghdr msg = {};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf;
+    msg.msg_controllen = sizeof cbuf;
+    struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    int fd = theirs.get();
+    std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    std::lock_guard lock(send_mu_);
+    ssize_t n;
+    do {
+      n = ::sendmsg(control_.get(), &msg, MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    if (n != 1) throw gone(std::string("sendmsg: ") + ErrnoName(errno));
+  }
+  const std::string body = EncodeRequest(options);
+  const uint64_t len = body.size();
+  if (!WriteAll(request.get(), &len, sizeof len) ||
+      !WriteAll(request.get(), body.data(), body.size())) {
+    throw gone("request not taken");
+  }
+  std::string line;
+  char buf[512];
+  while (line.find('\n') == std::string::npos) {
+    ssize_t n = ::read(request.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) throw gone("no reply");
+    line.append(buf, static_cast<size_t>(n));
+  }
+  line.resize(line.find('\n'));
+  if (line == "ok") return ReadStateRecord(options.state_root, options.id);
+  // "err <kind> <errno> <message>"
+  int kind = static_cast<int>(ErrorKind::kInternal), sys_errno = 0, consumed = 0;
+  if (line.rfind("err ", 0) != 0 ||
+      std::sscanf(line.c_str(), "err %d %d %n", &kind, &sys_errno, &consumed) < 2) {
+    throw Error(ErrorKind::kInternal, "spawner: bad reply \"" + line + "\"");
+  }
+  if (kind < 0 || kind > static_cast<int>(ErrorKind::kInternal)) {
+    kind = static_cast<int>(ErrorKind::kInternal);
+  }
+  throw Error(static_cast<ErrorKind>(kind), line.substr(static_cast<size_t>(consumed)), sys_errno);
+}
+
+}  // namespace berth::container

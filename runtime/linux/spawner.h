@@ -1,0 +1,51 @@
+// CreateContainer run in a small helper process.
+//
+// A container's create forks twice and clones once (see container.h). Forking copies the
+// forking process's page tables, so from a daemon with many threads and a large heap
+// (berthd) those forks cost several milliseconds each, and more on a paravirtualized guest
+// where page-table updates trap. The spawner is a process forked from the daemon at the
+// very start, while it is still small and single-threaded; every later create is sent to it
+// over a socket and its forks are cheap. It ends with the process that started it.
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+
+#include "runtime/common/unique_fd.h"
+#include "runtime/linux/container.h"
+
+namespace berth::container {
+
+class Spawner {
+ public:
+  // Forks the spawner. Call before any thread exists: the child must not inherit a lock
+  // another thread holds. Throws on failure (fork, socketpair).
+  static std::unique_ptr<Spawner> Start();
+
+  Spawner(const Spawner&) = delete;
+  Spawner& operator=(const Spawner&) = delete;
+  ~Spawner();  // ends the spawner and reaps it
+
+  // CreateContainer in the spawner; the same result and the same errors (kind and message).
+  // inherit_stdio and console_socket are not supported: they belong to the caller's
+  // process. Creates may run concurrently, each on a thread of the spawner.
+  // If the spawner has died, throws kSystem and alive() turns false: the caller then calls
+  // CreateContainer itself.
+  StateRecord Create(const CreateOptions& options);
+
+  bool alive() const { return alive_.load(); }
+  pid_t pid() const { return pid_; }
+
+ private:
+  Spawner(pid_t pid, UniqueFd control);
+
+  pid_t pid_ = -1;
+  std::atomic<bool> alive_{true};
+  std::mutex send_mu_;  // one request's fd and header at a time on the control socket
+  UniqueFd control_;
+};
+
+}  // namespace berth::container
