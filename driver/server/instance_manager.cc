@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <fstream>
+#include <future>
 #include <thread>
 
 #include <spdlog/spdlog.h>
@@ -558,6 +559,9 @@ InstanceView InstanceManager::Create(const rapidjson::Value& body) {
     MarkListDirty();
   });
 
+  // The records made before the container (network, id range, snapshot) are synced while
+  // the container is made, and before the instance's record, its commit point.
+  DeferredFsyncs deferred;
   const std::string dir = InstanceDir(uuid);
   if (::mkdir(dir.c_str(), 0700) != 0) ThrowErrno("mkdir", dir);
   rollback.Add([dir] { RemoveTree(dir); });
@@ -592,10 +596,17 @@ InstanceView InstanceManager::Create(const rapidjson::Value& body) {
   rollback.Add([rootfs] { store::UnmountAll(rootfs, true); });
 
   auto mounted = Clock::now();
+  std::future<void> synced = std::async(std::launch::async, FsyncFilesAndDirs, deferred.Release());
   rollback.Add([this, uuid] { network_->Detach(uuid); });
-  Launch(rec, image.config, start_now);
+  try {
+    Launch(rec, image.config, start_now);
+  } catch (...) {
+    synced.wait();
+    throw;
+  }
   rollback.Add([this, uuid] { container::DeleteContainer(config_.containers_dir(), uuid, true); });
   auto launched = Clock::now();
+  synced.get();
   TestPausePoint("spawn-after-launch");
 
   rec.launched_at = container::NowRfc3339();

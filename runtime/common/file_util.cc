@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <dirent.h>
+#include <algorithm>
 #include <cerrno>
 
 #include <cstdio>
@@ -58,9 +59,50 @@ void WriteToFile(const std::string& path, std::string_view content) {
   WriteAll(fd.get(), content, path);
 }
 
+namespace {
+thread_local DeferredFsyncs* t_deferred_fsyncs = nullptr;
+
+std::string DirOf(const std::string& path) {
+  auto slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+void FsyncPath(const std::string& path, int flags) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | flags));
+  if (!fd) ThrowErrno("open", path);
+  if (::fsync(fd.get()) != 0) ThrowErrno("fsync", path);
+}
+}  // namespace
+
+DeferredFsyncs::DeferredFsyncs() : previous_(t_deferred_fsyncs) { t_deferred_fsyncs = this; }
+
+DeferredFsyncs::~DeferredFsyncs() {
+  if (active_) t_deferred_fsyncs = previous_;
+}
+
+std::vector<std::string> DeferredFsyncs::Release() {
+  if (active_) {
+    t_deferred_fsyncs = previous_;
+    active_ = false;
+  }
+  return std::move(files_);
+}
+
+void FsyncFilesAndDirs(const std::vector<std::string>& files) {
+  std::vector<std::string> dirs;
+  for (const auto& f : files) {
+    FsyncPath(f, 0);
+    std::string dir = DirOf(f);
+    if (std::find(dirs.begin(), dirs.end(), dir) == dirs.end()) dirs.push_back(dir);
+  }
+  for (const auto& d : dirs) FsyncPath(d, O_DIRECTORY);
+}
+
 void WriteFileAtomic(const std::string& path, std::string_view content, mode_t mode,
                      Durability durability) {
-  const bool durable = durability == Durability::kDurable;
+  DeferredFsyncs* deferred = durability == Durability::kDurable ? t_deferred_fsyncs : nullptr;
+  const bool durable = durability == Durability::kDurable && deferred == nullptr;
   std::string dir = ".";
   if (auto slash = path.rfind('/'); slash != std::string::npos) {
     dir = slash == 0 ? "/" : path.substr(0, slash);
@@ -81,6 +123,10 @@ void WriteFileAtomic(const std::string& path, std::string_view content, mode_t m
     int err = errno;
     ::unlink(tmp.c_str());
     ThrowErrnoValue(err, "rename", path);
+  }
+  if (deferred) {
+    auto& owed = deferred->files_;
+    if (std::find(owed.begin(), owed.end(), path) == owed.end()) owed.push_back(path);
   }
   if (!durable) return;
   UniqueFd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));

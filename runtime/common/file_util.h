@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace berth {
 
@@ -25,6 +26,30 @@ enum class Durability {
   // runtime state under /run, which describes processes that a power loss ends anyway.
   kAtomicOnly,
 };
+
+// While one lives on a thread, kDurable writes made on that thread are renamed into place at
+// once but owe their fsyncs, which Release() hands over: a spawn pays them on another
+// thread while the container is being made, before its commit point. Nothing owed is
+// synced if it is dropped unreleased (the spawn failed and removes those files).
+class DeferredFsyncs {
+ public:
+  DeferredFsyncs();
+  ~DeferredFsyncs();
+  DeferredFsyncs(const DeferredFsyncs&) = delete;
+  DeferredFsyncs& operator=(const DeferredFsyncs&) = delete;
+
+  // Stops deferring; returns the files written, in order.
+  std::vector<std::string> Release();
+
+ private:
+  friend void WriteFileAtomic(const std::string&, std::string_view, mode_t, Durability);
+  DeferredFsyncs* previous_;
+  bool active_ = true;
+  std::vector<std::string> files_;
+};
+
+// fsyncs each file, then each of their directories once: what kDurable would have done.
+void FsyncFilesAndDirs(const std::vector<std::string>& files);
 
 // Replaces the file through a temp file beside it and rename(2).
 void WriteFileAtomic(const std::string& path, std::string_view content, mode_t mode = 0644,

@@ -14,6 +14,7 @@
 
 #include "runtime/common/error.h"
 #include "runtime/common/file_util.h"
+#include "runtime/common/phase_timer.h"
 #include "runtime/common/unique_fd.h"
 
 namespace berth::container {
@@ -225,11 +226,15 @@ std::string SecureJoin(const std::string& root, const std::string& path) {
 }
 
 void SetupRootfs(const RootfsPlan& plan) {
+  PhaseTimer timer("  rootfs");
   WithContext("rootfs propagation", [&] { Mount("", "/", "", plan.root_propagation, ""); });
+  timer.Mark("propagation");
   // pivot_root needs the new root to be a mount point.
   Mount(plan.rootfs, plan.rootfs, "", MS_BIND | MS_REC, "");
+  timer.Mark("bind root");
   for (const auto& m : plan.mounts) {
     WithContext("mount " + m.destination, [&] { DoMount(plan, m); });
+    timer.Mark(m.destination.c_str());
   }
   if (plan.populate_dev || !plan.devices.empty() || !plan.console.empty()) {
     mode_t old = ::umask(0);
@@ -241,14 +246,18 @@ void SetupRootfs(const RootfsPlan& plan) {
     }
     ::umask(old);
   }
+  timer.Mark("dev");
   PivotRoot(plan.rootfs);
+  timer.Mark("pivot_root");
   WriteSysctls(plan.sysctl);
   for (const auto& p : plan.masked_paths) {
     WithContext("mask " + p, [&] { MaskPath(p); });
   }
+  timer.Mark("masked");
   for (const auto& p : plan.readonly_paths) {
     WithContext("readonly " + p, [&] { ReadonlyPath(p); });
   }
+  timer.Mark("readonly");
   if (plan.readonly_root) {
     WithContext("read-only root", [&] { RemountBind("/", MS_RDONLY); });
   }
