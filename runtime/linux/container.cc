@@ -145,6 +145,41 @@ std::string DefaultCgroupPath(const CreateOptions& options) {
   return "berth/" + options.id;
 }
 
+// clone3's arguments (linux/sched.h, not included: it clashes with <sched.h>).
+struct Clone3Args {
+  uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid,
+      set_tid_size, cgroup;
+};
+constexpr uint64_t kCloneIntoCgroup = 0x200000000ULL;
+
+// Moving a process into a cgroup by pid (cgroup.procs) takes cgroup_threadgroup_rwsem for
+// writing, which waits for an RCU grace period: ms per spawn, more on a busy host. These
+// let the init join without it: cgroup2 at clone (CLONE_INTO_CGROUP) and each v1 hierarchy
+// by the init writing "0" to its "tasks". Opened by the creator (as host root).
+struct JoinedCgroups {
+  UniqueFd v2_dir;  // -1: no cgroup2 hierarchy
+  std::vector<UniqueFd> v1_tasks;
+};
+
+JoinedCgroups OpenCgroupsToJoin(const cgroup::CgroupHost& host, const std::string& path) {
+  JoinedCgroups j;
+  if (!host.unified_mount.empty()) {
+    std::string dir = JoinPath(host.unified_mount, path);
+    j.v2_dir.reset(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!j.v2_dir) ThrowErrno("open", dir);
+  }
+  std::vector<std::string> seen;
+  for (const auto& [controller, mount] : host.v1_mounts) {
+    if (std::find(seen.begin(), seen.end(), mount) != seen.end()) continue;
+    seen.push_back(mount);
+    std::string tasks = JoinPath(JoinPath(mount, path), "tasks");
+    UniqueFd fd(::open(tasks.c_str(), O_WRONLY | O_CLOEXEC));
+    if (!fd) ThrowErrno("open", tasks);
+    j.v1_tasks.push_back(std::move(fd));
+  }
+  return j;
+}
+
 // Everything the container's init needs, prepared before clone.
 struct InitPlan {
   const spec::Spec* spec;
@@ -158,6 +193,9 @@ struct InitPlan {
   int stdout_fd;    // -1: keep
   int stderr_fd;
   bool terminal = false;  // stdin is a pty slave: make it the controlling terminal
+  // "tasks" of each v1 hierarchy, which the init joins itself (JoinedCgroups); empty when
+  // M moves it by pid instead.
+  std::vector<int> v1_tasks_fds;
   // The creator's and monitor's ends, which the init must not hold: a start pipe it holds
   // itself would never report the monitor's death as EOF.
   std::vector<int> close_fds;
@@ -175,6 +213,11 @@ struct InitPlan {
     char go = 0;
     if (::read(p.sync_fd, &go, 1) != 1) ::_exit(1);  // M gave up
     timer.Mark("wait go");
+    // "0" moves the writer alone, which takes no global lock (a single-threaded process).
+    for (int fd : p.v1_tasks_fds) {
+      if (::write(fd, "0", 1) != 1) ThrowErrno("write", "cgroup tasks (join own cgroup)");
+    }
+    timer.Mark("join cgroups");
     if (p.stdin_fd >= 0 && ::dup2(p.stdin_fd, 0) < 0) ThrowErrno("dup2 stdin");
     if (p.stdout_fd >= 0 && ::dup2(p.stdout_fd, 1) < 0) ThrowErrno("dup2 stdout");
     if (p.stderr_fd >= 0 && ::dup2(p.stderr_fd, 2) < 0) ThrowErrno("dup2 stderr");
@@ -398,6 +441,7 @@ StateRecord CreateContainer(const CreateOptions& options) {
   init.rootfs = BuildRootfsPlan(spec, host_info);
   init.security = security::PrepareProcessSecurity(spec.process, spec.linux.seccomp);
   init.namespaces = namespaces;
+  JoinedCgroups joined = OpenCgroupsToJoin(host, cgroup_path);
   timer.Mark("plan");
 
   // The pipes between creator, monitor and init.
@@ -496,8 +540,26 @@ StateRecord CreateContainer(const CreateOptions& options) {
       PhaseTimer mtimer("  M");
       ::prctl(PR_SET_CHILD_SUBREAPER, 1);
       JoinPidNamespaceBeforeClone(namespaces);
-      pid_t init_pid = static_cast<pid_t>(::syscall(SYS_clone, namespaces.clone_flags | SIGCHLD,
-                                                    nullptr, nullptr, nullptr, nullptr));
+      pid_t init_pid = -1;
+      bool joins_itself = false;
+      if (joined.v2_dir || !joined.v1_tasks.empty()) {
+        for (const auto& fd : joined.v1_tasks) init.v1_tasks_fds.push_back(fd.get());
+        Clone3Args args = {};
+        args.flags = namespaces.clone_flags | (joined.v2_dir ? kCloneIntoCgroup : 0);
+        args.exit_signal = SIGCHLD;
+        args.cgroup = joined.v2_dir ? static_cast<uint64_t>(joined.v2_dir.get()) : 0;
+        init_pid = static_cast<pid_t>(::syscall(SYS_clone3, &args, sizeof args));
+        if (init_pid == 0) {
+          sync_parent.reset();
+          RunInit(init);
+        }
+        joins_itself = init_pid > 0;
+        if (!joins_itself) init.v1_tasks_fds.clear();  // the fallback's init is moved by pid
+      }
+      if (init_pid < 0) {  // no clone3 (ENOSYS) or no CLONE_INTO_CGROUP (EINVAL): by pid
+        init_pid = static_cast<pid_t>(::syscall(SYS_clone, namespaces.clone_flags | SIGCHLD,
+                                                nullptr, nullptr, nullptr, nullptr));
+      }
       if (init_pid < 0) ThrowErrno("clone", "container init");
       if (init_pid == 0) {
         sync_parent.reset();
@@ -519,7 +581,7 @@ StateRecord CreateContainer(const CreateOptions& options) {
           WriteIdMap(init_pid, "uid_map", spec.linux.uid_mappings);
           WriteIdMap(init_pid, "gid_map", spec.linux.gid_mappings);
         }
-        cg->AddProcess(init_pid);
+        if (!joins_itself) cg->AddProcess(init_pid);
       } catch (const Error& e) {
         kill_init();
         ChildFail(ready.write.get(), e.what());
