@@ -35,8 +35,9 @@ struct Config {
   uint64_t console_max_bytes = 1 << 20;
   int default_stop_timeout = 10;  // seconds
   uint64_t exec_max_output = 1 << 20;
-  // How often the cached instance states (GET /v1/instances, /metrics) are refreshed from
-  // the monitors, in ms; 0: only by the lifecycle operations and GET /v1/instances/{uuid}.
+  // How often the cached instance states (GET /v1/instances, /metrics) are all refreshed
+  // from the monitors, in ms, for what no status file tells (a monitor killed); a change a
+  // monitor records is seen at once (ContainerWatcher). 0: never.
   int state_refresh_ms = 1000;
   // Open `console?follow=true` streams at once; more get 503.
   uint64_t max_console_followers = 64;

@@ -348,7 +348,23 @@ void InstanceManager::RefreshAll() {
   for (const auto& inst : all) ViewOf(*inst);
 }
 
+void InstanceManager::RefreshOne(const std::string& uuid) {
+  InstancePtr inst;
+  {
+    std::shared_lock lock(map_mu_);
+    auto it = instances_.find(uuid);
+    if (it == instances_.end()) return;  // a container no instance owns (a leftover)
+    inst = it->second;
+  }
+  ViewOf(*inst);
+}
+
 void InstanceManager::StartRefresher(int interval_ms) {
+  if (!watcher_) {
+    watcher_ = std::make_unique<ContainerWatcher>(
+        config_.containers_dir(), [this](const std::string& id) { RefreshOne(id); },
+        [this] { RefreshAll(); });
+  }
   if (interval_ms <= 0 || refresher_.joinable()) return;
   refresher_ = std::thread([this, interval_ms] {
     std::unique_lock lock(refresher_mu_);
@@ -366,6 +382,7 @@ void InstanceManager::StartRefresher(int interval_ms) {
 }
 
 void InstanceManager::StopRefresher() {
+  watcher_.reset();
   {
     std::lock_guard lock(refresher_mu_);
     refresher_stop_ = true;

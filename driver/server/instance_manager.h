@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "driver/server/config.h"
+#include "driver/server/container_watcher.h"
 #include "driver/server/instance.h"
 #include "driver/server/instance_network.h"
 #include "driver/server/json_util.h"
@@ -98,8 +99,10 @@ class InstanceManager {
   // Containers are created through it while it lives; null: by this process.
   void SetSpawner(container::Spawner* spawner) { spawner_ = spawner; }
 
-  // Starts the thread that refreshes the cached views every `interval_ms` (0: never; the
-  // lifecycle operations refresh their instance anyway).
+  // Starts keeping the cached views fresh: an instance's view at once when its monitor
+  // records a change (ContainerWatcher: an exit, a pause by another client), and every view
+  // every `interval_ms` for what no monitor records, such as a monitor killed (0: never).
+  // The lifecycle operations refresh their instance anyway.
   void StartRefresher(int interval_ms);
   void StopRefresher();
 
@@ -160,6 +163,8 @@ class InstanceManager {
   InstanceView ViewOf(const InstanceRecord& record, const std::string& task);
   InstanceView CachedViewOf(Instance& inst);
   void RefreshAll();
+  // The watcher's callback: the container `uuid` changed state.
+  void RefreshOne(const std::string& uuid);
   void MarkListDirty() { list_version_.fetch_add(1, std::memory_order_relaxed); }
   void SetTask(Instance& inst, const std::string& task);
   void SaveRecord(Instance& inst, const InstanceRecord& record);
@@ -215,6 +220,7 @@ class InstanceManager {
   uint64_t list_json_version_ = 0;
   std::shared_ptr<const std::string> list_json_;
 
+  std::unique_ptr<ContainerWatcher> watcher_;
   std::mutex refresher_mu_;
   std::condition_variable refresher_cv_;
   bool refresher_stop_ = false;

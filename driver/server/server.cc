@@ -46,6 +46,19 @@ void SendError(ResponseWriter& resp, int code, const char* kind, const std::stri
   SendJson(resp, code, ErrorJson(code, kind, message, extra));
 }
 
+// Pistache 0.0.5 answers "Connection: Close" to a request without a Connection header but
+// keeps the socket open. HTTP/1.1 connections are persistent unless a side says close
+// (RFC 9112 9.3), yet clients that believe the header (curl, libcurl in the CLI, wrk) then
+// reconnect for every request, and on this kind of host the connect/accept/close costs more
+// than answering GET /v1/instances. An HTTP/1.0 request keeps Pistache's answer.
+void KeepAliveUnlessAsked(const Request& req, ResponseWriter& resp) {
+  if (req.version() != Http::Version::Http11 || req.headers().has<Http::Header::Connection>()) {
+    return;
+  }
+  resp.headers().remove<Http::Header::Connection>();
+  resp.headers().add<Http::Header::Connection>(Http::ConnectionControl::KeepAlive);
+}
+
 std::string Finish(rapidjson::StringBuffer& buf) {
   return std::string(buf.GetString(), buf.GetSize());
 }
@@ -467,6 +480,7 @@ void ApiServer::setupRoutes() {
       for (const RouteDef& def : Routes()) known |= def.path == path && def.method == m;
       if (known) continue;
       router_.addRoute(m, path, [this](const Request& req, ResponseWriter resp) {
+        KeepAliveUnlessAsked(req, resp);
         SendMethodNotAllowed(req, resp);
         return Rest::Route::Result::Ok;
       });
@@ -483,6 +497,7 @@ void ApiServer::setupRoutes() {
   router_.addNotFoundHandler([this](const Request& req, ResponseWriter resp) {
     // A known path with another method is 405 with Allow; anything else 404 "no_route",
     // which a client can tell from an instance that does not exist ("not_found").
+    KeepAliveUnlessAsked(req, resp);
     if (!AllowedMethods(Routes(), req.resource()).empty()) {
       SendMethodNotAllowed(req, resp);
     } else {
@@ -562,6 +577,7 @@ uint16_t ApiServer::port() const {
 void ApiServer::Dispatch(const RouteDef& def, const Request& req, ResponseWriter resp) {
   auto started = std::chrono::steady_clock::now();
   int code = 500;
+  KeepAliveUnlessAsked(req, resp);
   try {
     if (def.auth) {
       auto hdr = req.headers().tryGetRaw("X-Auth-Token");

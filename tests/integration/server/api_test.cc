@@ -1,6 +1,11 @@
 // The REST surface over real HTTP: auth, error statuses, every route, the OpenAPI document.
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <set>
 
@@ -27,6 +32,77 @@ void ExpectError(const HttpResult& r, long status, const std::string& kind = "")
   if (!kind.empty()) {
     EXPECT_EQ(Str(d["error"], "kind"), kind) << r.body;
   }
+}
+
+// One raw HTTP connection: requests written as given, answers read by Content-Length.
+class RawConnection {
+ public:
+  explicit RawConnection(uint16_t port) : fd_(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
+    EXPECT_GE(fd_, 0);
+    timeval tv{10, 0};  // a missing answer fails the test instead of hanging it
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::connect(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+  }
+  ~RawConnection() { ::close(fd_); }
+  RawConnection(const RawConnection&) = delete;
+  RawConnection& operator=(const RawConnection&) = delete;
+
+  // Sends `request` and returns the head of the answer (status line and headers, lower
+  // case) once its whole body has arrived; "" when the connection ended first.
+  std::string Exchange(const std::string& request) {
+    EXPECT_EQ(::write(fd_, request.data(), request.size()), static_cast<ssize_t>(request.size()));
+    size_t head_end;
+    while ((head_end = pending_.find("\r\n\r\n")) == std::string::npos) {
+      if (!Fill()) return "";
+    }
+    std::string head = pending_.substr(0, head_end);
+    std::transform(head.begin(), head.end(), head.begin(),
+                   [](unsigned char c) { return std::tolower(c); });
+    size_t at = head.find("content-length: ");
+    EXPECT_NE(at, std::string::npos) << head;
+    size_t length = at == std::string::npos ? 0 : std::stoul(head.substr(at + 16));
+    while (pending_.size() < head_end + 4 + length) {
+      if (!Fill()) return "";
+    }
+    pending_.erase(0, head_end + 4 + length);
+    return head;
+  }
+
+ private:
+  bool Fill() {
+    char buf[65536];
+    ssize_t n = ::read(fd_, buf, sizeof buf);
+    if (n <= 0) return false;
+    pending_.append(buf, static_cast<size_t>(n));
+    return true;
+  }
+
+  int fd_;
+  std::string pending_;
+};
+
+// HTTP/1.1 connections persist unless a side says close; Pistache by itself would answer
+// "Connection: Close" and make every well-behaved client reconnect for each request.
+TEST_F(ApiTest, ConnectionsPersistUnlessTheClientCloses) {
+  const std::string token = "X-Auth-Token: " + daemon().token() + "\r\n";
+  RawConnection conn(daemon().port());
+  for (const char* path : {"/v1/instances", "/v1/nothing-here", "/healthz", "/v1/instances"}) {
+    std::string head =
+        conn.Exchange(std::string("GET ") + path + " HTTP/1.1\r\nHost: x\r\n" + token + "\r\n");
+    ASSERT_FALSE(head.empty()) << path << ": connection ended";
+    EXPECT_NE(head.find("connection: keep-alive"), std::string::npos) << path << "\n" << head;
+  }
+  std::string closing =
+      conn.Exchange("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  EXPECT_NE(closing.find("connection: close"), std::string::npos) << closing;
+
+  RawConnection old(daemon().port());
+  std::string http10 = old.Exchange("GET /healthz HTTP/1.0\r\n\r\n");
+  EXPECT_NE(http10.find("connection: close"), std::string::npos) << http10;
 }
 
 TEST_F(ApiTest, HealthzNeedsNoToken) {

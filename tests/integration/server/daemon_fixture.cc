@@ -29,6 +29,7 @@ TempDir* ServerTest::dir_ = nullptr;
 Daemon* ServerTest::daemon_ = nullptr;
 std::string ServerTest::image_id_;
 std::string ServerTest::rootfs_tar_;
+std::string ServerTest::extra_conf_;
 
 namespace {
 
@@ -251,7 +252,7 @@ void ServerTest::SetUpTestSuite() {
   rootfs_tar_ = dir_->Sub("busybox.tar");
   std::string cmd = "tar -C " + rootfs + " -cf " + rootfs_tar_ + " .";
   ASSERT_EQ(std::system(cmd.c_str()), 0);
-  daemon_ = new Daemon(dir_->path());
+  daemon_ = new Daemon(dir_->path(), "", extra_conf_);
   daemon_->Start();
   HttpResult imp = daemon_->Request("POST", "/v1/images?name=busybox&format=rootfs-tar",
                                     ReadFile(rootfs_tar_), true, "application/x-tar");

@@ -94,6 +94,9 @@ class ServerTest : public ::testing::Test {
   HttpResult Action(const std::string& uuid, const std::string& json) const;
   std::string Exec(const std::string& uuid, const std::string& shell) const;
 
+  // More lines for the daemon's config file, appended in its [instances] section; a suite
+  // sets it in its own SetUpTestSuite before calling this one's.
+  static std::string extra_conf_;
   static TempDir* dir_;
   static Daemon* daemon_;
   static std::string image_id_;
