@@ -101,6 +101,13 @@ const std::map<std::string, Setter>& Setters() {
          c.threads = static_cast<int>(ToUnsigned(w, v, 256));
          if (c.threads == 0) throw Error(ErrorKind::kInvalidArgument, w + ": want at least 1");
        }},
+      {"api.long_request_threads",
+       [](Config& c, const std::string& w, const char* v) {
+         c.long_request_threads = static_cast<int>(ToUnsigned(w, v, 1024));
+         if (c.long_request_threads == 0) {
+           throw Error(ErrorKind::kInvalidArgument, w + ": want at least 1");
+         }
+       }},
       {"api.tls_cert_file",
        [](Config& c, const std::string&, const char* v) { c.tls_cert_file = v; }},
       {"api.tls_key_file",

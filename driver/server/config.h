@@ -23,6 +23,8 @@ struct Config {
   uint64_t max_body_size = 1 << 20;              // JSON request bodies
   uint64_t max_upload_size = uint64_t{1} << 30;  // image archives sent as the request body
   int threads = 4;
+  // Threads for the requests that may take long (RouteDef::long_running), off Pistache's.
+  int long_request_threads = 16;
   // Both set: serve HTTPS with this PEM certificate (chain) and key; neither: plain HTTP.
   std::string tls_cert_file;
   std::string tls_key_file;

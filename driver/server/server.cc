@@ -277,35 +277,40 @@ const std::vector<RouteDef>& ApiServer::Routes() {
       {Method::Get, "/v1/host", &ApiServer::doHost, "Host resources, kernel, cgroup version"},
       {Method::Get, "/v1/images", &ApiServer::doListImages, "List images"},
       {Method::Post, "/v1/images", &ApiServer::doImportImage,
-       "Import an image: the archive as the body, or JSON {path, format, name}", true, true},
+       "Import an image: the archive as the body, or JSON {path, format, name}", true, true, true},
       {Method::Get, "/v1/images/:id", &ApiServer::doShowImage, "Show an image"},
       {Method::Delete, "/v1/images/:id", &ApiServer::doDeleteImage,
-       "Delete an image (409 while an instance uses it)"},
+       "Delete an image (409 while an instance uses it)", true, false, true},
       {Method::Get, "/v1/instances", &ApiServer::doListInstances, "List instances"},
-      {Method::Post, "/v1/instances", &ApiServer::doCreateInstance, "Spawn an instance"},
+      {Method::Post, "/v1/instances", &ApiServer::doCreateInstance, "Spawn an instance", true,
+       false, true},
       {Method::Get, "/v1/instances/:uuid", &ApiServer::doShowInstance, "Show an instance"},
       {Method::Delete, "/v1/instances/:uuid", &ApiServer::doDeleteInstance,
-       "Delete an instance and its disk"},
+       "Delete an instance and its disk", true, false, true},
       {Method::Post, "/v1/instances/:uuid/action", &ApiServer::doInstanceAction,
-       "start, stop, reboot, pause, unpause, suspend, resume, resize, rebuild"},
+       "start, stop, reboot, pause, unpause, suspend, resume, resize, rebuild", true, false, true},
       {Method::Post, "/v1/instances/:uuid/interfaces", &ApiServer::doAttachInterface,
-       "Attach a Neutron port (body: a Nova VIF, or {\"vif\": VIF}); 201 with the interface"},
+       "Attach a Neutron port (body: a Nova VIF, or {\"vif\": VIF}); 201 with the interface", true,
+       false, true},
       {Method::Delete, "/v1/instances/:uuid/interfaces/:port_id", &ApiServer::doDetachInterface,
-       "Detach a Neutron port"},
+       "Detach a Neutron port", true, false, true},
       {Method::Get, "/v1/instances/:uuid/console", &ApiServer::doConsole,
        "Last lines of the console log (?lines=N); with ?follow=true also a cursor, and with "
        "&since=CURSOR it waits (&wait=S, 10) for output after the cursor"},
       {Method::Get, "/v1/instances/:uuid/stats", &ApiServer::doStats,
        "cgroup statistics: cpu, memory, pids, io"},
       {Method::Get, "/v1/instances/:uuid/diff", &ApiServer::doDiff,
-       "Changes of the instance's disk against its image: A added, C changed, D deleted"},
+       "Changes of the instance's disk against its image: A added, C changed, D deleted", true,
+       false, true},
       {Method::Post, "/v1/instances/:uuid/exec", &ApiServer::doExec,
-       "Run a command inside a running instance"},
+       "Run a command inside a running instance", true, false, true},
       {Method::Post, "/v1/instances/:uuid/snapshot", &ApiServer::doSnapshot,
        "Commit the instance's disk into a new image (201 with it; export: true streams the "
-       "archive)"},
+       "archive)",
+       true, false, true},
       {Method::Get, "/v1/images/:id/export", &ApiServer::doExportImage,
-       "The image as a docker-archive or OCI archive (?format=docker-archive|oci)"},
+       "The image as a docker-archive or OCI archive (?format=docker-archive|oci)", true, false,
+       true},
   };
   return kRoutes;
 }
@@ -424,6 +429,7 @@ void ApiServer::init() {
   instances_->Recover();
   RemoveStaleExports();
   instances_->StartRefresher(config_.state_refresh_ms);
+  long_requests_ = std::make_unique<RequestPool>(static_cast<size_t>(config_.long_request_threads));
   waiters_ = std::make_unique<ConsoleWaiters>(config_.max_console_followers,
                                               std::chrono::milliseconds(100));
   if (glance_) glance_->Start();
@@ -489,6 +495,16 @@ void ApiServer::setupRoutes() {
   for (const RouteDef& def : Routes()) {
     const RouteDef* d = &def;
     router_.addRoute(def.method, def.path, [this, d](const Request& req, ResponseWriter resp) {
+      if (d->long_running && long_requests_) {
+        // The request is copied: Pistache reuses its own for the connection's next one.
+        auto writer = std::make_shared<ResponseWriter>(std::move(resp));
+        auto task = [this, d, copy = req, writer] { Dispatch(*d, copy, std::move(*writer)); };
+        if (!long_requests_->Post(std::move(task))) {
+          KeepAliveUnlessAsked(req, *writer);
+          SendError(*writer, 503, "unavailable", "berthd is shutting down");
+        }
+        return Rest::Route::Result::Ok;
+      }
       Dispatch(*d, req, std::move(resp));
       return Rest::Route::Result::Ok;
     });
@@ -527,7 +543,11 @@ void ApiServer::serve() {
 }
 
 void ApiServer::shutdown() {
-  // The streams write through the endpoint's transport: end them while it exists.
+  // The streams and the long requests write through the endpoint's transport: end them
+  // while it exists. A long request still running after the wait ends with the process.
+  if (long_requests_ && !long_requests_->Stop(std::chrono::seconds(30))) {
+    spdlog::warn("shutdown: {} long requests still running", long_requests_->busy());
+  }
   if (waiters_) waiters_->Stop();
   if (endpoint_) endpoint_->shutdown();
   if (instances_) instances_->StopRefresher();

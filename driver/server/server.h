@@ -16,6 +16,7 @@
 #include "driver/server/glance_images.h"
 #include "driver/server/instance_manager.h"
 #include "driver/server/metrics.h"
+#include "driver/server/request_pool.h"
 #include "runtime/common/error.h"
 #include "runtime/store/image/image_store.h"
 
@@ -40,7 +41,8 @@ struct RouteDef {
   void (ApiServer::*handler)(const Request&, ResponseWriter&);
   const char* summary;
   bool auth = true;
-  bool raw_upload = false;  // body may be an archive up to max_upload_size
+  bool raw_upload = false;    // body may be an archive up to max_upload_size
+  bool long_running = false;  // served on the RequestPool, never on a Pistache thread
 };
 
 // Methods the table has for a concrete path ("/v1/instances/abc" -> GET, DELETE); empty
@@ -119,6 +121,7 @@ class ApiServer {
   container::Spawner* spawner_;
   std::unique_ptr<InstanceManager> instances_;
   std::unique_ptr<ConsoleWaiters> waiters_;
+  std::unique_ptr<RequestPool> long_requests_;
   std::unique_ptr<GlanceImages> glance_;  // null without [glance]/[keystone]
   std::shared_ptr<Pistache::Http::Endpoint> endpoint_;
   Pistache::Rest::Router router_;
