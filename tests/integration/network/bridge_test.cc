@@ -204,6 +204,34 @@ TEST_F(BridgeTest, SpoofedSourcesAreDropped) {
   EXPECT_NE(rules.find(att_a.host_ifname), std::string::npos) << rules;
 }
 
+// The sets the rules look frames up in are keyed on the port too: holding another
+// instance's MAC and address is not enough, the frame must also enter by that instance's
+// port.
+TEST_F(BridgeTest, AnInstanceCannotImpersonateAnother) {
+  InstanceProcess a, b, c;
+  auto att_a = net_->Attach("berth-test-a", NetnsRef::Pid(a.pid()));
+  auto att_b = net_->Attach("berth-test-b", NetnsRef::Pid(b.pid()));
+  auto att_c = net_->Attach("berth-test-c", NetnsRef::Pid(c.pid()));
+  const std::string ip_b = att_b.address.ToString(), ip_c = att_c.address.ToString();
+  testing::UdpReceiver rx(c.netns(), ip_c, 9999);
+  testing::SendUdp(b.netns(), ip_b, ip_c, 9999, "from-b");
+  EXPECT_EQ(rx.Receive(2000), "from-b");
+
+  // a takes b's MAC and b's address (c already knows b's MAC from the exchange above).
+  Netlink inside_a = Netlink::OpenIn(NetnsRef::Pid(a.pid()));
+  inside_a.SetMac("eth0", att_b.mac);
+  inside_a.AddAddress("eth0", ip_b + "/32");
+  testing::SendUdp(a.netns(), ip_b, ip_c, 9999, "a-as-b");
+  EXPECT_EQ(rx.Receive(1000), std::nullopt) << "b's MAC and address from a's port";
+  EXPECT_FALSE(Ping(a.netns(), ip_c)) << "nor with its own address from b's MAC";
+
+  // Nothing was learned from those frames: b still reaches c.
+  testing::SendUdp(b.netns(), ip_b, ip_c, 9999, "b-again");
+  EXPECT_EQ(rx.Receive(2000), "b-again");
+  inside_a.SetMac("eth0", att_a.mac);
+  EXPECT_TRUE(Ping(a.netns(), ip_c)) << "a with its own MAC again";
+}
+
 TEST_F(BridgeTest, RestartKeepsAddressesAndReconcileFreesTheDead) {
   InstanceProcess a, b;
   auto att_a = net_->Attach("berth-test-a", NetnsRef::Pid(a.pid()));
