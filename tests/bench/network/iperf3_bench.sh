@@ -6,6 +6,11 @@
 #
 #   tests/bench/network/iperf3_bench.sh BUILD_DIR [RUNS=5] [SECONDS=5] [SPAWNS=10]
 #   (as root; Debian's iperf3, busybox-static and jq)
+#   BR_NETFILTER=off: bridge-nf-call-{iptables,ip6tables,arptables}=0 in the namespaces of
+#   the two bridges (berthd's and the plain one), i.e. a host without br_netfilter; the
+#   default leaves them as the kernel sets them in a new namespace (1 wherever br_netfilter
+#   is loaded or built in), which costs every bridged IPv4 packet a pass through the IP
+#   hooks — both bridges alike.
 #
 # Everything lives in network namespaces this script makes (no packet reaches the real
 # host): berthd's "host" ([network] host_netns) is a namespace of its own holding its
@@ -35,6 +40,7 @@ RUNS=${2:-5}
 SECS=${3:-5}
 SPAWNS=${4:-10}
 VCPUS=${VCPUS:-$(nproc)}
+BR_NETFILTER=${BR_NETFILTER:-kernel}
 BERTHD=$BUILD/driver/server/berthd
 
 die() {
@@ -126,6 +132,21 @@ for ns in "${ALL_NS[@]}"; do
   ip netns add "$ns"
   ip -n "$ns" link set lo up
 done
+# br_netfilter's switches are per namespace (since Linux 5.3); a bridge's own
+# nf_call_iptables option can only turn them on, not off.
+brnf_state() { # NETNS
+  ip netns exec "$1" sysctl -n net.bridge.bridge-nf-call-iptables 2>/dev/null || echo "absent"
+}
+if [[ $BR_NETFILTER == off ]]; then
+  for ns in "$HOSTNS" "$NS_BR"; do
+    if [[ $(brnf_state "$ns") != absent ]]; then
+      ip netns exec "$ns" sysctl -qw net.bridge.bridge-nf-call-iptables=0 \
+        net.bridge.bridge-nf-call-ip6tables=0 net.bridge.bridge-nf-call-arptables=0
+    fi
+  done
+elif [[ $BR_NETFILTER != kernel ]]; then
+  die "BR_NETFILTER must be off or unset"
+fi
 # veth pair: A 10.231.8.1 <-> B 10.231.8.2
 ip -n "$NS_VA" link add eth0 type veth peer name eth0 netns "$NS_VB"
 ip -n "$NS_VA" addr add 10.231.8.1/24 dev eth0
@@ -240,6 +261,7 @@ devices() { # NETNS DEV...
 echo "devices: berth host: $(devices "$HOSTNS" "$TAG-b0" "$(api GET "/v1/instances/$SRV" | jq -r '.network.interfaces[0].host_ifname')")" >&2
 echo "         berth instance: $(api POST "/v1/instances/$CLI/exec" '{"command": ["ip", "-o", "link", "show", "eth0"]}' | jq -r .stdout | awk 'NR == 1 {printf "%s mtu %s qdisc %s", $2, $5, $7}')" >&2
 echo "         baselines: $(devices "$NS_VA" eth0) $(devices "$NS_BR" br0 h2)" >&2
+echo "br_netfilter (bridge-nf-call-iptables): berthd's namespace $(brnf_state "$HOSTNS"), plain bridge's $(brnf_state "$NS_BR")" >&2
 echo "iperf3: $RUNS rounds of $SECS s, one TCP stream, round-robin; instances' flavor vcpus=$VCPUS" >&2
 for f in t.berth t.veth t.bridge t.berth_nofilter t.berth_net_only; do : >"$D/$f"; done
 for r in $(seq "$RUNS"); do
@@ -295,7 +317,7 @@ api DELETE "/v1/instances/$CLI" >/dev/null
 
 # --- table ---------------------------------------------------------------------------------
 echo
-echo "TCP throughput, iperf3 one stream ${SECS}s, median of $RUNS (Gbit/s)"
+echo "TCP throughput, iperf3 one stream ${SECS}s, median of $RUNS (Gbit/s); bridge-nf-call-iptables $(brnf_state "$HOSTNS")"
 printf '  %-44s %8.2f\n' "netns <-> netns, veth pair" "$m_veth"
 printf '  %-44s %8.2f\n' "netns <-> netns, plain Linux bridge" "$m_bridge"
 printf '  %-44s %8.2f\n' "Berth instance <-> instance, berthd bridge" "$m_berth"
