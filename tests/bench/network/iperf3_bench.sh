@@ -24,6 +24,14 @@
 #     out for that run and restored. RUNS rounds, round-robin (load from other work on the
 #     host hits every setup alike). Median Gbit/s and berth / baseline; the MTU and qdisc
 #     of every device on the path.
+#  1b. Cost per frame (frame_cost.c, built here with cc): FRAMES small UDP frames sent by
+#     an AF_PACKET socket in the client's namespace to the server's address on each path;
+#     the CPU time per frame of the sending thread, in whose softirq context the whole
+#     path runs (veth, bridge, netfilter hooks, veth, the receiver's IP stack). "hot": in
+#     batches of 64, everything in cache; "cold": one at a time after 2 x 256 KiB of memory
+#     copies (the copies' own time taken off), as under a TCP stream, which evicts the
+#     path's code and data between packets. Far steadier than throughput on a shared
+#     host; the difference between two paths is what one of them adds per packet.
 #  2. Spawn: SPAWNS instances in mode none and SPAWNS in mode bridge, alternating, each
 #     created (and started) then deleted, while the two bridge instances of 1. run: median
 #     time of POST /v1/instances (client side), berthd's own spawn time ("spawned ... in X
@@ -39,6 +47,7 @@ BUILD=${1:?usage: iperf3_bench.sh BUILD_DIR [RUNS] [SECONDS] [SPAWNS]}
 RUNS=${2:-5}
 SECS=${3:-5}
 SPAWNS=${4:-10}
+FRAMES=${FRAMES:-100000}
 VCPUS=${VCPUS:-$(nproc)}
 BR_NETFILTER=${BR_NETFILTER:-kernel}
 BERTHD=$BUILD/driver/server/berthd
@@ -51,6 +60,7 @@ die() {
 [[ -x $BERTHD ]] || die "no berthd at $BERTHD"
 IPERF3=$(command -v iperf3) || die "iperf3 is not installed (apt-get install iperf3)"
 command -v jq >/dev/null || die "jq is not installed"
+command -v cc >/dev/null || die "cc is not installed (gcc)"
 [[ -x /bin/busybox ]] || die "busybox-static is not installed (/bin/busybox)"
 
 TAG=bnb$$ # namespace and device names (<= 15 bytes)
@@ -282,6 +292,43 @@ paired() { paste "$D/t.berth" "$D/t.$1" | awk '$2 > 0 {print 100 * $1 / $2}' | m
 r_veth=$(paired veth)
 r_bridge=$(paired bridge)
 
+# --- cost per frame ---------------------------------------------------------------------
+cc -O2 -o "$D/frame_cost" "$(dirname "$0")/frame_cost.c" || die "cannot build frame_cost.c"
+mac_in() { ip -n "$1" -o link show eth0 | grep -o 'link/ether [^ ]*' | cut -d' ' -f2; }
+CLI_MAC=$(api GET "/v1/instances/$CLI" | jq -r '.network.interfaces[0].mac')
+SRV_MAC=$(api GET "/v1/instances/$SRV" | jq -r '.network.interfaces[0].mac')
+CLI_IP=$(ipv4_of "$CLI")
+frames_on() { # NETNS_ARGS... -- SRC_MAC DST_MAC SRC_IP DST_IP ; prints "hot cold" ns/frame
+  local ns=() hot cold
+  while [[ $1 != -- ]]; do ns+=("$1"); shift; done
+  shift
+  hot=$(in_base_cg_run "${ns[@]}" "$D/frame_cost" eth0 "$@" "$FRAMES")
+  cold=$(in_base_cg_run "${ns[@]}" "$D/frame_cost" eth0 "$@" $((FRAMES / 5)) 262144)
+  echo "$hot $cold"
+}
+in_base_cg_run() { (in_base_cg "$@"); }
+fc_veth() { frames_on ip netns exec "$NS_VB" -- "$(mac_in "$NS_VB")" "$(mac_in "$NS_VA")" 10.231.8.2 10.231.8.1; }
+fc_bridge() { frames_on ip netns exec "$NS_BB" -- "$(mac_in "$NS_BB")" "$(mac_in "$NS_BA")" 10.231.9.3 10.231.9.2; }
+fc_berth() { frames_on nsenter --net="/proc/$CLI_PID/ns/net" -- "$CLI_MAC" "$SRV_MAC" "$CLI_IP" "$SRV_IP"; }
+fc_berth_nofilter() {
+  local saved=$D/bridge-table.nft v
+  ip netns exec "$HOSTNS" nft list table bridge berth >"$saved"
+  ip netns exec "$HOSTNS" nft delete table bridge berth
+  v=$(fc_berth)
+  ip netns exec "$HOSTNS" nft -f "$saved"
+  echo "$v"
+}
+echo "cost per frame: $RUNS rounds of $FRAMES frames (hot) and $((FRAMES / 5)) (cold), round-robin" >&2
+for f in f.veth f.bridge f.berth f.berth_nofilter; do : >"$D/$f"; done
+for r in $(seq "$RUNS"); do
+  for kind in veth bridge berth berth_nofilter; do
+    v=$("fc_$kind")
+    echo "$v" >>"$D/f.$kind"
+    printf '  round %d %-15s hot %6s  cold %6s ns/frame\n' "$r" "$kind" $v >&2
+  done
+done
+fmed() { cut -d' ' -f"$2" "$D/f.$1" | median; }
+
 # --- spawn latency: none vs bridge -------------------------------------------------------
 # The two iperf3 instances stay attached: a spawn then joins a bridge in use, as it
 # usually does (the first attach to an empty bridge also creates berthd's nftables tables,
@@ -325,6 +372,18 @@ printf '  %-44s %8.2f\n' "  same, bridge nft rules taken out (diag.)" "$m_nofilt
 printf '  %-44s %8.2f\n' "  Berth's path, iperf3 outside the containers" "$m_netonly"
 printf '  %-44s %7.1f%%  (target >= 95%%)\n' "Berth / veth pair, median of per-round" "$r_veth"
 printf '  %-44s %7.1f%%\n' "Berth / plain Linux bridge, median per-round" "$r_bridge"
+echo
+echo "Cost per frame (CPU ns in the sender's context, whole path), median of $RUNS"
+printf '  %-44s %8s %8s\n' "" hot cold
+for kind in veth bridge berth berth_nofilter; do
+  case $kind in
+  veth) label="netns <-> netns, veth pair" ;;
+  bridge) label="netns <-> netns, plain Linux bridge" ;;
+  berth) label="Berth instance <-> instance, berthd bridge" ;;
+  berth_nofilter) label="  same, bridge nft rules taken out (diag.)" ;;
+  esac
+  printf '  %-44s %8.0f %8.0f\n' "$label" "$(fmed "$kind" 1)" "$(fmed "$kind" 2)"
+done
 echo
 echo "Spawn and delete, median of $SPAWNS per mode (ms)"
 printf '  %-10s %12s %14s %14s %12s\n' mode "POST (api)" "berthd spawn" "net attach" "DELETE"
