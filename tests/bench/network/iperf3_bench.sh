@@ -328,6 +328,7 @@ for r in $(seq "$RUNS"); do
   done
 done
 fmed() { cut -d' ' -f"$2" "$D/f.$1" | median; }
+fmin() { cut -d' ' -f"$2" "$D/f.$1" | sort -g | head -1; }
 
 # --- spawn latency: none vs bridge -------------------------------------------------------
 # The two iperf3 instances stay attached: a spawn then joins a bridge in use, as it
@@ -373,8 +374,8 @@ printf '  %-44s %8.2f\n' "  Berth's path, iperf3 outside the containers" "$m_net
 printf '  %-44s %7.1f%%  (target >= 95%%)\n' "Berth / veth pair, median of per-round" "$r_veth"
 printf '  %-44s %7.1f%%\n' "Berth / plain Linux bridge, median per-round" "$r_bridge"
 echo
-echo "Cost per frame (CPU ns in the sender's context, whole path), median of $RUNS"
-printf '  %-44s %8s %8s\n' "" hot cold
+echo "Cost per frame (CPU ns in the sender's context, whole path), median (min) of $RUNS"
+printf '  %-44s %15s %15s\n' "" hot cold
 for kind in veth bridge berth berth_nofilter; do
   case $kind in
   veth) label="netns <-> netns, veth pair" ;;
@@ -382,7 +383,8 @@ for kind in veth bridge berth berth_nofilter; do
   berth) label="Berth instance <-> instance, berthd bridge" ;;
   berth_nofilter) label="  same, bridge nft rules taken out (diag.)" ;;
   esac
-  printf '  %-44s %8.0f %8.0f\n' "$label" "$(fmed "$kind" 1)" "$(fmed "$kind" 2)"
+  printf '  %-44s %7.0f (%5.0f) %7.0f (%5.0f)\n' "$label" "$(fmed "$kind" 1)" "$(fmin "$kind" 1)" \
+    "$(fmed "$kind" 2)" "$(fmin "$kind" 2)"
 done
 echo
 echo "Spawn and delete, median of $SPAWNS per mode (ms)"
