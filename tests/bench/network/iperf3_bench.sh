@@ -6,6 +6,11 @@
 #
 #   tests/bench/network/iperf3_bench.sh BUILD_DIR [RUNS=5] [SECONDS=5] [SPAWNS=10]
 #   (as root; Debian's iperf3, busybox-static and jq)
+#   BR_NETFILTER=off: bridge-nf-call-{iptables,ip6tables,arptables}=0 in the namespaces of
+#   the two bridges (berthd's and the plain one), i.e. a host without br_netfilter; the
+#   default leaves them as the kernel sets them in a new namespace (1 wherever br_netfilter
+#   is loaded or built in), which costs every bridged IPv4 packet a pass through the IP
+#   hooks — both bridges alike.
 #
 # Everything lives in network namespaces this script makes (no packet reaches the real
 # host): berthd's "host" ([network] host_netns) is a namespace of its own holding its
@@ -19,6 +24,14 @@
 #     out for that run and restored. RUNS rounds, round-robin (load from other work on the
 #     host hits every setup alike). Median Gbit/s and berth / baseline; the MTU and qdisc
 #     of every device on the path.
+#  1b. Cost per frame (frame_cost.c, built here with cc): FRAMES small UDP frames sent by
+#     an AF_PACKET socket in the client's namespace to the server's address on each path;
+#     the CPU time per frame of the sending thread, in whose softirq context the whole
+#     path runs (veth, bridge, netfilter hooks, veth, the receiver's IP stack). "hot": in
+#     batches of 64, everything in cache; "cold": one at a time after 2 x 256 KiB of memory
+#     copies (the copies' own time taken off), as under a TCP stream, which evicts the
+#     path's code and data between packets. Far steadier than throughput on a shared
+#     host; the difference between two paths is what one of them adds per packet.
 #  2. Spawn: SPAWNS instances in mode none and SPAWNS in mode bridge, alternating, each
 #     created (and started) then deleted, while the two bridge instances of 1. run: median
 #     time of POST /v1/instances (client side), berthd's own spawn time ("spawned ... in X
@@ -34,7 +47,9 @@ BUILD=${1:?usage: iperf3_bench.sh BUILD_DIR [RUNS] [SECONDS] [SPAWNS]}
 RUNS=${2:-5}
 SECS=${3:-5}
 SPAWNS=${4:-10}
+FRAMES=${FRAMES:-100000}
 VCPUS=${VCPUS:-$(nproc)}
+BR_NETFILTER=${BR_NETFILTER:-kernel}
 BERTHD=$BUILD/driver/server/berthd
 
 die() {
@@ -45,6 +60,7 @@ die() {
 [[ -x $BERTHD ]] || die "no berthd at $BERTHD"
 IPERF3=$(command -v iperf3) || die "iperf3 is not installed (apt-get install iperf3)"
 command -v jq >/dev/null || die "jq is not installed"
+command -v cc >/dev/null || die "cc is not installed (gcc)"
 [[ -x /bin/busybox ]] || die "busybox-static is not installed (/bin/busybox)"
 
 TAG=bnb$$ # namespace and device names (<= 15 bytes)
@@ -126,6 +142,21 @@ for ns in "${ALL_NS[@]}"; do
   ip netns add "$ns"
   ip -n "$ns" link set lo up
 done
+# br_netfilter's switches are per namespace (since Linux 5.3); a bridge's own
+# nf_call_iptables option can only turn them on, not off.
+brnf_state() { # NETNS
+  ip netns exec "$1" sysctl -n net.bridge.bridge-nf-call-iptables 2>/dev/null || echo "absent"
+}
+if [[ $BR_NETFILTER == off ]]; then
+  for ns in "$HOSTNS" "$NS_BR"; do
+    if [[ $(brnf_state "$ns") != absent ]]; then
+      ip netns exec "$ns" sysctl -qw net.bridge.bridge-nf-call-iptables=0 \
+        net.bridge.bridge-nf-call-ip6tables=0 net.bridge.bridge-nf-call-arptables=0
+    fi
+  done
+elif [[ $BR_NETFILTER != kernel ]]; then
+  die "BR_NETFILTER must be off or unset"
+fi
 # veth pair: A 10.231.8.1 <-> B 10.231.8.2
 ip -n "$NS_VA" link add eth0 type veth peer name eth0 netns "$NS_VB"
 ip -n "$NS_VA" addr add 10.231.8.1/24 dev eth0
@@ -240,6 +271,7 @@ devices() { # NETNS DEV...
 echo "devices: berth host: $(devices "$HOSTNS" "$TAG-b0" "$(api GET "/v1/instances/$SRV" | jq -r '.network.interfaces[0].host_ifname')")" >&2
 echo "         berth instance: $(api POST "/v1/instances/$CLI/exec" '{"command": ["ip", "-o", "link", "show", "eth0"]}' | jq -r .stdout | awk 'NR == 1 {printf "%s mtu %s qdisc %s", $2, $5, $7}')" >&2
 echo "         baselines: $(devices "$NS_VA" eth0) $(devices "$NS_BR" br0 h2)" >&2
+echo "br_netfilter (bridge-nf-call-iptables): berthd's namespace $(brnf_state "$HOSTNS"), plain bridge's $(brnf_state "$NS_BR")" >&2
 echo "iperf3: $RUNS rounds of $SECS s, one TCP stream, round-robin; instances' flavor vcpus=$VCPUS" >&2
 for f in t.berth t.veth t.bridge t.berth_nofilter t.berth_net_only; do : >"$D/$f"; done
 for r in $(seq "$RUNS"); do
@@ -259,6 +291,44 @@ m_netonly=$(median <"$D/t.berth_net_only")
 paired() { paste "$D/t.berth" "$D/t.$1" | awk '$2 > 0 {print 100 * $1 / $2}' | median; }
 r_veth=$(paired veth)
 r_bridge=$(paired bridge)
+
+# --- cost per frame ---------------------------------------------------------------------
+cc -O2 -o "$D/frame_cost" "$(dirname "$0")/frame_cost.c" || die "cannot build frame_cost.c"
+mac_in() { ip -n "$1" -o link show eth0 | grep -o 'link/ether [^ ]*' | cut -d' ' -f2; }
+CLI_MAC=$(api GET "/v1/instances/$CLI" | jq -r '.network.interfaces[0].mac')
+SRV_MAC=$(api GET "/v1/instances/$SRV" | jq -r '.network.interfaces[0].mac')
+CLI_IP=$(ipv4_of "$CLI")
+frames_on() { # NETNS_ARGS... -- SRC_MAC DST_MAC SRC_IP DST_IP ; prints "hot cold" ns/frame
+  local ns=() hot cold
+  while [[ $1 != -- ]]; do ns+=("$1"); shift; done
+  shift
+  hot=$(in_base_cg_run "${ns[@]}" "$D/frame_cost" eth0 "$@" "$FRAMES")
+  cold=$(in_base_cg_run "${ns[@]}" "$D/frame_cost" eth0 "$@" $((FRAMES / 5)) 262144)
+  echo "$hot $cold"
+}
+in_base_cg_run() { (in_base_cg "$@"); }
+fc_veth() { frames_on ip netns exec "$NS_VB" -- "$(mac_in "$NS_VB")" "$(mac_in "$NS_VA")" 10.231.8.2 10.231.8.1; }
+fc_bridge() { frames_on ip netns exec "$NS_BB" -- "$(mac_in "$NS_BB")" "$(mac_in "$NS_BA")" 10.231.9.3 10.231.9.2; }
+fc_berth() { frames_on nsenter --net="/proc/$CLI_PID/ns/net" -- "$CLI_MAC" "$SRV_MAC" "$CLI_IP" "$SRV_IP"; }
+fc_berth_nofilter() {
+  local saved=$D/bridge-table.nft v
+  ip netns exec "$HOSTNS" nft list table bridge berth >"$saved"
+  ip netns exec "$HOSTNS" nft delete table bridge berth
+  v=$(fc_berth)
+  ip netns exec "$HOSTNS" nft -f "$saved"
+  echo "$v"
+}
+echo "cost per frame: $RUNS rounds of $FRAMES frames (hot) and $((FRAMES / 5)) (cold), round-robin" >&2
+for f in f.veth f.bridge f.berth f.berth_nofilter; do : >"$D/$f"; done
+for r in $(seq "$RUNS"); do
+  for kind in veth bridge berth berth_nofilter; do
+    v=$("fc_$kind")
+    echo "$v" >>"$D/f.$kind"
+    printf '  round %d %-15s hot %6s  cold %6s ns/frame\n' "$r" "$kind" $v >&2
+  done
+done
+fmed() { cut -d' ' -f"$2" "$D/f.$1" | median; }
+fmin() { cut -d' ' -f"$2" "$D/f.$1" | sort -g | head -1; }
 
 # --- spawn latency: none vs bridge -------------------------------------------------------
 # The two iperf3 instances stay attached: a spawn then joins a bridge in use, as it
@@ -295,7 +365,7 @@ api DELETE "/v1/instances/$CLI" >/dev/null
 
 # --- table ---------------------------------------------------------------------------------
 echo
-echo "TCP throughput, iperf3 one stream ${SECS}s, median of $RUNS (Gbit/s)"
+echo "TCP throughput, iperf3 one stream ${SECS}s, median of $RUNS (Gbit/s); bridge-nf-call-iptables $(brnf_state "$HOSTNS")"
 printf '  %-44s %8.2f\n' "netns <-> netns, veth pair" "$m_veth"
 printf '  %-44s %8.2f\n' "netns <-> netns, plain Linux bridge" "$m_bridge"
 printf '  %-44s %8.2f\n' "Berth instance <-> instance, berthd bridge" "$m_berth"
@@ -303,6 +373,19 @@ printf '  %-44s %8.2f\n' "  same, bridge nft rules taken out (diag.)" "$m_nofilt
 printf '  %-44s %8.2f\n' "  Berth's path, iperf3 outside the containers" "$m_netonly"
 printf '  %-44s %7.1f%%  (target >= 95%%)\n' "Berth / veth pair, median of per-round" "$r_veth"
 printf '  %-44s %7.1f%%\n' "Berth / plain Linux bridge, median per-round" "$r_bridge"
+echo
+echo "Cost per frame (CPU ns in the sender's context, whole path), median (min) of $RUNS"
+printf '  %-44s %15s %15s\n' "" hot cold
+for kind in veth bridge berth berth_nofilter; do
+  case $kind in
+  veth) label="netns <-> netns, veth pair" ;;
+  bridge) label="netns <-> netns, plain Linux bridge" ;;
+  berth) label="Berth instance <-> instance, berthd bridge" ;;
+  berth_nofilter) label="  same, bridge nft rules taken out (diag.)" ;;
+  esac
+  printf '  %-44s %7.0f (%5.0f) %7.0f (%5.0f)\n' "$label" "$(fmed "$kind" 1)" "$(fmin "$kind" 1)" \
+    "$(fmed "$kind" 2)" "$(fmin "$kind" 2)"
+done
 echo
 echo "Spawn and delete, median of $SPAWNS per mode (ms)"
 printf '  %-10s %12s %14s %14s %12s\n' mode "POST (api)" "berthd spawn" "net attach" "DELETE"

@@ -2,6 +2,8 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <linux/if_packet.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sched.h>
@@ -189,6 +191,51 @@ void SendUdp(int netns_fd, const std::string& source, const std::string& dest, u
     if (::sendto(fd.get(), payload.data(), payload.size(), 0, reinterpret_cast<sockaddr*>(&dst),
                  sizeof dst) < 0) {
       ThrowErrno("sendto", dest);
+    }
+  });
+}
+
+void SendRawUdp(int netns_fd, const MacAddress& src_mac, const MacAddress& dst_mac,
+                const std::string& source, const std::string& dest, uint16_t port,
+                const std::string& payload, bool priority_tag) {
+  std::string frame(dst_mac.bytes.begin(), dst_mac.bytes.end());
+  frame.append(src_mac.bytes.begin(), src_mac.bytes.end());
+  if (priority_tag) frame += std::string("\x81\x00\x00\x00", 4);
+  frame += std::string("\x08\x00", 2);
+  auto put16 = [](std::string& s, size_t at, uint16_t v) {
+    s[at] = static_cast<char>(v >> 8);
+    s[at + 1] = static_cast<char>(v & 0xff);
+  };
+  std::string ip(20, '\0');
+  ip[0] = 0x45;
+  put16(ip, 2, static_cast<uint16_t>(20 + 8 + payload.size()));
+  ip[8] = 64;
+  ip[9] = IPPROTO_UDP;
+  sockaddr_in src = MakeAddr(source, 0), dst = MakeAddr(dest, 0);
+  std::memcpy(&ip[12], &src.sin_addr, 4);
+  std::memcpy(&ip[16], &dst.sin_addr, 4);
+  uint32_t sum = 0;
+  for (size_t i = 0; i < ip.size(); i += 2) {
+    sum += (static_cast<uint8_t>(ip[i]) << 8) | static_cast<uint8_t>(ip[i + 1]);
+  }
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  put16(ip, 10, static_cast<uint16_t>(~sum));
+  std::string udp(8, '\0');  // checksum 0: none, allowed for UDP over IPv4
+  put16(udp, 0, 40000);
+  put16(udp, 2, port);
+  put16(udp, 4, static_cast<uint16_t>(8 + payload.size()));
+  frame += ip + udp + payload;
+  RunInNetns(netns_fd, [&] {
+    UniqueFd fd(::socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0));
+    if (!fd) ThrowErrno("socket(AF_PACKET)");
+    sockaddr_ll to{};
+    to.sll_family = AF_PACKET;
+    to.sll_ifindex = static_cast<int>(::if_nametoindex("eth0"));
+    to.sll_halen = 6;
+    std::memcpy(to.sll_addr, dst_mac.bytes.data(), 6);
+    if (::sendto(fd.get(), frame.data(), frame.size(), 0, reinterpret_cast<sockaddr*>(&to),
+                 sizeof to) < 0) {
+      ThrowErrno("sendto(AF_PACKET)", "eth0");
     }
   });
 }

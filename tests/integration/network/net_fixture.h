@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "runtime/common/unique_fd.h"
+#include "runtime/network/address.h"
 
 namespace berth::net::testing {
 
@@ -67,6 +68,13 @@ class UdpReceiver {
 // namespace.
 void SendUdp(int netns_fd, const std::string& source, const std::string& dest, uint16_t port,
              const std::string& payload);
+
+// Sends one UDP datagram as a hand-made Ethernet frame out of eth0 (AF_PACKET), with the
+// given MACs and addresses; with `priority_tag`, inside an 802.1Q tag of VLAN 0, which a
+// receiver without VLAN devices takes as untagged.
+void SendRawUdp(int netns_fd, const MacAddress& src_mac, const MacAddress& dst_mac,
+                const std::string& source, const std::string& dest, uint16_t port,
+                const std::string& payload, bool priority_tag);
 
 // Names of the links in the namespace that start with `prefix` (leftover checks).
 std::vector<std::string> LinksWithPrefix(int netns_fd, const std::string& prefix);

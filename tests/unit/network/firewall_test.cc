@@ -55,20 +55,52 @@ TEST(FirewallTest, RendersNatPortsAndAntiSpoofing) {
           "masquerade"))
       << s;
   EXPECT_TRUE(has("ip saddr 127.0.0.0/8 oifname \"berth0\" masquerade")) << "ports on 127.0.0.1";
-  EXPECT_TRUE(has("iifname \"bt-0011aabb\" ether saddr != 02:42:0a:58:00:05 drop")) << s;
-  EXPECT_TRUE(has("iifname \"bt-0011aabb\" ip saddr != 10.88.0.5 drop")) << s;
-  EXPECT_TRUE(has("iifname \"bt-0011aabb\" arp saddr ip != 10.88.0.5 drop")) << s;
-  EXPECT_TRUE(has("iifname \"bt-0011aabb\" arp saddr ether != 02:42:0a:58:00:05 drop")) << s;
-  EXPECT_TRUE(has("iifname \"bt-0011aabb\" ether type != { ip, arp, ip6 } drop")) << s;
+  // Anti-spoofing: one base chain; each instance is a set element (port, MAC, address),
+  // not a list of rules that every frame walks.
+  EXPECT_EQ(s.find("type filter hook prerouting"), s.rfind("type filter hook prerouting"))
+      << "one bridge chain: " << s;
+  EXPECT_TRUE(has("\"bt-0011aabb\" . 02:42:0a:58:00:05 . 10.88.0.5")) << s;
+  EXPECT_TRUE(has("\"bt-0011aabb\" . 02:42:0a:58:00:05 . 02:42:0a:58:00:05 . 10.88.0.5")) << s;
+  EXPECT_TRUE(has("    ether type ip iifname . ether saddr . ip saddr @ipv4_sources accept\n"))
+      << s;
+  EXPECT_TRUE(
+      has("    ether type arp iifname . ether saddr . arp saddr ether . arp saddr ip "
+          "@arp_sources accept\n"))
+      << s;
+  EXPECT_TRUE(has("    iifname @ports drop\n  }\n}\n")) << "the rest from a port: dropped, last";
   EXPECT_FALSE(has("notrack")) << "no gateway given: everything stays tracked";
 
-  // East-west traffic is not tracked; traffic to the gateway (NAT, ports) is.
+  // East-west traffic is not tracked; traffic to the gateway (NAT, ports) is. It is the
+  // first rule: the hot path is one rule.
   state.gateway = Ipv4Address::Parse("10.88.0.1");
   s = RenderRuleset(state);
   EXPECT_TRUE(
       has("type filter hook prerouting priority -300; policy accept;\n"
-          "    ip saddr 10.88.0.0/16 ip daddr 10.88.0.0/16 ip daddr != 10.88.0.1 notrack\n"))
+          "    ether type ip ip daddr 10.88.0.0/16 ip daddr != 10.88.0.1 iifname . ether saddr . "
+          "ip saddr @ipv4_sources notrack accept\n"))
       << s;
+}
+
+TEST(FirewallTest, EveryInstanceIsOneElementOfEachSet) {
+  FirewallState state;
+  state.bridge = "berth0";
+  state.subnet = Ipv4Subnet::Parse("10.88.0.0/16");
+  state.gateway = Ipv4Address::Parse("10.88.0.1");
+  for (int i = 2; i <= 4; ++i) {
+    auto ip = Ipv4Address::Parse("10.88.0." + std::to_string(i));
+    state.endpoints.push_back({"bt-" + std::to_string(i), ip, MacAddress::FromIpv4(ip), {}, ""});
+  }
+  std::string s = RenderRuleset(state);
+  std::string rules = s.substr(s.find("chain prerouting {\n    type filter"));
+  EXPECT_EQ(rules.find("bt-"), std::string::npos) << "no per-instance rule: " << rules;
+  EXPECT_NE(s.find("  set ports {\n    type ifname\n    elements = { \"bt-2\",\n      \"bt-3\",\n"
+                   "      \"bt-4\" }\n  }\n"),
+            std::string::npos)
+      << s;
+  EXPECT_NE(s.find("\"bt-4\" . 02:42:0a:58:00:04 . 10.88.0.4 }"), std::string::npos) << s;
+  EXPECT_NE(s.find("  set ipv6_sources {\n    type ifname . ether_addr . ipv6_addr\n  }\n"),
+            std::string::npos)
+      << "no IPv6 address: an empty set, and no IPv6 source but link-local passes: " << s;
 }
 
 TEST(FirewallTest, Ipv6OnlyFromTheInstancesOwnAddressOrLinkLocal) {
@@ -77,18 +109,25 @@ TEST(FirewallTest, Ipv6OnlyFromTheInstancesOwnAddressOrLinkLocal) {
   state.subnet = Ipv4Subnet::Parse("10.88.0.0/16");
   auto ip = Ipv4Address::Parse("10.88.0.5");
   state.endpoints.push_back({"bt-1", ip, MacAddress::FromIpv4(ip), {}, ""});
-  EXPECT_NE(RenderRuleset(state).find("iifname \"bt-1\" ip6 saddr != { ::, fe80::/10 } drop\n"),
-            std::string::npos);
-  state.endpoints[0].address6 = "fd00:88:0::a58:5";
   std::string s = RenderRuleset(state);
-  EXPECT_NE(s.find("iifname \"bt-1\" ip6 saddr != { ::, fe80::/10, fd00:88::a58:5 } drop\n"),
+  EXPECT_NE(s.find("    ether type ip6 ip6 saddr { ::, fe80::/10 } iifname . ether saddr "
+                   "@mac_sources accept\n"),
+            std::string::npos)
+      << s;
+  state.endpoints[0].address6 = "fd00:88:0::a58:5";
+  s = RenderRuleset(state);
+  EXPECT_NE(s.find("elements = { \"bt-1\" . 02:42:0a:58:00:05 . fd00:88::a58:5 }"),
+            std::string::npos)
+      << s;
+  EXPECT_NE(s.find("    ether type ip6 iifname . ether saddr . ip6 saddr @ipv6_sources accept\n"),
             std::string::npos)
       << s;
   state.gateway = Ipv4Address::Parse("10.88.0.1");
   state.subnet6 = "fd00:88::/64";
   state.gateway6 = "fd00:88::1";
   s = RenderRuleset(state);
-  EXPECT_NE(s.find("ip6 saddr fd00:88::/64 ip6 daddr fd00:88::/64 ip6 daddr != fd00:88::1 notrack"),
+  EXPECT_NE(s.find("ether type ip6 ip6 daddr fd00:88::/64 ip6 daddr != fd00:88::1 iifname . "
+                   "ether saddr . ip6 saddr @ipv6_sources notrack accept\n"),
             std::string::npos)
       << s;
   state.gateway6 = "fd00:88::1; accept";
