@@ -22,6 +22,7 @@
 #include "driver/server/test_point.h"
 #include "runtime/common/error.h"
 #include "runtime/common/file_util.h"
+#include "runtime/common/phase_timer.h"
 #include "runtime/common/scope_guard.h"
 #include "runtime/common/unique_fd.h"
 #include "runtime/linux/container.h"
@@ -483,6 +484,7 @@ container::StateRecord InstanceManager::MakeContainer(const container::CreateOpt
 
 void InstanceManager::Launch(const InstanceRecord& record, const store::ImageConfig& image,
                              bool start) {
+  PhaseTimer timer("launch");
   const std::string rootfs = RootfsDir(record.uuid);
   SpecInputs in;
   in.instance = &record;
@@ -505,13 +507,17 @@ void InstanceManager::Launch(const InstanceRecord& record, const store::ImageCon
                   Durability::kAtomicOnly);
   o.cgroup_path = CgroupPath(record.uuid);
   o.console_max = config_.console_max_bytes;
+  timer.Mark("spec");
   container::StateRecord state = MakeContainer(o);
+  timer.Mark("create");
   Rollback rollback;
   rollback.Add([&] { container::DeleteContainer(config_.containers_dir(), record.uuid, true); });
   // The namespace exists, the process has not run: the network is there before it starts.
   network_->Attach(record.uuid, state.init_pid, rootfs, record.hostname,
                    network_->Load(InstanceDir(record.uuid)));
+  timer.Mark("network");
   if (start) container::StartContainer(config_.containers_dir(), record.uuid);
+  timer.Mark("start");
   rollback.Commit();
 }
 
