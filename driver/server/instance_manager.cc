@@ -461,10 +461,11 @@ bool InstanceManager::CreatedNotStarted(const std::string& uuid) const {
              container::Status::kCreated;
 }
 
-container::StateRecord InstanceManager::MakeContainer(const container::CreateOptions& options) {
+container::StateRecord InstanceManager::MakeContainer(const container::CreateOptions& options,
+                                                      std::string_view spec_json) {
   if (spawner_ && spawner_->alive()) {
     try {
-      return spawner_->Create(options);
+      return spawner_->Create(options, spec_json);
     } catch (const Error& e) {
       if (spawner_->alive()) throw;  // CreateContainer's own error: it rolled back
       spdlog::error("{}; berthd creates containers itself from now on", e.message());
@@ -503,12 +504,12 @@ void InstanceManager::Launch(const InstanceRecord& record, const store::ImageCon
                        UsernsRanges::Load(InstanceDir(record.uuid)));
   // exec reads the container's spec from its bundle. Written anew by every launch, from the
   // record, so a power loss costs nothing here: no fsync on the spawn path.
-  WriteFileAtomic(JoinPath(o.bundle, "config.json"), spec::SerializeSpec(o.spec), 0600,
-                  Durability::kAtomicOnly);
+  const std::string spec_json = spec::SerializeSpec(o.spec);
+  WriteFileAtomic(JoinPath(o.bundle, "config.json"), spec_json, 0600, Durability::kAtomicOnly);
   o.cgroup_path = CgroupPath(record.uuid);
   o.console_max = config_.console_max_bytes;
   timer.Mark("spec");
-  container::StateRecord state = MakeContainer(o);
+  container::StateRecord state = MakeContainer(o, spec_json);
   timer.Mark("create");
   Rollback rollback;
   rollback.Add([&] { container::DeleteContainer(config_.containers_dir(), record.uuid, true); });

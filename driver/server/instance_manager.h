@@ -189,7 +189,9 @@ class InstanceManager {
   // the Nova driver starts it once Neutron reported the ports up.
   void Launch(const InstanceRecord& record, const store::ImageConfig& image, bool start = true);
   // container::CreateContainer, through the spawner while it lives.
-  container::StateRecord MakeContainer(const container::CreateOptions& options);
+  // spec_json: o.spec serialized (the bundle's config.json), passed on to the spawner.
+  container::StateRecord MakeContainer(const container::CreateOptions& options,
+                                       std::string_view spec_json);
   // A container created and not yet started (spawn with "start": false).
   bool CreatedNotStarted(const std::string& uuid) const;
   void EnsureRootfsMounted(const std::string& uuid);

@@ -22,6 +22,7 @@
 
 #include "runtime/cgroup/cgroup.h"
 #include "runtime/common/error.h"
+#include "runtime/common/fd_io.h"
 #include "runtime/common/file_util.h"
 #include "runtime/common/phase_timer.h"
 #include "runtime/common/scope_guard.h"
@@ -65,19 +66,6 @@ void GiveConsoleToProcessUser(int fd, const spec::Spec& spec, bool new_user_name
   if (::fchown(fd, *uid, *gid) != 0) ThrowErrno("fchown", "console pipe");
 }
 
-void WriteAllFd(int fd, const void* data, size_t len) {
-  const char* p = static_cast<const char*>(data);
-  while (len > 0) {
-    ssize_t n = ::write(fd, p, len);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return;
-    }
-    p += n;
-    len -= static_cast<size_t>(n);
-  }
-}
-
 // Reads until EOF or `limit` bytes.
 std::string ReadUpTo(int fd, size_t limit) {
   std::string out;
@@ -98,7 +86,7 @@ std::string ReadUpTo(int fd, size_t limit) {
 // Reports a failure from a child process to its creator as one line, then exits.
 [[noreturn]] void ChildFail(int fd, const std::string& message) {
   std::string line = "err " + message + "\n";
-  WriteAllFd(fd, line.data(), line.size());
+  WriteFully(fd, line.data(), line.size());
   ::_exit(1);
 }
 
@@ -258,7 +246,7 @@ struct InitPlan {
       ThrowErrnoValue(err, step ? step : "apply security profile");
     }
     timer.Mark("security");
-    WriteAllFd(p.sync_fd, "ready\n", 6);
+    WriteFully(p.sync_fd, "ready\n", 6);
     ::close(p.sync_fd);
     char start = 0;
     ssize_t n;
@@ -268,7 +256,7 @@ struct InitPlan {
     if (n != 1) ::_exit(0);  // deleted before it was started
     ::execve(exe.c_str(), argv.data(), envp.data());
     int err = errno;
-    WriteAllFd(p.exec_err_fd, &err, sizeof err);
+    WriteFully(p.exec_err_fd, &err, sizeof err);
     ::_exit(127);
   } catch (const Error& e) {
     ChildFail(p.sync_fd, e.what());
@@ -333,23 +321,6 @@ UniqueFd ConnectUnix(const std::string& path) {
     ThrowErrno("connect console socket", path);
   }
   return fd;
-}
-
-void SendFd(int sock, int fd) {
-  char data = 'T';
-  struct iovec iov = {&data, 1};
-  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  struct msghdr msg = {};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  struct cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
-  cmsg->cmsg_level = SOL_SOCKET;
-  cmsg->cmsg_type = SCM_RIGHTS;
-  cmsg->cmsg_len = CMSG_LEN(sizeof(int));
-  std::memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
-  if (::sendmsg(sock, &msg, 0) != 1) ThrowErrno("sendmsg", "console socket");
 }
 
 }  // namespace
@@ -484,7 +455,7 @@ StateRecord CreateContainer(const CreateOptions& options) {
   UniqueFd console_socket;
   if (terminal && !options.console_socket.empty()) {
     console_socket = ConnectUnix(options.console_socket);
-    SendFd(console_socket.get(), console.read.get());
+    SendFd(console_socket.get(), console.read.get(), "console socket");
     console.read.reset();  // the caller owns the terminal now
   }
 
@@ -587,7 +558,7 @@ StateRecord CreateContainer(const CreateOptions& options) {
         ChildFail(ready.write.get(), e.what());
       }
       mtimer.Mark("maps+cgroup");
-      WriteAllFd(sync_parent.get(), "g", 1);
+      WriteFully(sync_parent.get(), "g", 1);
       // The monitor takes over from here: it starts while the init builds its root, and
       // waits for the init's "ready" (or its error) before it answers the creator.
       record.init_pid = init_pid;
@@ -927,7 +898,7 @@ int ExecInContainer(const std::string& state_root, const std::string& id,
           ::execve(exe.c_str(), argv.data(), envp.data());
           err = errno;
         }
-        WriteAllFd(exec_err.write.get(), &err, sizeof err);
+        WriteFully(exec_err.write.get(), &err, sizeof err);
         ::_exit(127);
       }
       exec_err.write.reset();
@@ -960,7 +931,7 @@ int ExecInContainer(const std::string& state_root, const std::string& id,
     reap();
     throw;
   }
-  WriteAllFd(sync_parent.get(), "g", 1);
+  WriteFully(sync_parent.get(), "g", 1);
   std::string err_line = ReadUpTo(sync_parent.get(), 8192);
   int exec_errno = 0;
   ssize_t n = ::read(exec_err.read.get(), &exec_errno, sizeof exec_errno);

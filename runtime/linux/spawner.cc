@@ -9,7 +9,6 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
-#include <cstring>
 #include <string>
 #include <thread>
 
@@ -18,6 +17,7 @@
 #include <rapidjson/writer.h>
 
 #include "runtime/common/error.h"
+#include "runtime/common/fd_io.h"
 #include "runtime/spec/parser.h"
 
 namespace berth::container {
@@ -27,36 +27,9 @@ namespace {
 // CreateOptions. Reply: one line, "ok" or "err <kind> <errno> <message>". A line, not EOF,
 // ends the reply: a monitor forked meanwhile may hold the spawner's end until it execs.
 
-bool WriteAll(int fd, const void* data, size_t len) {
-  const char* p = static_cast<const char*>(data);
-  while (len > 0) {
-    ssize_t n = ::send(fd, p, len, MSG_NOSIGNAL);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    p += n;
-    len -= static_cast<size_t>(n);
-  }
-  return true;
-}
-
-bool ReadExactly(int fd, void* data, size_t len) {
-  char* p = static_cast<char*>(data);
-  while (len > 0) {
-    ssize_t n = ::read(fd, p, len);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    p += n;
-    len -= static_cast<size_t>(n);
-  }
-  return true;
-}
-
-std::string EncodeRequest(const CreateOptions& o) {
+std::string EncodeRequest(const CreateOptions& o, std::string_view spec) {
   rapidjson::StringBuffer buf;
   rapidjson::Writer<rapidjson::StringBuffer> w(buf);
-  const std::string spec = spec::SerializeSpec(o.spec);
   w.StartObject();
   w.Key("id");
   w.String(o.id.c_str(), static_cast<rapidjson::SizeType>(o.id.size()));
@@ -69,7 +42,7 @@ std::string EncodeRequest(const CreateOptions& o) {
   w.Key("console_max");
   w.Uint64(o.console_max);
   w.Key("spec");
-  w.String(spec.c_str(), static_cast<rapidjson::SizeType>(spec.size()));
+  w.String(spec.data(), static_cast<rapidjson::SizeType>(spec.size()));
   w.EndObject();
   return std::string(buf.GetString(), buf.GetSize());
 }
@@ -116,11 +89,11 @@ void Serve(int fd) {
   std::string reply;
   try {
     uint64_t len = 0;
-    if (!ReadExactly(fd, &len, sizeof len) || len > (64u << 20)) {
+    if (!ReadFully(fd, &len, sizeof len) || len > (64u << 20)) {
       throw Error(ErrorKind::kInternal, "spawner request: bad length");
     }
     std::string text(len, '\0');
-    if (!ReadExactly(fd, text.data(), text.size())) {
+    if (!ReadFully(fd, text.data(), text.size())) {
       throw Error(ErrorKind::kInternal, "spawner request: truncated");
     }
     CreateContainer(DecodeRequest(text));
@@ -130,7 +103,7 @@ void Serve(int fd) {
   } catch (const std::exception& e) {
     reply = ErrorLine(ErrorKind::kInternal, 0, e.what());
   }
-  WriteAll(fd, reply.data(), reply.size());
+  SendFully(fd, reply.data(), reply.size());
   ::close(fd);
 }
 
@@ -141,28 +114,6 @@ void Serve(int fd) {
     int status = 0;
     pid_t pid = ::waitpid(-1, &status, 0);
     if (pid < 0 && errno == ECHILD) ::usleep(100000);  // none yet
-  }
-}
-
-// Receives one request socket; -1 when the daemon has closed the control socket.
-int ReceiveRequestFd(int control) {
-  for (;;) {
-    char byte = 0;
-    struct iovec iov = {&byte, 1};
-    alignas(struct cmsghdr) char cbuf[CMSG_SPACE(sizeof(int))] = {};
-    struct msghdr msg = {};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cbuf;
-    msg.msg_controllen = sizeof cbuf;
-    ssize_t n = ::recvmsg(control, &msg, MSG_CMSG_CLOEXEC);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return -1;
-    struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    if (c == nullptr || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-    int fd = -1;
-    std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
-    return fd;
   }
 }
 
@@ -180,8 +131,8 @@ int ReceiveRequestFd(int control) {
     ::_exit(1);  // the daemon then creates containers itself
   }
   for (;;) {
-    int fd = ReceiveRequestFd(control);
-    if (fd < 0) ::_exit(0);
+    int fd = ReceiveFd(control);  // one per create
+    if (fd < 0) ::_exit(0);       // the daemon closed the control socket
     try {
       std::thread(Serve, fd).detach();
     } catch (const std::exception&) {
@@ -223,7 +174,7 @@ Spawner::~Spawner() {
   }
 }
 
-StateRecord Spawner::Create(const CreateOptions& options) {
+StateRecord Spawner::Create(const CreateOptions& options, std::string_view spec_json) {
   if (options.inherit_stdio || !options.console_socket.empty()) {
     throw Error(ErrorKind::kInternal,
                 "spawner: inherit_stdio and console_socket are not supported");
@@ -242,31 +193,19 @@ StateRecord Spawner::Create(const CreateOptions& options) {
   UniqueFd request(pair[0]);
   {
     UniqueFd theirs(pair[1]);
-    char byte = 'c';
-    struct iovec iov = {&byte, 1};
-    alignas(struct cmsghdr) char cbuf[CMSG_SPACE(sizeof(int))] = {};
-    struct msghdr msg = {};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cbuf;
-    msg.msg_controllen = sizeof cbuf;
-    struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    int fd = theirs.get();
-    std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
     std::lock_guard lock(send_mu_);
-    ssize_t n;
-    do {
-      n = ::sendmsg(control_.get(), &msg, MSG_NOSIGNAL);
-    } while (n < 0 && errno == EINTR);
-    if (n != 1) throw gone(std::string("sendmsg: ") + ErrnoName(errno));
+    try {
+      SendFd(control_.get(), theirs.get(), "spawner control socket");
+    } catch (const Error& e) {
+      throw gone(e.message());
+    }
   }
-  const std::string body = EncodeRequest(options);
+  const std::string body = spec_json.empty()
+                               ? EncodeRequest(options, spec::SerializeSpec(options.spec))
+                               : EncodeRequest(options, spec_json);
   const uint64_t len = body.size();
-  if (!WriteAll(request.get(), &len, sizeof len) ||
-      !WriteAll(request.get(), body.data(), body.size())) {
+  if (!SendFully(request.get(), &len, sizeof len) ||
+      !SendFully(request.get(), body.data(), body.size())) {
     throw gone("request not taken");
   }
   std::string line;

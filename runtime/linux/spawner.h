@@ -13,6 +13,7 @@
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <string_view>
 
 #include "runtime/common/unique_fd.h"
 #include "runtime/linux/container.h"
@@ -34,7 +35,9 @@ class Spawner {
   // process. Creates may run concurrently, each on a thread of the spawner.
   // If the spawner has died, throws kSystem and alive() turns false: the caller then calls
   // CreateContainer itself.
-  StateRecord Create(const CreateOptions& options);
+  // `spec_json`: options.spec as spec::SerializeSpec wrote it, when the caller has it
+  // already (berthd writes it to the bundle); empty: serialized here.
+  StateRecord Create(const CreateOptions& options, std::string_view spec_json = {});
 
   bool alive() const { return alive_.load(); }
   pid_t pid() const { return pid_; }

@@ -24,6 +24,22 @@ TempDir::~TempDir() {
 
 bool IsRoot() { return ::geteuid() == 0; }
 
+std::optional<ProcStat> ReadProcStat(pid_t pid) {
+  auto stat = ReadFileIfExists("/proc/" + std::to_string(pid) + "/stat");
+  if (!stat) return std::nullopt;
+  // The command name may hold spaces and parentheses: it ends at the last ')'.
+  auto open = stat->find('(');
+  auto close = stat->rfind(')');
+  if (open == std::string::npos || close == std::string::npos || close + 4 > stat->size()) {
+    return std::nullopt;
+  }
+  ProcStat s;
+  s.comm = stat->substr(open + 1, close - open - 1);
+  s.state = (*stat)[close + 2];
+  s.ppid = static_cast<pid_t>(std::strtol(stat->c_str() + close + 4, nullptr, 10));
+  return s;
+}
+
 bool WaitForSignalHandler(int pid, int sig, int timeout_ms) {
   const std::string path = "/proc/" + std::to_string(pid) + "/status";
   for (int waited = 0; waited <= timeout_ms; waited += 10) {

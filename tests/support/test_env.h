@@ -1,6 +1,9 @@
 // Helpers shared by the test suites.
 #pragma once
 
+#include <sys/types.h>
+
+#include <optional>
 #include <string>
 
 namespace berth::testing {
@@ -26,6 +29,14 @@ bool IsRoot();
 // pid namespace's init), so a test that signals a shell's `trap` must first wait until the
 // trap is set: true once /proc/<pid>/status shows `sig` caught, false after the timeout.
 bool WaitForSignalHandler(int pid, int sig, int timeout_ms = 5000);
+
+// Fields of /proc/<pid>/stat; nullopt once the process is gone (reaped).
+struct ProcStat {
+  std::string comm;
+  char state = '?';  // 'R', 'S', 'Z', ...
+  pid_t ppid = -1;
+};
+std::optional<ProcStat> ReadProcStat(pid_t pid);
 
 // The build and source trees (set by CTest; defaults for running binaries by hand).
 std::string BuildDir();

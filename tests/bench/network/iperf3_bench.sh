@@ -248,16 +248,17 @@ run_berth() {
     "{\"command\": [\"iperf3\", \"-c\", \"$SRV_IP\", \"-t\", \"$SECS\", \"-J\"]}" |
     jq -r .stdout | gbits
 }
-# Diagnostic: the same instances with berthd's bridge-family table (anti-spoofing) taken
-# out for the run and put back unchanged, to show what the per-frame rules cost.
-run_berth_nofilter() {
+# Diagnostic: runs "$@" on the same instances with berthd's bridge-family table
+# (anti-spoofing) taken out and put back unchanged, to show what the per-frame rules cost.
+without_bridge_table() {
   local saved=$D/bridge-table.nft v
   ip netns exec "$HOSTNS" nft list table bridge berth >"$saved"
   ip netns exec "$HOSTNS" nft delete table bridge berth
-  v=$(run_berth)
+  v=$("$@")
   ip netns exec "$HOSTNS" nft -f "$saved"
   echo "$v"
 }
+run_berth_nofilter() { without_bridge_table run_berth; }
 run_berth_net_only() {
   (in_base_cg nsenter --net="/proc/$CLI_PID/ns/net" "$IPERF3" -c "$SRV_IP" -p 5202 -t "$SECS" -J) | gbits
 }
@@ -310,14 +311,7 @@ in_base_cg_run() { (in_base_cg "$@"); }
 fc_veth() { frames_on ip netns exec "$NS_VB" -- "$(mac_in "$NS_VB")" "$(mac_in "$NS_VA")" 10.231.8.2 10.231.8.1; }
 fc_bridge() { frames_on ip netns exec "$NS_BB" -- "$(mac_in "$NS_BB")" "$(mac_in "$NS_BA")" 10.231.9.3 10.231.9.2; }
 fc_berth() { frames_on nsenter --net="/proc/$CLI_PID/ns/net" -- "$CLI_MAC" "$SRV_MAC" "$CLI_IP" "$SRV_IP"; }
-fc_berth_nofilter() {
-  local saved=$D/bridge-table.nft v
-  ip netns exec "$HOSTNS" nft list table bridge berth >"$saved"
-  ip netns exec "$HOSTNS" nft delete table bridge berth
-  v=$(fc_berth)
-  ip netns exec "$HOSTNS" nft -f "$saved"
-  echo "$v"
-}
+fc_berth_nofilter() { without_bridge_table fc_berth; }
 echo "cost per frame: $RUNS rounds of $FRAMES frames (hot) and $((FRAMES / 5)) (cold), round-robin" >&2
 for f in f.veth f.bridge f.berth f.berth_nofilter; do : >"$D/$f"; done
 for r in $(seq "$RUNS"); do

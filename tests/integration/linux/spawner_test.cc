@@ -20,17 +20,13 @@ namespace {
 
 // "R", "S", "Z", ... or empty when the process is gone.
 std::string ProcessState(pid_t pid) {
-  auto stat = ReadFileIfExists("/proc/" + std::to_string(pid) + "/stat");
-  if (!stat) return "";
-  auto close = stat->rfind(')');
-  return close == std::string::npos ? "" : stat->substr(close + 2, 1);
+  auto stat = ReadProcStat(pid);
+  return stat ? std::string(1, stat->state) : "";
 }
 
 pid_t ParentOf(pid_t pid) {
-  auto stat = ReadFileIfExists("/proc/" + std::to_string(pid) + "/stat");
-  if (!stat) return -1;
-  auto close = stat->rfind(')');
-  return static_cast<pid_t>(std::stol(stat->substr(close + 4)));
+  auto stat = ReadProcStat(pid);
+  return stat ? stat->ppid : -1;
 }
 
 class SpawnerTest : public ContainerTest {

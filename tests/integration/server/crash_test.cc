@@ -11,21 +11,17 @@
 
 #include "runtime/common/file_util.h"
 #include "tests/integration/server/daemon_fixture.h"
+#include "tests/support/test_env.h"
 
 namespace berth::testing {
 namespace {
 
 using CrashTest = ServerTest;
 
-std::vector<std::string> StatFields(pid_t pid) {
-  auto stat = ReadFileIfExists("/proc/" + std::to_string(pid) + "/stat");
-  if (!stat) return {};
-  auto open = stat->find('(');
-  auto close = stat->rfind(')');
-  std::vector<std::string> fields = {stat->substr(open + 1, close - open - 1)};  // comm
-  std::istringstream rest(stat->substr(close + 2));
-  for (std::string f; rest >> f;) fields.push_back(f);
-  return fields;  // comm, state, ppid, ...
+// Gone, or a zombie waiting for its reaper.
+bool Ended(pid_t pid) {
+  auto stat = ReadProcStat(pid);
+  return !stat || stat->state == 'Z';
 }
 
 // berthd's child that creates the containers (runtime/linux/spawner.h).
@@ -34,8 +30,8 @@ pid_t SpawnerOf(pid_t daemon_pid) {
                                    std::to_string(daemon_pid) + "/children");
   std::istringstream in(children.value_or(""));
   for (pid_t child; in >> child;) {
-    auto f = StatFields(child);
-    if (!f.empty() && f[0] == "berth-spawner") return child;
+    auto stat = ReadProcStat(child);
+    if (stat && stat->comm == "berth-spawner") return child;
   }
   return -1;
 }
@@ -61,20 +57,15 @@ TEST_F(CrashTest, InstancesSurviveSigkillOfBerthd) {
   const pid_t spawner = SpawnerOf(daemon().pid());
   ASSERT_GT(spawner, 0) << "berthd has no berth-spawner child";
   for (auto pid : pids) {
-    auto init = StatFields(static_cast<pid_t>(pid));
-    ASSERT_GE(init.size(), 3u);
-    auto monitor = StatFields(static_cast<pid_t>(std::stol(init[2])));
-    ASSERT_GE(monitor.size(), 3u);
-    EXPECT_EQ(std::stol(monitor[2]), spawner) << "monitor of init " << pid;
+    auto init = ReadProcStat(static_cast<pid_t>(pid));
+    ASSERT_TRUE(init);
+    auto monitor = ReadProcStat(init->ppid);
+    ASSERT_TRUE(monitor);
+    EXPECT_EQ(monitor->ppid, spawner) << "monitor of init " << pid;
   }
   daemon().Kill9();
-  for (int i = 0; i < 200; ++i) {
-    auto f = StatFields(spawner);
-    if (f.size() < 2 || f[1] == "Z") break;
-    ::usleep(10000);
-  }
-  auto left = StatFields(spawner);
-  EXPECT_TRUE(left.size() < 2 || left[1] == "Z") << "the spawner outlived berthd";
+  for (int i = 0; i < 200 && !Ended(spawner); ++i) ::usleep(10000);
+  EXPECT_TRUE(Ended(spawner)) << "the spawner outlived berthd";
   for (auto pid : pids) EXPECT_EQ(::kill(static_cast<pid_t>(pid), 0), 0) << "instance died";
   daemon().Start();
 
