@@ -119,6 +119,19 @@ DesiredState DesiredStateFromName(const std::string& name) {
   Invalid("unknown desired state \"" + name + "\"");
 }
 
+void WriteFlavor(JsonWriter& w, const char* key, const Flavor& flavor) {
+  w.Key(key);
+  w.StartObject();
+  w.Key("vcpus");
+  w.Int64(flavor.vcpus);
+  w.Key("memory_mb");
+  w.Int64(flavor.memory_mb);
+  w.Key("root_gb");
+  w.Int64(flavor.root_gb);
+  WriteStringMap(w, "extra_specs", flavor.extra_specs);
+  w.EndObject();
+}
+
 std::string InstanceToJson(const InstanceRecord& r) {
   rapidjson::StringBuffer buf;
   JsonWriter w(buf);
@@ -128,16 +141,7 @@ std::string InstanceToJson(const InstanceRecord& r) {
   WriteString(w, "hostname", r.hostname);
   WriteString(w, "image_id", r.image_id);
   WriteString(w, "image_ref", r.image_ref);
-  w.Key("flavor");
-  w.StartObject();
-  w.Key("vcpus");
-  w.Int64(r.flavor.vcpus);
-  w.Key("memory_mb");
-  w.Int64(r.flavor.memory_mb);
-  w.Key("root_gb");
-  w.Int64(r.flavor.root_gb);
-  WriteStringMap(w, "extra_specs", r.flavor.extra_specs);
-  w.EndObject();
+  WriteFlavor(w, "flavor", r.flavor);
   WriteStringArray(w, "command", r.command);
   WriteStringArray(w, "env", r.env);
   WriteStringMap(w, "metadata", r.metadata);

@@ -63,6 +63,8 @@ InstanceRecord InstanceFromJson(const std::string& json, const std::string& path
 // Reads and checks the "flavor" object of a request ("flavor.vcpus: want an integer >= 1");
 // extra_specs values must be strings.
 Flavor ParseFlavor(const rapidjson::Value& v, const std::string& path);
+// The same object, as the record and the API write it.
+void WriteFlavor(JsonWriter& w, const char* key, const Flavor& flavor);
 
 // Flavor -> limits: memory_mb -> memory.limit (and memory+swap equal to it, i.e. no swap,
 // when `swap_accounting`), vcpus -> cpu quota vcpus*100000 per 100000 us and shares

@@ -177,16 +177,7 @@ void WriteInstanceJson(JsonWriter& w, const InstanceView& v) {
   WriteString(w, "hostname", r.hostname);
   WriteString(w, "image", r.image_id);
   WriteString(w, "image_ref", r.image_ref);
-  w.Key("flavor");
-  w.StartObject();
-  w.Key("vcpus");
-  w.Int64(r.flavor.vcpus);
-  w.Key("memory_mb");
-  w.Int64(r.flavor.memory_mb);
-  w.Key("root_gb");
-  w.Int64(r.flavor.root_gb);
-  WriteStringMap(w, "extra_specs", r.flavor.extra_specs);
-  w.EndObject();
+  WriteFlavor(w, "flavor", r.flavor);
   w.Key("power_state");
   w.Int(static_cast<int>(v.power_state));
   WriteString(w, "power_state_name", PowerStateName(v.power_state));

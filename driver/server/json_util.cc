@@ -98,6 +98,20 @@ void WriteString(JsonWriter& w, const char* key, std::string_view value) {
   w.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
 }
 
+void WriteUint64(JsonWriter& w, const char* key, uint64_t value) {
+  w.Key(key);
+  w.Uint64(value);
+}
+
+void WriteUint64(JsonWriter& w, const char* key, const std::optional<uint64_t>& value) {
+  w.Key(key);
+  if (value) {
+    w.Uint64(*value);
+  } else {
+    w.Null();
+  }
+}
+
 void WriteStringArray(JsonWriter& w, const char* key, const std::vector<std::string>& values) {
   w.Key(key);
   w.StartArray();

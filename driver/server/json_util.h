@@ -43,6 +43,9 @@ const rapidjson::Value* OptObject(const rapidjson::Value& obj, const char* field
 void WriteString(JsonWriter& w, const char* key, std::string_view value);
 void WriteStringArray(JsonWriter& w, const char* key, const std::vector<std::string>& values);
 void WriteStringMap(JsonWriter& w, const char* key, const std::map<std::string, std::string>& m);
+void WriteUint64(JsonWriter& w, const char* key, uint64_t value);
+// null when absent ("no limit").
+void WriteUint64(JsonWriter& w, const char* key, const std::optional<uint64_t>& value);
 
 // {"error": {"code": N, "message": "..."}}
 // {"error": {"code", "kind", "message"}} plus any extra members already written by `extra`

@@ -939,49 +939,28 @@ void ApiServer::doStats(const Request& req, ResponseWriter& resp) {
   w.StartObject();
   w.Key("cpu");
   w.StartObject();
-  w.Key("usage_ns");
-  w.Uint64(s.cpu_usage_ns);
-  w.Key("user_ns");
-  w.Uint64(s.cpu_user_ns);
-  w.Key("system_ns");
-  w.Uint64(s.cpu_system_ns);
-  w.Key("throttled_periods");
-  w.Uint64(s.cpu_throttled_periods);
+  WriteUint64(w, "usage_ns", s.cpu_usage_ns);
+  WriteUint64(w, "user_ns", s.cpu_user_ns);
+  WriteUint64(w, "system_ns", s.cpu_system_ns);
+  WriteUint64(w, "throttled_periods", s.cpu_throttled_periods);
   w.EndObject();
   w.Key("memory");
   w.StartObject();
-  w.Key("usage_bytes");
-  w.Uint64(s.memory_usage_bytes);
-  w.Key("max_usage_bytes");
-  w.Uint64(s.memory_max_usage_bytes);
-  w.Key("limit_bytes");
-  if (s.memory_limit_bytes) {
-    w.Uint64(*s.memory_limit_bytes);
-  } else {
-    w.Null();
-  }
-  w.Key("cache_bytes");
-  w.Uint64(s.memory_cache_bytes);
-  w.Key("oom_kills");
-  w.Uint64(s.oom_kills);
+  WriteUint64(w, "usage_bytes", s.memory_usage_bytes);
+  WriteUint64(w, "max_usage_bytes", s.memory_max_usage_bytes);
+  WriteUint64(w, "limit_bytes", s.memory_limit_bytes);
+  WriteUint64(w, "cache_bytes", s.memory_cache_bytes);
+  WriteUint64(w, "oom_kills", s.oom_kills);
   w.EndObject();
   w.Key("pids");
   w.StartObject();
-  w.Key("current");
-  w.Uint64(s.pids_current);
-  w.Key("limit");
-  if (s.pids_limit) {
-    w.Uint64(*s.pids_limit);
-  } else {
-    w.Null();
-  }
+  WriteUint64(w, "current", s.pids_current);
+  WriteUint64(w, "limit", s.pids_limit);
   w.EndObject();
   w.Key("io");
   w.StartObject();
-  w.Key("read_bytes");
-  w.Uint64(s.io_read_bytes);
-  w.Key("write_bytes");
-  w.Uint64(s.io_write_bytes);
+  WriteUint64(w, "read_bytes", s.io_read_bytes);
+  WriteUint64(w, "write_bytes", s.io_write_bytes);
   w.EndObject();
   w.EndObject();
   SendJson(resp, 200, Finish(buf));
