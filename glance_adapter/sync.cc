@@ -1,6 +1,5 @@
 #include "glance_adapter/sync.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
@@ -83,12 +82,8 @@ GlanceSync::GlanceSync(GlanceClient& glance, store::ImageStore& images, SyncOpti
   // Spool files of a process that died mid-download (one sync per store: ours are the only
   // glance-* files there).
   const std::string ingest = JoinPath(images_.root(), "ingest");
-  if (DIR* d = ::opendir(ingest.c_str())) {
-    while (auto* e = ::readdir(d)) {
-      std::string n = e->d_name;
-      if (n.rfind("glance-", 0) == 0) ::unlink(JoinPath(ingest, n).c_str());
-    }
-    ::closedir(d);
+  for (const auto& n : ListDirectory(ingest)) {
+    if (n.rfind("glance-", 0) == 0) ::unlink(JoinPath(ingest, n).c_str());
   }
 }
 

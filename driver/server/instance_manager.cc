@@ -1,6 +1,5 @@
 #include "driver/server/instance_manager.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <sys/mman.h>
@@ -1006,16 +1005,8 @@ std::map<std::string, int> InstanceManager::CountByState() {
 
 void InstanceManager::Recover() {
   const std::string dir = config_.instances_dir();
-  std::vector<std::string> names;
-  if (DIR* d = ::opendir(dir.c_str())) {
-    while (auto* e = ::readdir(d)) {
-      std::string n = e->d_name;
-      if (n != "." && n != "..") names.push_back(n);
-    }
-    ::closedir(d);
-  }
   const std::string root = config_.containers_dir();
-  for (const auto& uuid : names) {
+  for (const auto& uuid : ListDirectory(dir)) {
     try {
       auto text = ReadFileIfExists(RecordPath(uuid));
       if (!text) {

@@ -1,6 +1,5 @@
 #include "driver/server/server.h"
 
-#include <dirent.h>
 #include <sys/statvfs.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -561,12 +560,8 @@ std::string ApiServer::ExportTempPath() const {
 void ApiServer::RemoveStaleExports() {
   // Left by a berthd that died while sending one (or a client that went away mid-way).
   const std::string dir = JoinPath(config_.state_dir, "tmp");
-  if (DIR* d = ::opendir(dir.c_str())) {
-    while (auto* e = ::readdir(d)) {
-      std::string n = e->d_name;
-      if (n.rfind("export-", 0) == 0) ::unlink(JoinPath(dir, n).c_str());
-    }
-    ::closedir(d);
+  for (const auto& n : ListDirectory(dir)) {
+    if (n.rfind("export-", 0) == 0) ::unlink(JoinPath(dir, n).c_str());
   }
 }
 

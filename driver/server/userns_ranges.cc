@@ -1,6 +1,5 @@
 #include "driver/server/userns_ranges.h"
 
-#include <dirent.h>
 #include <pwd.h>
 
 #include <charconv>
@@ -111,18 +110,15 @@ std::optional<IdRange> UsernsRanges::SlotAfter(const IdRange& r) const {
 IdRange UsernsRanges::Allocate(const std::string& instance_dir) {
   std::lock_guard lock(mu_);
   std::set<uint64_t> taken;
-  if (DIR* d = ::opendir(instances_dir_.c_str())) {
-    while (struct dirent* e = ::readdir(d)) {
-      if (e->d_name[0] == '.') continue;
-      try {
-        auto r = Load(JoinPath(instances_dir_, e->d_name));
-        if (r && r->uid >= uids_.start) taken.insert((r->uid - uids_.start) / slot_size_);
-      } catch (const Error&) {
-        // Written atomically, so never torn; a file that does not parse belongs to a
-        // record Recover() cannot load either, and the instance is unusable anyway.
-      }
+  for (const auto& name : ListDirectory(instances_dir_)) {
+    if (name[0] == '.') continue;
+    try {
+      auto r = Load(JoinPath(instances_dir_, name));
+      if (r && r->uid >= uids_.start) taken.insert((r->uid - uids_.start) / slot_size_);
+    } catch (const Error&) {
+      // Written atomically, so never torn; a file that does not parse belongs to a
+      // record Recover() cannot load either, and the instance is unusable anyway.
     }
-    ::closedir(d);
   }
   for (size_t slot = 0; slot < slots_; ++slot) {
     if (taken.count(slot)) continue;

@@ -10,6 +10,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <memory>
 
 #include "runtime/common/error.h"
 #include "runtime/common/unique_fd.h"
@@ -200,6 +201,27 @@ void RemoveTree(const std::string& path) {
 bool PathExists(const std::string& path) {
   struct stat st;
   return ::lstat(path.c_str(), &st) == 0;
+}
+
+std::vector<std::string> ListDirectory(const std::string& dir, IfMissing if_missing) {
+  std::vector<std::string> names;
+  std::unique_ptr<DIR, int (*)(DIR*)> d(::opendir(dir.c_str()), ::closedir);
+  if (!d) {
+    if ((errno == ENOENT || errno == ENOTDIR) && if_missing == IfMissing::kEmpty) return names;
+    ThrowErrno("opendir", dir);
+  }
+  for (;;) {
+    errno = 0;
+    struct dirent* e = ::readdir(d.get());
+    if (e == nullptr) {
+      if (errno != 0) ThrowErrno("readdir", dir);
+      break;
+    }
+    std::string_view name = e->d_name;
+    if (name != "." && name != "..") names.emplace_back(name);
+  }
+  std::sort(names.begin(), names.end());
+  return names;
 }
 
 std::string JoinPath(std::string_view a, std::string_view b) {

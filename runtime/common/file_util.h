@@ -63,6 +63,13 @@ void RemoveTree(const std::string& path);
 
 bool PathExists(const std::string& path);
 
+enum class IfMissing { kEmpty, kThrow };
+// The names in `dir` except "." and "..", sorted. A `dir` that does not exist (or is not a
+// directory) gives an empty list, or kNotFound with kThrow; any other failure throws with
+// the path and errno.
+std::vector<std::string> ListDirectory(const std::string& dir,
+                                       IfMissing if_missing = IfMissing::kEmpty);
+
 // Joins two paths with exactly one slash between them.
 std::string JoinPath(std::string_view a, std::string_view b);
 

@@ -1,6 +1,5 @@
 #include "runtime/linux/container.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
@@ -794,18 +793,9 @@ void DeleteContainer(const std::string& state_root, const std::string& id, bool 
 
 std::vector<std::string> ListContainers(const std::string& state_root) {
   std::vector<std::string> out;
-  DIR* d = ::opendir(state_root.c_str());
-  if (!d) {
-    if (errno == ENOENT) return out;
-    ThrowErrno("opendir", state_root);
-  }
-  while (auto* e = ::readdir(d)) {
-    std::string name = e->d_name;
-    if (name == "." || name == "..") continue;
+  for (const auto& name : ListDirectory(state_root)) {
     if (PathExists(JoinPath(JoinPath(state_root, name), "state.json"))) out.push_back(name);
   }
-  ::closedir(d);
-  std::sort(out.begin(), out.end());
   return out;
 }
 

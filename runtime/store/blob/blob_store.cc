@@ -1,6 +1,5 @@
 #include "runtime/store/blob/blob_store.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -139,14 +138,10 @@ void BlobStore::Delete(const Digest& d) const {
 
 std::vector<Digest> BlobStore::List() const {
   std::vector<Digest> out;
-  DIR* dir = ::opendir(blob_dir_.c_str());
-  if (!dir) ThrowErrno("opendir", blob_dir_);
-  while (struct dirent* ent = ::readdir(dir)) {
-    std::string_view name = ent->d_name;
+  for (const auto& name : ListDirectory(blob_dir_, IfMissing::kThrow)) {
     // Stray files that are not digests (never written by us) are ignored, not trusted.
-    if (Digest::IsValid("sha256:" + std::string(name))) out.push_back(Digest::FromHex(name));
+    if (Digest::IsValid("sha256:" + name)) out.push_back(Digest::FromHex(name));
   }
-  ::closedir(dir);
   std::sort(out.begin(), out.end());
   return out;
 }

@@ -3,7 +3,6 @@
 // store, layerdb and blob store is garbage. Holding the store lock exclusively means no
 // import, commit or rm is half-way through, so their scratch snapshots and ingest files
 // are leftovers of a crash too.
-#include <dirent.h>
 #include <unistd.h>
 
 #include <map>
@@ -16,21 +15,6 @@
 namespace berth::store {
 namespace {
 
-std::vector<std::string> DirNames(const std::string& dir) {
-  std::vector<std::string> out;
-  DIR* d = ::opendir(dir.c_str());
-  if (!d) {
-    if (errno == ENOENT) return out;
-    ThrowErrno("opendir", dir);
-  }
-  while (struct dirent* e = ::readdir(d)) {
-    std::string n = e->d_name;
-    if (n != "." && n != "..") out.push_back(n);
-  }
-  ::closedir(d);
-  return out;
-}
-
 bool ScratchKey(const std::string& key) {
   return key.rfind("extract-", 0) == 0 || key.rfind("commit-", 0) == 0;
 }
@@ -40,7 +24,7 @@ bool ScratchKey(const std::string& key) {
 GcResult ImageStore::Gc() {
   UniqueFd lock = LockStore(true);
   GcResult result;
-  for (const std::string& n : DirNames(root_ + "/images")) {
+  for (const std::string& n : ListDirectory(root_ + "/images")) {
     if (n.size() > 9 && n.compare(n.size() - 9, 9, ".removing") == 0) {
       FinishRemoval(root_ + "/images/" + n);
       result.removals_finished++;
@@ -92,7 +76,7 @@ GcResult ImageStore::Gc() {
       }
     }
   }
-  for (const std::string& n : DirNames(root_ + "/layerdb")) {
+  for (const std::string& n : ListDirectory(root_ + "/layerdb")) {
     std::string hex = n.size() == 69 ? n.substr(0, 64) : "";
     if (!Digest::IsValid("sha256:" + hex) || !snapshots.count("sha256:" + hex)) {
       if (::unlink((root_ + "/layerdb/" + n).c_str()) == 0) result.layer_records++;
@@ -104,7 +88,7 @@ GcResult ImageStore::Gc() {
       result.blobs++;
     }
   }
-  for (const std::string& n : DirNames(root_ + "/ingest")) {
+  for (const std::string& n : ListDirectory(root_ + "/ingest")) {
     if (::unlink((root_ + "/ingest/" + n).c_str()) == 0) result.blobs++;
   }
   result.dirs = layers_->RemoveOrphans();

@@ -1,6 +1,5 @@
 #include "runtime/store/image/image_store.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -674,16 +673,8 @@ std::optional<LayerRecord> ImageStore::LoadLayerRecord(const Digest& chain) cons
 std::vector<ImageRecord> ImageStore::List() const {
   std::vector<ImageRecord> out;
   std::string dir = root_ + "/images";
-  DIR* d = ::opendir(dir.c_str());
-  if (!d) ThrowErrno("opendir", dir);
-  std::vector<std::string> files;
-  while (struct dirent* ent = ::readdir(d)) {
-    std::string name = ent->d_name;
-    if (name.size() == 69 && name.compare(64, 5, ".json") == 0) files.push_back(name);
-  }
-  ::closedir(d);
-  std::sort(files.begin(), files.end());
-  for (const auto& f : files) {
+  for (const auto& f : ListDirectory(dir, IfMissing::kThrow)) {
+    if (f.size() != 69 || f.compare(64, 5, ".json") != 0) continue;
     std::string path = dir + "/" + f;
     auto json = ReadFileIfExists(path);
     if (json) out.push_back(RecordFromJson(*json, path));

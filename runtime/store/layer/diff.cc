@@ -1,6 +1,5 @@
 #include "runtime/store/layer/diff.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -13,28 +12,12 @@
 #include <set>
 
 #include "runtime/common/error.h"
+#include "runtime/common/file_util.h"
 #include "runtime/common/unique_fd.h"
 #include "runtime/store/archive/path.h"
 
 namespace berth::store {
 namespace {
-
-// Sorted entry names of a directory; empty when it does not exist.
-std::vector<std::string> SortedNames(const std::string& dir) {
-  std::vector<std::string> names;
-  DIR* d = ::opendir(dir.c_str());
-  if (!d) {
-    if (errno == ENOENT || errno == ENOTDIR) return names;
-    ThrowErrno("opendir", dir);
-  }
-  while (struct dirent* ent = ::readdir(d)) {
-    std::string_view n = ent->d_name;
-    if (n != "." && n != "..") names.emplace_back(n);
-  }
-  ::closedir(d);
-  std::sort(names.begin(), names.end());
-  return names;
-}
 
 bool Lstat(const std::string& path, struct stat* st) {
   if (::lstat(path.c_str(), st) == 0) return true;
@@ -112,7 +95,7 @@ class LowerView {
         if (IsOpaque(cur)) stop = true;
       }
       if (present) {
-        for (const std::string& n : SortedNames(cur)) {
+        for (const std::string& n : ListDirectory(cur)) {
           struct stat st;
           if (Lstat(cur + "/" + n, &st) && IsWhiteoutNode(st)) {
             hidden.insert(n);
@@ -159,7 +142,7 @@ void CheckNoOverlayFeatures(const std::string& path) {
 void OverlayWalk(const std::string& upper, const std::string& rel, const LowerView& lower,
                  bool lower_hidden, std::vector<DiffEntry>& out) {
   std::string dir = rel.empty() ? upper : upper + "/" + rel;
-  for (const std::string& name : SortedNames(dir)) {
+  for (const std::string& name : ListDirectory(dir)) {
     std::string path = Join(rel, name);
     std::string host = dir + "/" + name;
     struct stat st;
@@ -181,7 +164,7 @@ void OverlayWalk(const std::string& upper, const std::string& rel, const LowerVi
                      std::nullopt, path});
       if (in_lower) {
         std::set<std::string> mine;
-        for (const std::string& n : SortedNames(host)) mine.insert(n);
+        for (const std::string& n : ListDirectory(host)) mine.insert(n);
         for (const std::string& n : lower.Names(path)) {
           if (!mine.count(n)) {
             out.push_back({DiffEntry::Op::kListOnly, "", "", ChangeKind::kDeleted, Join(path, n)});
@@ -236,7 +219,7 @@ bool SameMetadata(const std::string& a, const struct stat& sa, const std::string
 
 // Everything below dir/rel as added.
 void AddAll(const std::string& dir, const std::string& rel, std::vector<DiffEntry>& out) {
-  for (const std::string& name : SortedNames(dir + "/" + rel)) {
+  for (const std::string& name : ListDirectory(dir + "/" + rel)) {
     std::string path = Join(rel, name);
     std::string host = dir + "/" + path;
     struct stat st;
@@ -248,8 +231,8 @@ void AddAll(const std::string& dir, const std::string& rel, std::vector<DiffEntr
 
 void TreeWalk(const std::string& dir, const std::string& base, const std::string& rel,
               std::vector<DiffEntry>& out) {
-  std::vector<std::string> mine = SortedNames(rel.empty() ? dir : dir + "/" + rel);
-  std::vector<std::string> theirs = SortedNames(rel.empty() ? base : base + "/" + rel);
+  std::vector<std::string> mine = ListDirectory(rel.empty() ? dir : dir + "/" + rel);
+  std::vector<std::string> theirs = ListDirectory(rel.empty() ? base : base + "/" + rel);
   std::vector<std::string> all;
   std::set_union(mine.begin(), mine.end(), theirs.begin(), theirs.end(), std::back_inserter(all));
   for (const std::string& name : all) {

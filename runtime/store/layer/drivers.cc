@@ -1,6 +1,5 @@
 #include "runtime/store/layer/drivers.h"
 
-#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -106,15 +105,7 @@ void OverlaySnapshotter::RemoveDirs(const SnapshotRecord& rec) {
 size_t OverlaySnapshotter::RemoveOrphanLinks() {
   size_t removed = 0;
   std::string dir = root() + "/l";
-  DIR* d = ::opendir(dir.c_str());
-  if (!d) ThrowErrno("opendir", dir);
-  std::vector<std::string> names;
-  while (struct dirent* e = ::readdir(d)) {
-    std::string n = e->d_name;
-    if (n != "." && n != "..") names.push_back(n);
-  }
-  ::closedir(d);
-  for (const std::string& n : names) {
+  for (const std::string& n : ListDirectory(dir, IfMissing::kThrow)) {
     struct stat st;
     // stat follows the link: ENOENT means its snapshot directory is gone.
     if (::stat((dir + "/" + n).c_str(), &st) != 0 && errno == ENOENT &&

@@ -1,6 +1,5 @@
 #include "runtime/store/layer/local.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <time.h>
@@ -316,15 +315,7 @@ size_t LocalSnapshotter::RemoveOrphans() {
   for (const auto& [key, rec] : db.records) ids.insert(rec.id);
   size_t removed = 0;
   std::string dir = root_ + "/snapshots";
-  DIR* d = ::opendir(dir.c_str());
-  if (!d) ThrowErrno("opendir", dir);
-  std::vector<std::string> names;
-  while (struct dirent* e = ::readdir(d)) {
-    std::string n = e->d_name;
-    if (n != "." && n != "..") names.push_back(n);
-  }
-  ::closedir(d);
-  for (const std::string& n : names) {
+  for (const std::string& n : ListDirectory(dir, IfMissing::kThrow)) {
     if (ids.count(n)) continue;
     RemoveSnapshotDir(dir + "/" + n);
     removed++;
