@@ -24,6 +24,11 @@ TempDir::~TempDir() {
 
 bool IsRoot() { return ::geteuid() == 0; }
 
+std::set<std::string> DirNames(const std::string& dir) {
+  auto names = ListDirectory(dir);
+  return {names.begin(), names.end()};
+}
+
 std::optional<ProcStat> ReadProcStat(pid_t pid) {
   auto stat = ReadFileIfExists("/proc/" + std::to_string(pid) + "/stat");
   if (!stat) return std::nullopt;

@@ -4,6 +4,7 @@
 #include <sys/types.h>
 
 #include <optional>
+#include <set>
 #include <string>
 
 namespace berth::testing {
@@ -37,6 +38,9 @@ struct ProcStat {
   pid_t ppid = -1;
 };
 std::optional<ProcStat> ReadProcStat(pid_t pid);
+
+// ListDirectory as a set, for comparing directory contents in assertions.
+std::set<std::string> DirNames(const std::string& dir);
 
 // The build and source trees (set by CTest; defaults for running binaries by hand).
 std::string BuildDir();

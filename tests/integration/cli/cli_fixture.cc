@@ -1,6 +1,5 @@
 #include "tests/integration/cli/cli_fixture.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <rapidjson/error/en.h>
 #include <rapidjson/pointer.h>
@@ -25,18 +24,6 @@ TempDir* CliTest::suite_dir_ = nullptr;
 namespace {
 
 constexpr const char* kCgroupRoot = "/sys/fs/cgroup";
-
-std::vector<std::string> ListDir(const std::string& path) {
-  std::vector<std::string> out;
-  DIR* d = ::opendir(path.c_str());
-  if (!d) return out;
-  while (auto* e = ::readdir(d)) {
-    std::string name = e->d_name;
-    if (name != "." && name != "..") out.push_back(name);
-  }
-  ::closedir(d);
-  return out;
-}
 
 bool IsDir(const std::string& path) {
   struct stat st;
@@ -130,7 +117,7 @@ void CliTest::SetUp() {
 
 void CliTest::TearDown() {
   if (!dir_) return;
-  for (const auto& id : ListDir(state_root_)) {
+  for (const auto& id : ListDirectory(state_root_)) {
     if (!IsDir(StateDir(id))) continue;
     CliResult r = Cli({"delete", "--force", id});
     if (r.exit_code != 0) {
@@ -141,9 +128,9 @@ void CliTest::TearDown() {
   }
   // Cgroups named for this test process that survived (a failed delete, a bug).
   const std::string prefix = "berth-test-" + std::to_string(::getpid()) + "-";
-  for (const auto& controller : ListDir(kCgroupRoot)) {
+  for (const auto& controller : ListDirectory(kCgroupRoot)) {
     std::string hierarchy = std::string(kCgroupRoot) + "/" + controller;
-    for (const auto& name : ListDir(hierarchy)) {
+    for (const auto& name : ListDirectory(hierarchy)) {
       if (name.rfind(prefix, 0) == 0 && IsDir(hierarchy + "/" + name)) {
         ADD_FAILURE() << "cleanup: cgroup left behind: " << hierarchy << "/" << name;
         KillAndRemoveCgroup(hierarchy + "/" + name);
@@ -230,7 +217,7 @@ std::string CliTest::RawBundle(const std::string& id, const std::string& text) {
 
 std::vector<std::string> CliTest::CgroupDirs(const std::string& id) {
   std::vector<std::string> found;
-  for (const auto& controller : ListDir(kCgroupRoot)) {
+  for (const auto& controller : ListDirectory(kCgroupRoot)) {
     for (const std::string& rel : {CgroupName(id), "berth/" + id}) {
       std::string dir = std::string(kCgroupRoot) + "/" + controller + "/" + rel;
       if (IsDir(dir)) found.push_back(dir);
@@ -242,7 +229,7 @@ std::vector<std::string> CliTest::CgroupDirs(const std::string& id) {
 std::vector<pid_t> CliTest::Monitors(const std::string& id) const {
   std::vector<pid_t> found;
   const std::string dir = StateDir(id);
-  for (const auto& entry : ListDir("/proc")) {
+  for (const auto& entry : ListDirectory("/proc")) {
     pid_t pid = std::atoi(entry.c_str());
     if (pid <= 0 || !ProcessAlive(pid)) continue;
     std::string cmdline;

@@ -3,7 +3,6 @@
 // case checks that nothing was left: no image, layer, spool file or cache record.
 #include "glance_adapter/sync.h"
 
-#include <dirent.h>
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -25,13 +24,7 @@ using testing::TempDir;
 
 int CountEntries(const std::string& dir, const std::string& prefix = "") {
   int n = 0;
-  if (DIR* d = ::opendir(dir.c_str())) {
-    while (auto* e = ::readdir(d)) {
-      std::string name = e->d_name;
-      if (name != "." && name != ".." && name.rfind(prefix, 0) == 0) ++n;
-    }
-    ::closedir(d);
-  }
+  for (const auto& name : ListDirectory(dir)) n += name.rfind(prefix, 0) == 0;
   return n;
 }
 

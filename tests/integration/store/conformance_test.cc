@@ -1,6 +1,5 @@
 // One conformance suite for every layer driver, with real mounts (root). Each mount is
 // owned by a guard that unmounts it even when an assertion fails.
-#include <dirent.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <linux/magic.h>
@@ -42,18 +41,6 @@ class MountGuard {
  private:
   std::string target_;
 };
-
-std::set<std::string> Names(const std::string& dir) {
-  std::set<std::string> out;
-  DIR* d = opendir(dir.c_str());
-  if (!d) return out;
-  while (struct dirent* e = readdir(d)) {
-    std::string n = e->d_name;
-    if (n != "." && n != "..") out.insert(n);
-  }
-  closedir(d);
-  return out;
-}
 
 class ConformanceTest : public ::testing::TestWithParam<std::string> {
  protected:
@@ -142,14 +129,14 @@ TEST_P(ConformanceTest, WhiteoutsAndOpaqueDirsInTheMergedView) {
   Layer("l3", "l2", TarBuilder().File("gone", "back").Build());
   {
     MountGuard m(sn_->View("v2", "l2"), Mnt("v2"));
-    EXPECT_EQ(Names(m.path()), (std::set<std::string>{"stay", "opq", "dir"}));
-    EXPECT_EQ(Names(m.path() + "/opq"), std::set<std::string>{"upper"});
-    EXPECT_EQ(Names(m.path() + "/dir"), std::set<std::string>{"b"});
+    EXPECT_EQ(berth::testing::DirNames(m.path()), (std::set<std::string>{"stay", "opq", "dir"}));
+    EXPECT_EQ(berth::testing::DirNames(m.path() + "/opq"), std::set<std::string>{"upper"});
+    EXPECT_EQ(berth::testing::DirNames(m.path() + "/dir"), std::set<std::string>{"b"});
   }
   {
     MountGuard m(sn_->Prepare("rw3", "l3"), Mnt("rw3"));
     EXPECT_EQ(ReadFile(m.path() + "/gone"), "back");
-    EXPECT_EQ(Names(m.path() + "/opq"), std::set<std::string>{"upper"});
+    EXPECT_EQ(berth::testing::DirNames(m.path() + "/opq"), std::set<std::string>{"upper"});
   }
 }
 
@@ -196,7 +183,7 @@ TEST_P(ConformanceTest, RemoveUsageWalk) {
   seen.clear();
   sn_->Walk([&](const SnapshotInfo& i) { seen[i.name] = i.kind; });
   EXPECT_TRUE(seen.empty());
-  EXPECT_TRUE(Names(tmp_.Sub("store/snapshots")).empty());
+  EXPECT_TRUE(berth::testing::DirNames(tmp_.Sub("store/snapshots")).empty());
 }
 
 TEST_P(ConformanceTest, DeepStack) {
@@ -211,7 +198,7 @@ TEST_P(ConformanceTest, DeepStack) {
   MountGuard m(mounts, Mnt("deep"));
   EXPECT_EQ(ReadFile(m.path() + "/f0"), "0");
   EXPECT_EQ(ReadFile(m.path() + "/f99"), "99");
-  EXPECT_EQ(Names(m.path()).size(), 100u);
+  EXPECT_EQ(berth::testing::DirNames(m.path()).size(), 100u);
 }
 
 TEST_P(ConformanceTest, LayerLimit) {
@@ -256,7 +243,7 @@ TEST_P(ConformanceTest, BtrfsSnapshotsAreSubvolumes) {
   sn_->Remove("rw");
   sn_->Remove("ro");
   sn_->Remove("base");
-  EXPECT_TRUE(Names(snaps).empty());
+  EXPECT_TRUE(berth::testing::DirNames(snaps).empty());
 }
 
 INSTANTIATE_TEST_SUITE_P(Drivers, ConformanceTest, ::testing::Values("overlay", "vfs", "btrfs"),

@@ -1,6 +1,5 @@
 // Import of generated archives into both drivers, checked through a real mount; hostile
 // archives leave nothing behind.
-#include <dirent.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
@@ -20,18 +19,6 @@ namespace {
 using testing::Compression;
 using testing::OciBlob;
 using testing::TarBuilder;
-
-std::set<std::string> Names(const std::string& dir) {
-  std::set<std::string> out;
-  DIR* d = opendir(dir.c_str());
-  if (!d) return out;
-  while (struct dirent* e = readdir(d)) {
-    std::string n = e->d_name;
-    if (n != "." && n != "..") out.insert(n);
-  }
-  closedir(d);
-  return out;
-}
 
 class ViewGuard {
  public:
@@ -89,7 +76,7 @@ class ImportTest : public ::testing::TestWithParam<std::string> {
     ViewGuard v(store_->layers(), "check", img.top_chain().str(), tmp_.Sub("mnt"));
     EXPECT_EQ(ReadFile(v.path() + "/etc/os-release"), "ID=berth\nVERSION=2\n");
     EXPECT_FALSE(PathExists(v.path() + "/etc/gone"));
-    EXPECT_EQ(Names(v.path() + "/opt"), std::set<std::string>{"new"});
+    EXPECT_EQ(berth::testing::DirNames(v.path() + "/opt"), std::set<std::string>{"new"});
     struct stat a, b;
     ASSERT_EQ(::lstat((v.path() + "/bin/tool").c_str(), &a), 0);
     ASSERT_EQ(::lstat((v.path() + "/bin/tool2").c_str(), &b), 0);
@@ -104,9 +91,10 @@ class ImportTest : public ::testing::TestWithParam<std::string> {
     EXPECT_EQ(snapshots, 0u);
     EXPECT_TRUE(store_->blobs().List().empty());
     EXPECT_TRUE(store_->List().empty());
-    EXPECT_TRUE(Names(tmp_.Sub("store/layerdb")).empty());
-    EXPECT_TRUE(Names(tmp_.Sub("store/ingest")).empty());
-    EXPECT_TRUE(Names(tmp_.Sub("store/layers/" + GetParam() + "/snapshots")).empty());
+    EXPECT_TRUE(berth::testing::DirNames(tmp_.Sub("store/layerdb")).empty());
+    EXPECT_TRUE(berth::testing::DirNames(tmp_.Sub("store/ingest")).empty());
+    EXPECT_TRUE(
+        berth::testing::DirNames(tmp_.Sub("store/layers/" + GetParam() + "/snapshots")).empty());
   }
 
   Error ImportError(const std::string& file, ImportOptions opts = {}) {
@@ -226,7 +214,7 @@ TEST_P(ImportTest, HostileLayerInTheMiddleLeavesNothing) {
   MakeDirs(tmp_.Sub("outside"));
   Error e = ImportError(Write("evil.tar", testing::DockerArchive({kL1, evil}, "evil:1")));
   EXPECT_EQ(e.kind(), ErrorKind::kInvalidArgument);
-  EXPECT_TRUE(Names(tmp_.Sub("outside")).empty());
+  EXPECT_TRUE(berth::testing::DirNames(tmp_.Sub("outside")).empty());
   ExpectEmptyStore();
   std::string traversal = TarBuilder().File("../../../../../../tmp/berth-test-pwned", "1").Build();
   e = ImportError(Write("trav.tar", testing::DockerArchive({traversal}, "t:1")));

@@ -2,7 +2,6 @@
 // metadata, whiteouts, and every hostile member we can think of.
 #include "runtime/store/archive/apply.h"
 
-#include <dirent.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -60,14 +59,8 @@ class ApplyTest : public ::testing::Test {
   }
   // Nothing may ever appear next to the layer dir.
   void ExpectOutsideUntouched() {
-    DIR* d = opendir(outside_.c_str());
-    ASSERT_NE(d, nullptr);
-    int n = 0;
-    while (struct dirent* e = readdir(d)) {
-      if (std::string_view(e->d_name) != "." && std::string_view(e->d_name) != "..") ++n;
-    }
-    closedir(d);
-    EXPECT_EQ(n, 0) << "something was written outside the layer";
+    EXPECT_EQ(ListDirectory(outside_, IfMissing::kThrow), std::vector<std::string>{})
+        << "something was written outside the layer";
     EXPECT_FALSE(PathExists(tmp_.Sub("x")));
   }
   berth::testing::TempDir tmp_;

@@ -1,6 +1,5 @@
 #include "runtime/store/blob/blob_store.h"
 
-#include <dirent.h>
 #include <gtest/gtest.h>
 
 #include "runtime/common/error.h"
@@ -9,17 +8,6 @@
 
 namespace berth::store {
 namespace {
-
-size_t CountEntries(const std::string& dir) {
-  size_t n = 0;
-  DIR* d = opendir(dir.c_str());
-  if (!d) return 0;
-  while (struct dirent* e = readdir(d)) {
-    if (std::string_view(e->d_name) != "." && std::string_view(e->d_name) != "..") ++n;
-  }
-  closedir(d);
-  return n;
-}
 
 TEST(BlobStoreTest, PutReadListDelete) {
   berth::testing::TempDir tmp;
@@ -44,7 +32,7 @@ TEST(BlobStoreTest, PutReadListDelete) {
   } catch (const Error& e) {
     EXPECT_EQ(e.kind(), ErrorKind::kNotFound);
   }
-  EXPECT_EQ(CountEntries(tmp.path() + "/ingest"), 0u);
+  EXPECT_EQ(ListDirectory(tmp.path() + "/ingest").size(), 0u);
 }
 
 TEST(BlobStoreTest, DigestMismatchNamesBothAndLeavesNothing) {
@@ -61,8 +49,8 @@ TEST(BlobStoreTest, DigestMismatchNamesBothAndLeavesNothing) {
     EXPECT_NE(e.message().find(expected.str()), std::string::npos) << e.message();
     EXPECT_NE(e.message().find(Digest::Of("some data").str()), std::string::npos) << e.message();
   }
-  EXPECT_EQ(CountEntries(tmp.path() + "/ingest"), 0u);
-  EXPECT_EQ(CountEntries(tmp.path() + "/blobs/sha256"), 0u);
+  EXPECT_EQ(ListDirectory(tmp.path() + "/ingest").size(), 0u);
+  EXPECT_EQ(ListDirectory(tmp.path() + "/blobs/sha256").size(), 0u);
 }
 
 TEST(BlobStoreTest, SizeMismatch) {
@@ -77,7 +65,7 @@ TEST(BlobStoreTest, SizeMismatch) {
     EXPECT_EQ(e.kind(), ErrorKind::kInvalidArgument);
     EXPECT_NE(e.message().find("size mismatch"), std::string::npos);
   }
-  EXPECT_EQ(CountEntries(tmp.path() + "/ingest"), 0u);
+  EXPECT_EQ(ListDirectory(tmp.path() + "/ingest").size(), 0u);
 }
 
 TEST(BlobStoreTest, AbandonedWriterRemovesItsTempFile) {
@@ -86,9 +74,9 @@ TEST(BlobStoreTest, AbandonedWriterRemovesItsTempFile) {
   {
     BlobWriter w = store.Ingest();
     w.Write("partial");
-    EXPECT_EQ(CountEntries(tmp.path() + "/ingest"), 1u);
+    EXPECT_EQ(ListDirectory(tmp.path() + "/ingest").size(), 1u);
   }
-  EXPECT_EQ(CountEntries(tmp.path() + "/ingest"), 0u);
+  EXPECT_EQ(ListDirectory(tmp.path() + "/ingest").size(), 0u);
   EXPECT_TRUE(store.List().empty());
 }
 

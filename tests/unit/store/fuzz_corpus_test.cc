@@ -1,5 +1,4 @@
 // Replays the fuzz corpora (tests/fuzz/store/corpus/) through the fuzz target bodies.
-#include <dirent.h>
 #include <gtest/gtest.h>
 
 #include "runtime/common/file_util.h"
@@ -11,12 +10,9 @@ namespace {
 
 std::vector<std::string> Files(const std::string& dir) {
   std::vector<std::string> out;
-  DIR* d = opendir(dir.c_str());
-  if (!d) return out;
-  while (struct dirent* e = readdir(d)) {
-    if (e->d_name[0] != '.') out.push_back(dir + "/" + e->d_name);
+  for (const auto& name : ListDirectory(dir, IfMissing::kThrow)) {
+    if (name[0] != '.') out.push_back(dir + "/" + name);
   }
-  closedir(d);
   return out;
 }
 
