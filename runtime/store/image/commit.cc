@@ -100,16 +100,6 @@ std::string NextConfig(const std::string& parent_json, const Digest& diff_id,
   return std::string(buf.GetString(), buf.GetSize());
 }
 
-std::string HostArch() {
-#if defined(__x86_64__)
-  return "amd64";
-#elif defined(__aarch64__)
-  return "arm64";
-#else
-  return "";
-#endif
-}
-
 }  // namespace
 
 std::vector<ChangeLine> ImageStore::Diff(const std::string& key) {
@@ -147,7 +137,7 @@ ImageRecord ImageStore::Commit(const std::string& key, const CommitOptions& opti
     }
     std::string parent_config =
         base ? blobs_.Read(base->id)
-             : R"({"architecture":")" + HostArch() +
+             : R"({"architecture":")" + HostArchitecture() +
                    R"(","os":"linux","config":{},"rootfs":{"type":"layers","diff_ids":[]}})";
 
     // The changes as a layer tar in an anonymous file, hashed while written...

@@ -27,16 +27,6 @@ namespace {
 
 constexpr const char* kRefNameAnnotation = "org.opencontainers.image.ref.name";
 
-std::string HostArch() {
-#if defined(__x86_64__)
-  return "amd64";
-#elif defined(__aarch64__)
-  return "arm64";
-#else
-  return "";
-#endif
-}
-
 // "blobs/sha256/<hex>" or "<hex>.json" (docker-archive configs) name their digest.
 std::optional<Digest> DigestFromMemberName(const std::string& name) {
   static const std::string kBlobs = "blobs/sha256/";
@@ -161,11 +151,13 @@ Plan PlanOci(Bundle& b, const std::string& want_name) {
           it->second != want_name && manifests.size() > 1) {
         continue;
       }
-      if (!m.architecture.empty() && (m.architecture != HostArch() || m.os != "linux")) continue;
+      if (!m.architecture.empty() && (m.architecture != HostArchitecture() || m.os != "linux"))
+        continue;
       candidates.push_back(m);
     }
     if (candidates.empty())
-      throw Error(ErrorKind::kInvalidArgument, "index.json: no manifest for linux/" + HostArch());
+      throw Error(ErrorKind::kInvalidArgument,
+                  "index.json: no manifest for linux/" + HostArchitecture());
     if (candidates.size() > 1) {
       throw Error(ErrorKind::kInvalidArgument,
                   "index.json lists " + std::to_string(candidates.size()) +
@@ -436,7 +428,7 @@ class Importer {
     rapidjson::Writer<rapidjson::StringBuffer> w(buf);
     w.StartObject();
     w.Key("architecture");
-    w.String(HostArch().c_str());
+    w.String(HostArchitecture().c_str());
     w.Key("os");
     w.String("linux");
     w.Key("config");

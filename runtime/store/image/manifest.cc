@@ -320,4 +320,14 @@ std::string ImageConfigToJson(const ImageConfig& c) {
   return std::string(buf.GetString(), buf.GetSize());
 }
 
+std::string HostArchitecture() {
+#if defined(__x86_64__)
+  return "amd64";
+#elif defined(__aarch64__)
+  return "arm64";
+#else
+  return "";
+#endif
+}
+
 }  // namespace berth::store

@@ -33,6 +33,9 @@ struct OciDescriptor {
   std::string os, architecture;  // platform, when given
 };
 
+// This machine's architecture as OCI platforms name it ("amd64", "arm64"); empty for others.
+std::string HostArchitecture();
+
 // "manifests" of an OCI index.
 std::vector<OciDescriptor> ParseOciIndex(std::string_view json);
 
