@@ -383,6 +383,7 @@ InstanceNetwork::InstanceNetwork(const NetworkOptions& options, const std::strin
   bc.subnet = net::Ipv4Subnet::Parse(options_.subnet);
   if (!options_.gateway.empty()) bc.gateway = net::Ipv4Address::Parse(options_.gateway);
   if (!options_.subnet6.empty()) bc.subnet6 = net::Ipv6Subnet::Parse(options_.subnet6);
+  bc.transit = net::Ipv4Subnet::Parse(options_.transit);
   bc.mtu = options_.mtu;
   bc.state_dir = JoinPath(state_dir_, "bridge");
   bc.table = options_.nft_table;
@@ -520,7 +521,7 @@ void InstanceNetwork::Reconcile(const std::map<std::string, NetworkRequest>& liv
       try {
         if (req.mode == "bridge") {
           auto a = bridge_->Find(uuid);
-          if (!a || !HostLinkExists(a->host_ifname)) {
+          if (!a || !bridge_->HostEndExists(uuid)) {
             spdlog::warn("instance {}: bridge attachment missing; attaching again", uuid);
             net::AttachOptions o;
             o.ports = req.ports;
