@@ -339,6 +339,7 @@ void WriteInterfaceJson(JsonWriter& w, const InterfaceView& i) {
   if (!i.gateway.empty()) WriteString(w, "gateway", i.gateway);
   WriteString(w, "host_ifname", i.host_ifname);
   WriteString(w, "bridge", i.bridge);
+  if (!i.host_netns.empty()) WriteString(w, "host_netns", i.host_netns);
   w.Key("mtu");
   w.Uint(i.mtu);
   w.EndObject();
@@ -630,6 +631,7 @@ void InstanceNetwork::Refresh(const std::string& uuid, const std::string& mode) 
       i.gateway = a->gateway.ToString();
       i.host_ifname = a->host_ifname;
       i.bridge = options_.bridge;
+      i.host_netns = net::BridgeNetnsPin(bridge_->config().state_dir);
       i.mtu = a->mtu;
       v.interfaces.push_back(i);
       v.ports = a->ports;

@@ -288,6 +288,8 @@ TEST_F(NetworkTest, BridgeInstancesReachEachOtherTheHostAndPublishedPorts) {
   EXPECT_EQ(std::string(ifa["ifname"].GetString()), "eth0");
   EXPECT_EQ(std::string(ifa["gateway"].GetString()), "10.99.0.1");
   EXPECT_EQ(std::string(ifa["bridge"].GetString()), "bnt0");
+  EXPECT_EQ(std::string(ifa["host_netns"].GetString()), BridgePin())
+      << "where host_ifname and the bridge are";
   EXPECT_EQ(va["network"]["ports"][0]["host_port"].GetInt(), 8080);
   std::string ip_a = Address(a);
   std::string ip_b = Address(b);
@@ -322,12 +324,13 @@ TEST_F(NetworkTest, BridgeInstancesReachEachOtherTheHostAndPublishedPorts) {
   // East-west flows leave no conntrack entry, in the host namespace (they never reach it)
   // nor in the bridge's, where br_netfilter's switches are off whatever the host's are.
   // thread-self: /proc/net is the main thread's namespace.
-  for (int ns : {host_->fd(), BridgeNs().get()}) {
+  UniqueFd brns = BridgeNs();
+  for (int ns : {host_->fd(), brns.get()}) {
     std::string ct = net::RunInNetns(
         ns, [] { return ReadFileIfExists("/proc/thread-self/net/nf_conntrack").value_or(""); });
     EXPECT_EQ(ct.find("src=" + ip_b + " dst=" + ip_a + " "), std::string::npos) << ct;
   }
-  std::string brnf = net::RunInNetns(BridgeNs().get(), [] {
+  std::string brnf = net::RunInNetns(brns.get(), [] {
     return ReadFileIfExists("/proc/sys/net/bridge/bridge-nf-call-iptables").value_or("absent");
   });
   EXPECT_TRUE(brnf == "0\n" || brnf == "absent") << brnf;
