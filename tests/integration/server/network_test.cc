@@ -518,6 +518,35 @@ TEST_F(NetworkTest, ReconcileAfterSigkillWithInstancesDeletedBehindItsBack) {
   EXPECT_EQ(ExecCode(c, "ping -c1 -W2 " + ip_a), 0);
 }
 
+// The bridge namespace's pin gone while berthd is down (as after a reboot, where the file
+// stays but the mount does not; here the instances survive it): the namespace ends, and
+// with it the instances' bt- ends and eth0. The restart makes the namespace, bridge and
+// transit again and attaches the running instances again, same addresses.
+TEST_F(NetworkTest, RestartWithoutTheBridgePinMakesItAgainAndReattaches) {
+  std::string a = Create(kBridge);
+  std::string b = Create(kBridge);
+  ASSERT_FALSE(a.empty());
+  ASSERT_FALSE(b.empty());
+  std::string ip_a = Address(a), ip_b = Address(b);
+  pid_t pid_a = static_cast<pid_t>(Int(Show(a), "pid"));
+  daemon_->Kill9();
+  net::UnpinNetns(BridgePin());
+  WriteFileAtomic(BridgePin(), "");
+  bool gone = false;
+  for (int i = 0; i < 250 && !gone; ++i) {
+    gone = !net::Netlink::OpenIn(net::NetnsRef::Pid(pid_a)).FindLink("eth0");
+    if (!gone) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_TRUE(gone) << "the unpinned bridge namespace did not end";
+
+  daemon_->Start();
+  EXPECT_EQ(Address(a), ip_a);
+  EXPECT_EQ(Address(b), ip_b);
+  EXPECT_TRUE(BridgeLinkExists(net::HostIfname(a))) << "attached again in the new namespace";
+  EXPECT_EQ(ExecCode(a, "ping -c1 -W2 " + ip_b), 0);
+  EXPECT_TRUE(net::testing::Ping(host_->fd(), ip_a)) << "transit and routes made again";
+}
+
 // SIGKILL in the middle of a spawn, at a point where the container runs and its network is
 // attached but the record is not written: after the restart nothing of it is left.
 TEST_F(NetworkTest, SigkillDuringSpawnLeavesNothing) {
