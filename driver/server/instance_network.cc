@@ -339,6 +339,7 @@ void WriteInterfaceJson(JsonWriter& w, const InterfaceView& i) {
   if (!i.gateway.empty()) WriteString(w, "gateway", i.gateway);
   WriteString(w, "host_ifname", i.host_ifname);
   WriteString(w, "bridge", i.bridge);
+  if (!i.host_netns.empty()) WriteString(w, "host_netns", i.host_netns);
   w.Key("mtu");
   w.Uint(i.mtu);
   w.EndObject();
@@ -383,6 +384,7 @@ InstanceNetwork::InstanceNetwork(const NetworkOptions& options, const std::strin
   bc.subnet = net::Ipv4Subnet::Parse(options_.subnet);
   if (!options_.gateway.empty()) bc.gateway = net::Ipv4Address::Parse(options_.gateway);
   if (!options_.subnet6.empty()) bc.subnet6 = net::Ipv6Subnet::Parse(options_.subnet6);
+  bc.transit = net::Ipv4Subnet::Parse(options_.transit);
   bc.mtu = options_.mtu;
   bc.state_dir = JoinPath(state_dir_, "bridge");
   bc.table = options_.nft_table;
@@ -520,7 +522,7 @@ void InstanceNetwork::Reconcile(const std::map<std::string, NetworkRequest>& liv
       try {
         if (req.mode == "bridge") {
           auto a = bridge_->Find(uuid);
-          if (!a || !HostLinkExists(a->host_ifname)) {
+          if (!a || !bridge_->HostEndExists(uuid)) {
             spdlog::warn("instance {}: bridge attachment missing; attaching again", uuid);
             net::AttachOptions o;
             o.ports = req.ports;
@@ -629,6 +631,7 @@ void InstanceNetwork::Refresh(const std::string& uuid, const std::string& mode) 
       i.gateway = a->gateway.ToString();
       i.host_ifname = a->host_ifname;
       i.bridge = options_.bridge;
+      i.host_netns = net::BridgeNetnsPin(bridge_->config().state_dir);
       i.mtu = a->mtu;
       v.interfaces.push_back(i);
       v.ports = a->ports;

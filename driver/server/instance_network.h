@@ -66,6 +66,9 @@ struct InterfaceView {
   std::string gateway;
   std::string host_ifname;
   std::string bridge;
+  // Where host_ifname and the bridge are when not in the host's namespace: the bridge
+  // mode's bridge namespace (its pin, for nsenter --net=...).
+  std::string host_netns;
   unsigned mtu = 0;
 };
 struct NetworkView {

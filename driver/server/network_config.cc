@@ -61,6 +61,14 @@ void SetNetworkOption(NetworkOptions& o, const std::string& where, const std::st
       }
     }
     o.subnet6 = v;
+  } else if (key == "transit") {
+    try {
+      auto t = net::Ipv4Subnet::Parse(v);
+      if (t.prefix_len < 24 || t.prefix_len > 31) Bad(where, "want a /24 to /31");
+    } catch (const Error& e) {
+      Bad(where, e.message());
+    }
+    o.transit = v;
   } else if (key == "gateway") {
     if (!v.empty()) {
       try {
@@ -123,6 +131,10 @@ void CheckNetworkOptions(const NetworkOptions& o) {
   }
   if (!o.gateway.empty() && !subnet.Contains(net::Ipv4Address::Parse(o.gateway))) {
     Bad("[network] gateway", o.gateway + " is not inside " + o.subnet);
+  }
+  auto transit = net::Ipv4Subnet::Parse(o.transit);
+  if (subnet.Contains(transit.network) || transit.Contains(subnet.network)) {
+    Bad("[network] transit", o.transit + " overlaps the subnet " + o.subnet);
   }
 }
 

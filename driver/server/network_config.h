@@ -18,6 +18,9 @@ struct NetworkOptions {
   std::string gateway;  // empty: the subnet's first host
   // Optional IPv6 subnet (prefix 1..96), e.g. fd00:88::/64; empty: IPv4 only.
   std::string subnet6;
+  // The veth between the host's namespace and the bridge's own: host end first address,
+  // bridge end second (see BridgeConfig::transit). Must not overlap anything routed here.
+  std::string transit = "169.254.88.0/31";
   unsigned mtu = 1500;
   std::string nft_table = "berth";
   bool enable_ip_forward = true;
@@ -25,8 +28,10 @@ struct NetworkOptions {
   // when none is left (empty: the instance gets no nameserver).
   std::string host_resolv_conf = "/etc/resolv.conf";
   std::vector<std::string> fallback_dns;
-  // A network namespace file (e.g. /run/netns/NAME) that plays "the host" for bridges,
-  // host veth ends and nftables; empty: berthd's own namespace. For running berthd's
+  // A network namespace file (e.g. /run/netns/NAME) that plays "the host" for the bridge
+  // mode's transit and NAT, Neutron's bridges and host veth ends; empty: berthd's own
+  // namespace. (The bridge mode's bridge has a namespace of its own, pinned under the state
+  // dir, either way.) For running berthd's
   // networking in a namespace of its own, and for the tests.
   std::string host_netns;
   // neutron mode, OVS ports

@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <sstream>
+#include <utility>
 
 #include "runtime/common/error.h"
 #include "runtime/common/file_util.h"
@@ -83,6 +84,43 @@ bool PortsClash(const PortMapping& a, const PortMapping& b) {
          (!a.host_ip || !b.host_ip || *a.host_ip == *b.host_ip);
 }
 
+uint32_t Fnv1a(const std::string& text) {
+  uint32_t hash = 2166136261u;
+  for (unsigned char c : text) {
+    hash ^= c;
+    hash *= 16777619u;
+  }
+  return hash;
+}
+
+// The transit's (host end, bridge end) IPv4 addresses.
+std::pair<Ipv4Address, Ipv4Address> TransitAddresses(const Ipv4Subnet& transit) {
+  if (transit.prefix_len == 31) return {transit.At(0), transit.At(1)};
+  return {transit.At(1), transit.At(2)};
+}
+
+// Fixed link-local addresses of the transit's ends for IPv6 routes: the link joins two
+// namespaces and nothing else, so they cannot clash, and they survive re-creation.
+constexpr const char* kTransitHost6 = "fe80::1";
+constexpr const char* kTransitPeer6 = "fe80::2";
+
+// br_netfilter's switches, per namespace; present only where the module is loaded.
+constexpr const char* kBridgeNetfilterSysctls[] = {
+    "/proc/sys/net/bridge/bridge-nf-call-iptables",
+    "/proc/sys/net/bridge/bridge-nf-call-ip6tables",
+    "/proc/sys/net/bridge/bridge-nf-call-arptables",
+};
+
+// An address or route that is already there is done: after a restart, most are.
+template <typename Fn>
+void AddIfMissing(Fn&& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    if (e.kind() != ErrorKind::kAlreadyExists) throw;
+  }
+}
+
 }  // namespace
 
 bool IsValidInstanceId(const std::string& id) {
@@ -96,21 +134,37 @@ bool IsValidInstanceId(const std::string& id) {
 }
 
 std::string HostIfname(const std::string& instance_id) {
-  uint32_t hash = 2166136261u;
-  for (unsigned char c : instance_id) {
-    hash ^= c;
-    hash *= 16777619u;
-  }
   char buf[16];
-  std::snprintf(buf, sizeof buf, "%s%08x", kHostIfPrefix, hash);
+  std::snprintf(buf, sizeof buf, "%s%08x", kHostIfPrefix, Fnv1a(instance_id));
   return buf;
 }
+
+std::string TransitIfname(const std::string& bridge) {
+  if (bridge.size() + 2 <= 15) return bridge + "-h";
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "bh-%08x", Fnv1a(bridge));
+  return buf;
+}
+
+std::string BridgeNetnsPin(const std::string& state_dir) { return JoinPath(state_dir, "netns"); }
 
 BridgeNetwork::BridgeNetwork(BridgeConfig config) : config_(std::move(config)) {
   gateway_ = config_.gateway.value_or(config_.subnet.At(1));
   if (!IsValidLinkName(config_.bridge)) {
     throw Error(ErrorKind::kInvalidArgument, "bridge name \"" + config_.bridge + "\" is not valid");
   }
+  if (config_.transit.prefix_len < 24 || config_.transit.prefix_len > 31) {
+    throw Error(ErrorKind::kInvalidArgument,
+                "transit " + config_.transit.ToString() + " must be a /24 to /31");
+  }
+  if (config_.subnet.Contains(config_.transit.network) ||
+      config_.transit.Contains(config_.subnet.network)) {
+    throw Error(ErrorKind::kInvalidArgument, "transit " + config_.transit.ToString() +
+                                                 " overlaps the subnet " +
+                                                 config_.subnet.ToString());
+  }
+  transit_ifname_ = TransitIfname(config_.bridge);
+  pin_ = BridgeNetnsPin(config_.state_dir);
   if (config_.host_netns_fd >= 0) host_ns_ = OpenNetns(NetnsRef::Fd(config_.host_netns_fd));
   ipam_ = std::make_unique<Ipam>(JoinPath(config_.state_dir, "leases"), config_.subnet, gateway_);
   MakeDirs(JoinPath(config_.state_dir, "attachments"), 0700);
@@ -121,6 +175,40 @@ BridgeNetwork::~BridgeNetwork() = default;
 Netlink& BridgeNetwork::HostNetlink() {
   if (!host_nl_) host_nl_.emplace(Netlink::OpenIn(NetnsRef::Fd(host_ns_.get())));
   return *host_nl_;
+}
+
+Netlink* BridgeNetwork::BridgeNetlink(bool create) {
+  if (bridge_nl_) return &*bridge_nl_;
+  UniqueFd ns = OpenPinnedNetns(pin_);
+  if (!ns) {
+    if (!create) return nullptr;
+    ns = CreateNetns();
+    PinNetns(ns.get(), pin_);
+  }
+  bridge_nl_.emplace(Netlink::OpenIn(NetnsRef::Fd(ns.get())));
+  bridge_ns_ = std::move(ns);
+  return &*bridge_nl_;
+}
+
+void BridgeNetwork::ForgetBridgeNetns() {
+  // The socket holds the namespace too: both go, or the namespace would outlive its pin.
+  bridge_nl_.reset();
+  bridge_ns_.reset();
+  ready_ = false;
+}
+
+UniqueFd BridgeNetwork::OpenBridgeNetns() {
+  std::lock_guard lock(mu_);
+  if (!BridgeNetlink(/*create=*/false)) return UniqueFd();
+  return OpenNetns(NetnsRef::Fd(bridge_ns_.get()));
+}
+
+bool BridgeNetwork::HostEndExists(const std::string& instance_id) {
+  CheckInstanceId(instance_id);
+  std::lock_guard lock(mu_);
+  auto record = LoadRecord(instance_id);
+  Netlink* br = BridgeNetlink(/*create=*/false);
+  return br && br->FindLink(record ? record->host_ifname : HostIfname(instance_id)).has_value();
 }
 
 std::string BridgeNetwork::RecordPath(const std::string& id) const {
@@ -169,47 +257,126 @@ void BridgeNetwork::EnsureBridge() {
 
 void BridgeNetwork::EnsureBridgeLocked() {
   WithContext("ensure bridge " + config_.bridge, [&] {
-    Netlink& nl = HostNetlink();
-    if (!nl.FindLink(config_.bridge)) nl.CreateBridge(config_.bridge, config_.mtu);
-    std::string cidr = gateway_.ToString() + "/" + std::to_string(config_.subnet.prefix_len);
-    auto addrs = nl.ListAddresses(config_.bridge);
-    if (std::find(addrs.begin(), addrs.end(), cidr) == addrs.end()) {
-      nl.AddAddress(config_.bridge, cidr);
+    Netlink& br = *BridgeNetlink(/*create=*/true);
+    if (ready_ && br.FindLink(config_.bridge) && HostNetlink().FindLink(transit_ifname_)) {
+      // br_netfilter may have been loaded since (Docker started): it turns its switches on
+      // in every namespace, ours included.
+      ApplyBridgeSysctlsLocked();
+      return;
     }
+    br.SetUp("lo");
+    if (!br.FindLink(config_.bridge)) br.CreateBridge(config_.bridge, config_.mtu);
+    br.SetUp(config_.bridge);
+    AddIfMissing([&] {
+      br.AddAddress(config_.bridge,
+                    gateway_.ToString() + "/" + std::to_string(config_.subnet.prefix_len));
+    });
     if (config_.subnet6) {
       // No duplicate address detection: ours by configuration, and usable at once.
-      std::string cidr6 =
-          config_.subnet6->At(1) + "/" + std::to_string(config_.subnet6->prefix_len);
-      if (std::find(addrs.begin(), addrs.end(), cidr6) == addrs.end()) {
-        nl.AddAddress(config_.bridge, cidr6, /*skip_dad=*/true);
-      }
+      AddIfMissing([&] {
+        br.AddAddress(config_.bridge,
+                      config_.subnet6->At(1) + "/" + std::to_string(config_.subnet6->prefix_len),
+                      /*skip_dad=*/true);
+      });
     }
-    nl.SetUp(config_.bridge);
+    ApplyBridgeSysctlsLocked();
+    EnsureTransitLocked();
     if (config_.enable_ip_forward) {
       WriteNetSysctl(host_ns_.get(), "net/ipv4/ip_forward", "1");
     }
     // Lets a connection from the host to 127.0.0.1:<published port>, DNATed to an
-    // instance, leave by the bridge (the kernel refuses loopback sources on other devices
-    // otherwise); the postrouting rule masquerades it to the gateway's address.
-    WriteNetSysctl(host_ns_.get(), "net/ipv4/conf/" + config_.bridge + "/route_localnet", "1");
+    // instance, leave by the transit (the kernel refuses loopback sources on other devices
+    // otherwise); the postrouting rule masquerades it to the transit's address.
+    WriteNetSysctl(host_ns_.get(), "net/ipv4/conf/" + transit_ifname_ + "/route_localnet", "1");
+    ready_ = true;
+  });
+}
+
+void BridgeNetwork::ApplyBridgeSysctlsLocked() {
+  const bool ipv6 = config_.subnet6.has_value();
+  const std::string bridge = config_.bridge;
+  RunInNetns(bridge_ns_.get(), [ipv6, &bridge] {
+    WriteToFile("/proc/sys/net/ipv4/ip_forward", "1");
+    if (ipv6) {
+      WriteToFile("/proc/sys/net/ipv6/conf/all/forwarding", "1");
+      WriteToFile("/proc/sys/net/ipv6/conf/" + bridge + "/proxy_ndp", "1");
+      // Answer at once, not after up to 0.8 s (a proxy's default delay).
+      WriteToFile("/proc/sys/net/ipv6/neigh/" + bridge + "/proxy_delay", "0");
+    }
+    for (const char* key : kBridgeNetfilterSysctls) {
+      if (::access(key, F_OK) == 0) WriteToFile(key, "0");
+    }
+  });
+}
+
+void BridgeNetwork::EnsureTransitLocked() {
+  WithContext("transit " + transit_ifname_, [&] {
+    Netlink& host = HostNetlink();
+    Netlink& br = *BridgeNetlink(/*create=*/false);
+    // A host end whose peer is not in this bridge namespace belongs to one that is gone
+    // (its pin was removed): of no use.
+    if (host.FindLink(transit_ifname_) && !br.FindLink(kTransitPeerIfname)) {
+      host.DeleteLinkIfExists(transit_ifname_);
+    }
+    if (!host.FindLink(transit_ifname_)) {
+      br.DeleteLinkIfExists(kTransitPeerIfname);
+      host.CreateVethPair({.name = transit_ifname_,
+                           .peer_name = kTransitPeerIfname,
+                           .peer_netns = NetnsRef::Fd(bridge_ns_.get()),
+                           .peer_mac = std::nullopt,
+                           .mtu = config_.mtu});
+    }
+    host.SetUp(transit_ifname_);
+    br.SetUp(kTransitPeerIfname);
+    auto [host_addr, peer_addr] = TransitAddresses(config_.transit);
+    const std::string len = "/" + std::to_string(config_.transit.prefix_len);
+    AddIfMissing([&] { host.AddAddress(transit_ifname_, host_addr.ToString() + len); });
+    AddIfMissing([&] { br.AddAddress(kTransitPeerIfname, peer_addr.ToString() + len); });
+    // The bridge namespace routes everything that is not the instances' to the host; the
+    // host routes the instances' subnet to the bridge namespace.
+    AddIfMissing([&] { br.AddDefaultRoute(kTransitPeerIfname, host_addr.ToString()); });
+    AddIfMissing(
+        [&] { host.AddRoute(transit_ifname_, config_.subnet.ToString(), peer_addr.ToString()); });
+    if (config_.subnet6) {
+      // Routes over IPv6 go via fixed link-local addresses. The host also needs a global
+      // one, as its source toward instances (a router does not forward link-local
+      // sources): <subnet6>::2, never an instance's (theirs end in an IPv4 address of the
+      // subnet). The instances take it for on-link, so the bridge namespace answers their
+      // neighbour solicitations for it (proxy NDP) and routes it to the host.
+      const std::string host6 = config_.subnet6->At(2);
+      AddIfMissing([&] {
+        host.AddAddress(transit_ifname_, std::string(kTransitHost6) + "/64", /*skip_dad=*/true);
+      });
+      AddIfMissing([&] { host.AddAddress(transit_ifname_, host6 + "/128", /*skip_dad=*/true); });
+      AddIfMissing([&] {
+        br.AddAddress(kTransitPeerIfname, std::string(kTransitPeer6) + "/64", /*skip_dad=*/true);
+      });
+      AddIfMissing([&] { br.AddDefaultRoute(kTransitPeerIfname, kTransitHost6); });
+      AddIfMissing([&] { br.AddRoute(kTransitPeerIfname, host6 + "/128", kTransitHost6); });
+      br.AddProxyNeighbour(config_.bridge, host6);
+      AddIfMissing(
+          [&] { host.AddRoute(transit_ifname_, config_.subnet6->ToString(), kTransitPeer6); });
+    }
   });
 }
 
 void BridgeNetwork::SyncFirewallLocked() {
   FirewallState state;
   state.table = config_.table;
-  state.bridge = config_.bridge;
+  state.transit = transit_ifname_;
   state.subnet = config_.subnet;
   state.gateway = gateway_;
-  if (config_.subnet6) {
-    state.subnet6 = config_.subnet6->ToString();
-    state.gateway6 = config_.subnet6->At(1);
-  }
   for (const auto& a : LoadRecords()) {
     state.endpoints.push_back(
         FirewallEndpoint{a.host_ifname, a.address, a.mac, a.ports, a.address6});
   }
-  WithContext("apply nftables rules", [&] { RunNft(host_ns_.get(), RenderRuleset(state)); });
+  // Anti-spoofing first: no port is published before its instance's sources are checked.
+  // No bridge namespace: no port to protect.
+  if (BridgeNetlink(/*create=*/false)) {
+    WithContext("apply nftables rules in the bridge namespace",
+                [&] { RunNft(bridge_ns_.get(), RenderBridgeRuleset(state)); });
+  }
+  WithContext("apply nftables rules", [&] { RunNft(host_ns_.get(), RenderNatRuleset(state)); });
 }
 
 Attachment BridgeNetwork::Attach(const std::string& instance_id, const NetnsRef& netns,
@@ -236,7 +403,8 @@ Attachment BridgeNetwork::Attach(const std::string& instance_id, const NetnsRef&
     std::optional<Attachment> stale;
     for (const auto& other : LoadRecords()) {
       if (other.instance_id == instance_id) {
-        if (HostNetlink().FindLink(other.host_ifname)) {
+        Netlink* br = BridgeNetlink(/*create=*/false);
+        if (br && br->FindLink(other.host_ifname)) {
           throw Error(ErrorKind::kAlreadyExists, "already attached");
         }
         stale = other;
@@ -279,17 +447,17 @@ Attachment BridgeNetwork::Attach(const std::string& instance_id, const NetnsRef&
       }
     });
 
-    Netlink& host = HostNetlink();
+    Netlink& br = *BridgeNetlink(/*create=*/false);
     // A veth of this name without a record is debris of a crash: ours to remove.
-    host.DeleteLinkIfExists(a.host_ifname);
-    host.CreateVethPair({.name = a.host_ifname,
-                         .peer_name = a.ifname,
-                         .peer_netns = netns,
-                         .peer_mac = a.mac,
-                         .mtu = a.mtu});
-    undo.Add([&] { HostNetlink().DeleteLinkIfExists(a.host_ifname); });
-    host.SetMaster(a.host_ifname, config_.bridge);
-    host.SetUp(a.host_ifname);
+    br.DeleteLinkIfExists(a.host_ifname);
+    br.CreateVethPair({.name = a.host_ifname,
+                       .peer_name = a.ifname,
+                       .peer_netns = netns,
+                       .peer_mac = a.mac,
+                       .mtu = a.mtu});
+    undo.Add([&] { br.DeleteLinkIfExists(a.host_ifname); });
+    br.SetMaster(a.host_ifname, config_.bridge);
+    br.SetUp(a.host_ifname);
 
     WithContext("configure " + a.ifname + " inside the instance", [&] {
       Netlink inside = Netlink::OpenIn(netns);
@@ -323,7 +491,10 @@ bool BridgeNetwork::DetachLocked(const std::string& instance_id) {
   auto record = LoadRecord(instance_id);
   bool any = false;
   if (record) {
-    any |= HostNetlink().DeleteLinkIfExists(record->host_ifname);
+    // No bridge namespace: the veth went with it.
+    if (Netlink* br = BridgeNetlink(/*create=*/false)) {
+      any |= br->DeleteLinkIfExists(record->host_ifname);
+    }
     any |= ipam_->Release(record->address);
   }
   // A lease without a record: Attach crashed between the two steps.
@@ -349,10 +520,11 @@ std::optional<Attachment> BridgeNetwork::Find(const std::string& instance_id) co
 void BridgeNetwork::DeleteOrphanVethsLocked() {
   std::set<std::string> known;
   for (const auto& a : LoadRecords()) known.insert(a.host_ifname);
-  Netlink& nl = HostNetlink();
-  for (const auto& link : nl.ListLinks()) {
+  Netlink* nl = BridgeNetlink(/*create=*/false);
+  if (!nl) return;
+  for (const auto& link : nl->ListLinks()) {
     if (link.type == "veth" && link.name.rfind(kHostIfPrefix, 0) == 0 && !known.count(link.name)) {
-      nl.DeleteLinkIfExists(link.name);
+      nl->DeleteLinkIfExists(link.name);
     }
   }
 }
@@ -386,7 +558,13 @@ void BridgeNetwork::Cleanup() {
     ipam_->Reconcile({});
     DeleteOrphanVethsLocked();
     RunNft(host_ns_.get(), RenderRemoval(config_.table));
+    HostNetlink().DeleteLinkIfExists(transit_ifname_);  // its peer goes with it
+    // A bridge of ours in the host's namespace, left by a berthd from before the bridge had
+    // a namespace of its own.
     HostNetlink().DeleteLinkIfExists(config_.bridge);
+    if (Netlink* br = BridgeNetlink(/*create=*/false)) br->DeleteLinkIfExists(config_.bridge);
+    ForgetBridgeNetns();
+    UnpinNetns(pin_);
   });
 }
 

@@ -1,4 +1,4 @@
-// The "bridge" network mode: a host bridge owned by berthd, one veth pair per instance,
+// The "bridge" network mode: a bridge owned by berthd, one veth pair per instance,
 // addresses from a persistent IPAM, NAT for egress, published ports and anti-spoofing
 // rules (firewall.h). berthd makes one BridgeNetwork at start-up and calls:
 //
@@ -9,19 +9,40 @@
 //   net.Detach(id);                            // on delete
 //   net.Cleanup();                             // uninstall: nothing of ours remains
 //
+// The bridge lives in a network namespace of its own (the "bridge namespace"), joined to
+// the host's by a veth pair (the "transit"), and is a plain router there:
+//
+//   instance eth0 ─ bt-xxxxxxxx ─┐ bridge (gateway 10.88.0.1)    host ns
+//   instance eth0 ─ bt-yyyyyyyy ─┘   ip_forward=1, bridge-nf-*=0 ─ "host" ══ <bridge>-h
+//                                    default via the host's end     route subnet via transit
+//
+// Why: where br_netfilter is loaded with bridge-nf-call-iptables=1 (any host running
+// Docker, Kubernetes or Neutron's Linux bridge agent), every frame crossing a bridge in the
+// host's namespace also walks the IP-family netfilter hooks; those switches are per
+// namespace, so in the bridge's own namespace berthd turns them off and frames between
+// instances pay for the bridge alone, whatever the host's setting. What is about the host
+// stays in the host's namespace: NAT (published ports, egress masquerade, hairpin) keyed on
+// the transit's host end; the anti-spoofing table (bridge family) is in the bridge's.
+//
+// The bridge namespace is pinned on state_dir/netns (a bind mount of its nsfs file, as
+// `ip netns add` does): found again after a berthd restart, and re-made (with the bridge
+// and the transit) when the pin is gone, e.g. after a reboot. Cleanup removes it all.
+//
 // Attach (between the container's create and start, when its namespace exists):
-//   1. the bridge is ensured: created with the gateway address and up when missing;
+//   1. the bridge namespace, bridge, transit and routes are ensured (created when missing);
 //      net.ipv4.ip_forward=1 in the host namespace;
 //   2. an address is leased for the instance id (Ipam), and a record of the attachment is
 //      written (durably) under state_dir/attachments/ BEFORE any device exists, so a crash
 //      at any later point leaves something Reconcile can find and undo;
-//   3. a veth pair is created whose host end is "bt-<8 hex of a hash of the id>" and whose
-//      peer is created directly inside the instance's namespace, already named `ifname`
-//      (eth0) and carrying its MAC (02:42:<IPv4 bytes>, as Docker does) and MTU;
-//   4. the host end is enslaved to the bridge and set up; inside: lo up, the address (and
+//   3. a veth pair is created whose bridge-side end is "bt-<8 hex of a hash of the id>",
+//      in the bridge namespace, and whose peer is created directly inside the instance's
+//      namespace, already named `ifname` (eth0) and carrying its MAC (02:42:<IPv4 bytes>,
+//      as Docker does) and MTU;
+//   4. the bt- end is enslaved to the bridge and set up; inside: lo up, the address (and
 //      the IPv6 one, when configured), the interface up, the default route(s) via the
 //      gateway(s);
-//   5. the nftables tables are re-rendered from all records (one atomic transaction).
+//   5. the nftables tables are re-rendered from all records (one atomic transaction per
+//      namespace).
 // Any failure undoes the steps already made and rethrows: no lease, record, device or rule
 // is left by a failed Attach.
 //
@@ -51,14 +72,25 @@ struct BridgeConfig {
   std::optional<Ipv4Address> gateway;  // default: the subnet's first host (10.88.0.1)
   // Optional IPv6: the bridge gets <subnet6>::1, each instance the subnet with its IPv4
   // address in the low 32 bits (Ipv6Subnet) and a default route via ::1. No NAT66 and no
-  // published ports over IPv6; the host's IPv6 forwarding is left as it is.
+  // published ports over IPv6; the host's IPv6 forwarding is left as it is (the bridge
+  // namespace forwards; the host gets a route to subnet6 over the transit).
   std::optional<Ipv6Subnet> subnet6;
+  // The transit's IPv4 addresses: a /31 (its two addresses) or a /30../24 (its first two
+  // hosts); the host's end takes the first, the bridge namespace's end the second. Only
+  // those two namespaces ever see them: the host's connections to instances come from the
+  // first. Link-local by default, as the link is; far from 169.254.169.254 (the metadata
+  // address of Nova and clouds), which instances still reach through the host. Over IPv6
+  // the transit routes via fixed link-local addresses, fe80::1 (host) and fe80::2, and the
+  // host's end also has <subnet6>::2, its source toward instances.
+  Ipv4Subnet transit = Ipv4Subnet{Ipv4Address{0xa9fe5800}, 31};  // 169.254.88.0/31
   unsigned mtu = 1500;
   std::string state_dir = "/var/lib/berth/network/bridge";
   std::string table = "berth";  // nftables table name, in the ip and bridge families
   bool enable_ip_forward = true;
-  // The namespace that plays "the host"; -1: the caller's (berthd's) own. The fd is
-  // duplicated. Tests pass a namespace they made so nothing touches the real host.
+  // The namespace that plays "the host" (the transit's host end, routes, NAT); -1: the
+  // caller's (berthd's) own. The fd is duplicated. Tests pass a namespace they made so
+  // nothing touches the real host; the bridge namespace is pinned under state_dir either
+  // way.
   int host_netns_fd = -1;
 };
 
@@ -70,7 +102,7 @@ struct AttachOptions {
 
 struct Attachment {
   std::string instance_id;
-  std::string host_ifname;  // "bt-xxxxxxxx"
+  std::string host_ifname;  // "bt-xxxxxxxx", in the bridge namespace
   std::string ifname;       // inside the instance
   Ipv4Address address;
   int prefix_len = 0;
@@ -86,6 +118,12 @@ struct Attachment {
 
 // "bt-" + 8 hex digits of FNV-1a(instance_id): at most 15 bytes, stable across restarts.
 std::string HostIfname(const std::string& instance_id);
+// The transit's host end: "<bridge>-h", or "bh-" + 8 hex digits of FNV-1a(bridge) when
+// that would exceed 15 bytes. Its peer, in the bridge namespace, is kTransitPeerIfname.
+std::string TransitIfname(const std::string& bridge);
+inline constexpr const char* kTransitPeerIfname = "host";
+// Where the bridge namespace is pinned: state_dir/netns.
+std::string BridgeNetnsPin(const std::string& state_dir);
 
 class BridgeNetwork {
  public:
@@ -93,8 +131,15 @@ class BridgeNetwork {
   explicit BridgeNetwork(BridgeConfig config);
   ~BridgeNetwork();
 
-  // The bridge with its gateway address, up; created when missing. Idempotent.
+  // The bridge namespace, the bridge with its gateway address, the transit and its
+  // routes, the sysctls; made when missing. Idempotent.
   void EnsureBridge();
+
+  // The bridge namespace (an fd; invalid when it does not exist now). For a look inside:
+  // the bt- ends, the bridge, the anti-spoofing table.
+  UniqueFd OpenBridgeNetns();
+  // Whether the instance's bt- end exists in the bridge namespace.
+  bool HostEndExists(const std::string& instance_id);
 
   // kAlreadyExists when the instance is already attached (Detach first) or its host
   // interface name collides with another attachment's; kResourceExhausted when the subnet
@@ -116,7 +161,8 @@ class BridgeNetwork {
   // re-applies the rules for the rest. Returns the ids it detached.
   std::vector<std::string> Reconcile(const std::set<std::string>& live);
 
-  // Removes everything of ours: all attachments, leases, rules and the bridge itself.
+  // Removes everything of ours: all attachments, leases, rules, the transit, the bridge,
+  // and the bridge namespace's pin (with no other holder, the namespace ends).
   void Cleanup();
 
   const BridgeConfig& config() const { return config_; }
@@ -132,13 +178,24 @@ class BridgeNetwork {
   void SyncFirewallLocked();
   bool DetachLocked(const std::string& instance_id);
   void DeleteOrphanVethsLocked();
+  void EnsureTransitLocked();
+  void ApplyBridgeSysctlsLocked();
   Netlink& HostNetlink();
+  // The bridge namespace's socket; nullptr when the namespace does not exist (and
+  // `create` is false).
+  Netlink* BridgeNetlink(bool create);
+  void ForgetBridgeNetns();
 
   BridgeConfig config_;
   Ipv4Address gateway_;
+  std::string transit_ifname_;
+  std::string pin_;
   UniqueFd host_ns_;
+  UniqueFd bridge_ns_;
   std::unique_ptr<Ipam> ipam_;
   std::optional<Netlink> host_nl_;
+  std::optional<Netlink> bridge_nl_;
+  bool ready_ = false;  // EnsureBridge completed in this process
   mutable std::mutex mu_;
 };
 

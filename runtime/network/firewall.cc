@@ -85,6 +85,12 @@ std::string Run(int netns_fd, const std::string& script, bool want_output) {
   });
 }
 
+std::string RenderFamilyRemoval(const std::string& family, const std::string& table) {
+  CheckTable(table);
+  // "table X" creates it when missing, so the delete that follows never fails.
+  return "table " + family + " " + table + "\ndelete table " + family + " " + table + "\n";
+}
+
 }  // namespace
 
 PortMapping ParsePortMapping(const std::string& text) {
@@ -120,29 +126,28 @@ std::string ToString(const PortMapping& m) {
          m.protocol;
 }
 
-std::string RenderRemoval(const std::string& table) {
-  CheckTable(table);
-  // "table X" creates it when missing, so the delete that follows never fails.
-  return "table ip " + table + "\ndelete table ip " + table + "\ntable bridge " + table +
-         "\ndelete table bridge " + table + "\n";
-}
-
-std::string RenderRuleset(const FirewallState& state) {
+std::string RenderNatRuleset(const FirewallState& state) {
   std::string out = RenderRemoval(state.table);
   if (state.endpoints.empty()) return out;
-  CheckIfname(state.bridge);
+  CheckIfname(state.transit);
   const std::string subnet = state.subnet.ToString();
+  const std::string transit = Quote(state.transit);
 
   std::ostringstream nat;
   nat << "table ip " << state.table << " {\n";
   // Published ports: DNAT for connections to any local address of the host, whether they
-  // arrive from outside (prerouting) or start on the host itself (output).
+  // arrive from outside or from an instance (prerouting) or start on the host itself
+  // (output); and, from the host, to the bridge's address, which is no longer a local one.
+  std::string match = "fib daddr type local jump published\n";
+  if (state.gateway) {
+    match += "    ip daddr " + state.gateway->ToString() + " jump published\n";
+  }
   nat << "  chain prerouting {\n"
       << "    type nat hook prerouting priority dstnat; policy accept;\n"
-      << "    fib daddr type local jump published\n  }\n";
+      << "    " << match << "  }\n";
   nat << "  chain output {\n"
       << "    type nat hook output priority -100; policy accept;\n"
-      << "    fib daddr type local jump published\n  }\n";
+      << "    " << match << "  }\n";
   nat << "  chain published {\n";
   for (const auto& ep : state.endpoints) {
     for (const auto& p : ep.ports) {
@@ -156,33 +161,46 @@ std::string RenderRuleset(const FirewallState& state) {
     }
   }
   nat << "  }\n";
-  // Egress: instances leave the host with the host's address. Traffic that stays on the
-  // bridge (instance to instance, instance to gateway) keeps its source.
   nat << "  chain postrouting {\n"
       << "    type nat hook postrouting priority srcnat; policy accept;\n"
-      << "    ip saddr " << subnet << " ip daddr != " << subnet
-      << " oifname != " << Quote(state.bridge)
+      // Egress: instances leave the host with the host's address.
+      << "    ip saddr " << subnet << " ip daddr != " << subnet << " oifname != " << transit
+      << " masquerade\n"
+      // Hairpin: an instance reaching another through a published port of the host goes
+      // back toward the instances; without the host's address as its source the answer
+      // would go straight back over the bridge, bypassing the host's DNAT.
+      << "    ip saddr " << subnet << " ip daddr " << subnet << " ct status dnat oifname "
+      << transit
       << " masquerade\n"
       // The host's own connections to 127.0.0.1:<published port>: the instance cannot
-      // answer a loopback source, so they reach it from the gateway's address.
-      << "    ip saddr 127.0.0.0/8 oifname " << Quote(state.bridge) << " masquerade\n  }\n";
+      // answer a loopback source, so they reach it from the transit's address.
+      << "    ip saddr 127.0.0.0/8 oifname " << transit << " masquerade\n  }\n";
   nat << "}\n";
+  return out + nat.str();
+}
 
+std::string RenderBridgeRuleset(const FirewallState& state) {
+  std::string out = RenderFamilyRemoval("bridge", state.table);
+  if (state.endpoints.empty()) return out;
   // Anti-spoofing at the bridge's door: the bridge family's prerouting hook sees every
-  // frame that enters by a port, before it is switched or delivered to the host, and needs
-  // no br_netfilter.
+  // frame that enters by a port, before it is switched or delivered to the bridge's own
+  // stack (and so routed toward the host), and needs no br_netfilter.
   //
   // Every frame crosses this chain, so its cost is paid per packet (and on a busy host the
   // chain's memory is cold each time): ONE base chain, and each frame from an instance is
   // decided by one rule and one hash lookup keyed on (port, source MAC, source address) —
   // the same few expressions whatever the number of instances — instead of walking a
-  // per-instance list. What is allowed is exactly what the per-instance rules allowed
-  // before: IPv4 from its own MAC and address, ARP whose Ethernet and ARP senders are its
-  // own MAC and address, IPv6 from its own MAC and its own, link-local or unspecified
-  // address; anything else entering by an instance's port is dropped (dropped frames are
-  // not learned by the bridge). `ether type` is matched explicitly, not left to nft's
-  // `meta protocol` dependency: it reads the tag of a VLAN-tagged frame even when the tag
-  // travels outside the payload, so tagged frames stay dropped.
+  // per-instance list. What is allowed: IPv4 from its own MAC and address, ARP whose
+  // Ethernet and ARP senders are its own MAC and address, IPv6 from its own MAC and its
+  // own, link-local or unspecified address; anything else entering by an instance's port
+  // is dropped (dropped frames are not learned by the bridge). `ether type` is matched
+  // explicitly, not left to nft's `meta protocol` dependency: it reads the tag of a
+  // VLAN-tagged frame even when the tag travels outside the payload, so tagged frames stay
+  // dropped.
+  //
+  // No connection tracking is asked for here: the bridge's namespace has br_netfilter's
+  // switches off and no ip-family table, so bridged frames never reach the IP hooks or
+  // conntrack (the host's br_netfilter setting does not reach into this namespace).
   std::vector<std::string> ports, macs, v4, arps, v6;
   for (const auto& ep : state.endpoints) {
     CheckIfname(ep.host_ifname);
@@ -213,35 +231,20 @@ std::string RenderRuleset(const FirewallState& state) {
      << set("arp_sources", "ifname . ether_addr . ether_addr . ipv4_addr", arps)
      << set("ipv6_sources", "ifname . ether_addr . ipv6_addr", v6);
   br << "  chain prerouting {\n"
-     << "    type filter hook prerouting priority -300; policy accept;\n";
-  const std::string v4_ok = "iifname . ether saddr . ip saddr @ipv4_sources";
-  const std::string v6_ok = "iifname . ether saddr . ip6 saddr @ipv6_sources";
-  // Frames between instances are switched, never routed or NATed, so they need no
-  // connection tracking. They would get it anyway on a host where br_netfilter is loaded
-  // (bridge-nf-call-iptables=1, the default then; Docker, Kubernetes and Neutron's Linux
-  // bridge agent load it): the IP hooks, and with our NAT table conntrack, would see every
-  // bridged packet — measurable per-packet cost, and a conntrack entry per east-west
-  // flow. Untracked here (priority -300, before br_netfilter's hook at 0), in the same
-  // rule that accepts the frame; traffic to the bridge's own addresses (NAT, published
-  // ports) keeps it. The cheap destination tests come first.
-  if (state.gateway) {
-    br << "    ether type ip ip daddr " << subnet << " ip daddr != " << state.gateway->ToString()
-       << " " << v4_ok << " notrack accept\n";
-  }
-  br << "    ether type ip " << v4_ok << " accept\n"
+     << "    type filter hook prerouting priority -300; policy accept;\n"
+     << "    ether type ip iifname . ether saddr . ip saddr @ipv4_sources accept\n"
      << "    ether type arp iifname . ether saddr . arp saddr ether . arp saddr ip @arp_sources "
-        "accept\n";
-  if (state.gateway && !state.subnet6.empty()) {
-    std::string s6 = Ipv6Subnet::Parse(state.subnet6).ToString();
-    br << "    ether type ip6 ip6 daddr " << s6 << " ip6 daddr != " << CanonicalIpv6(state.gateway6)
-       << " " << v6_ok << " notrack accept\n";
-  }
-  br << "    ether type ip6 " << v6_ok << " accept\n"
+        "accept\n"
+     << "    ether type ip6 iifname . ether saddr . ip6 saddr @ipv6_sources accept\n"
      << "    ether type ip6 ip6 saddr { ::, fe80::/10 } iifname . ether saddr @mac_sources "
         "accept\n"
      << "    iifname @ports drop\n";
   br << "  }\n}\n";
-  return out + nat.str() + br.str();
+  return out + br.str();
+}
+
+std::string RenderRemoval(const std::string& table) {
+  return RenderFamilyRemoval("ip", table) + RenderFamilyRemoval("bridge", table);
 }
 
 void RunNft(int netns_fd, const std::string& script) { Run(netns_fd, script, false); }

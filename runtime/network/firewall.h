@@ -1,6 +1,6 @@
-// The nftables rules of the bridge mode, in tables of our own named "berth" (one in the
-// ip family for NAT, one in the bridge family for anti-spoofing); no other table is ever
-// read or touched.
+// The nftables rules of the bridge mode, in tables of our own named "berth": one in the ip
+// family for NAT, in the host's namespace, and one in the bridge family for anti-spoofing,
+// in the bridge's own namespace (bridge_network.h); no other table is ever read or touched.
 //
 // The rules are rendered from the whole desired state (pure functions, unit-tested) and
 // applied through libnftables as one script, which nftables runs as ONE transaction:
@@ -41,20 +41,24 @@ struct FirewallEndpoint {
 
 struct FirewallState {
   std::string table = "berth";
-  std::string bridge;  // the host bridge ("berth0")
+  // The host's way to the instances: the host end of the transit veth ("berth0-h").
+  std::string transit;
   Ipv4Subnet subnet;
-  // The bridge's own addresses: traffic to them is routed by the host (NAT, published
-  // ports) and keeps connection tracking; traffic between instances does not need it.
+  // The bridge's address (the instances' gateway). It lives in the bridge's namespace, not
+  // the host's; published ports also answer on it from the host.
   std::optional<Ipv4Address> gateway;
-  std::string subnet6;   // "fd00:88::/64" or empty
-  std::string gateway6;  // "fd00:88::1" or empty
   std::vector<FirewallEndpoint> endpoints;
 };
 
-// Replaces our tables with exactly `state` (one nft transaction). With no endpoints it is
-// the removal script: nothing of ours remains.
-std::string RenderRuleset(const FirewallState& state);
-// Removes our tables if present (idempotent).
+// For the host's namespace: replaces our ip-family table (NAT: published ports, egress,
+// hairpin) with exactly `state`, in one nft transaction. It also removes a bridge-family
+// table of ours from the host, where the bridge's rules lived before the bridge had a
+// namespace of its own. With no endpoints: nothing of ours remains in the host.
+std::string RenderNatRuleset(const FirewallState& state);
+// For the bridge's namespace: replaces our bridge-family table (anti-spoofing) with
+// exactly `state`; with no endpoints, removes it.
+std::string RenderBridgeRuleset(const FirewallState& state);
+// Removes our tables of both families if present (idempotent).
 std::string RenderRemoval(const std::string& table = "berth");
 
 // Runs an nft script through libnftables inside the namespace (netns_fd < 0: the current

@@ -11,6 +11,7 @@
 #include <netlink/route/link.h>
 #include <netlink/route/link/bridge.h>
 #include <netlink/route/link/veth.h>
+#include <netlink/route/neighbour.h>
 #include <netlink/route/route.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -96,6 +97,9 @@ struct RtAddrPut {
 };
 struct RoutePut {
   void operator()(rtnl_route* route) const { rtnl_route_put(route); }
+};
+struct NeighPut {
+  void operator()(rtnl_neigh* neigh) const { rtnl_neigh_put(neigh); }
 };
 struct CacheFree {
   void operator()(nl_cache* cache) const { nl_cache_free(cache); }
@@ -368,6 +372,22 @@ void Netlink::AddRoute(const std::string& link, const std::string& destination,
   rtnl_route_add_nexthop(route.get(), nh);  // the route owns nh from here
   WithContext(gateway.empty() ? destination : destination + " via " + gateway, [&] {
     Check(rtnl_route_add(sock_.get(), route.get(), NLM_F_CREATE | NLM_F_EXCL), op, link);
+  });
+}
+
+void Netlink::AddProxyNeighbour(const std::string& link, const std::string& address) {
+  int index = GetLink(link).index;
+  NlAddrPtr dst = ParseAddr(address, AF_INET6, "add-proxy-neighbour", link);
+  std::unique_ptr<rtnl_neigh, NeighPut> neigh(rtnl_neigh_alloc());
+  if (!neigh) ThrowNl("add-proxy-neighbour", link, -NLE_NOMEM);
+  rtnl_neigh_set_ifindex(neigh.get(), index);
+  rtnl_neigh_set_family(neigh.get(), AF_INET6);
+  Check(rtnl_neigh_set_dst(neigh.get(), dst.get()), "add-proxy-neighbour", link);
+  rtnl_neigh_set_flags(neigh.get(), NTF_PROXY);
+  rtnl_neigh_set_state(neigh.get(), NUD_PERMANENT);
+  WithContext("proxy " + address, [&] {
+    Check(rtnl_neigh_add(sock_.get(), neigh.get(), NLM_F_CREATE | NLM_F_REPLACE),
+          "add-proxy-neighbour", link);
   });
 }
 

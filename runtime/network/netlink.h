@@ -72,6 +72,10 @@ class Netlink {
   // gateway; an empty gateway makes it on-link (scope link). The families must agree.
   void AddRoute(const std::string& link, const std::string& destination,
                 const std::string& gateway);
+  // Answers neighbour solicitations for `address` (IPv6) arriving on link, as a router
+  // that reaches it elsewhere does (`ip -6 neigh add proxy ADDRESS dev LINK`); needs
+  // forwarding and proxy_ndp on the link. Idempotent.
+  void AddProxyNeighbour(const std::string& link, const std::string& address);
   // Routes of the main table out of link, as "default via 10.0.0.1",
   // "192.168.5.0/24 via 10.0.0.254" or "10.0.0.0/24" (on-link, e.g. the kernel's prefix
   // route).

@@ -1,7 +1,13 @@
 #include "runtime/network/netns.h"
 
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <sched.h>
+#include <sys/mount.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 #include <string>
 
@@ -65,6 +71,38 @@ UniqueFd CreateNetns() {
   worker.join();
   if (failure) std::rethrow_exception(failure);
   return result;
+}
+
+void PinNetns(int netns_fd, const std::string& path) {
+  UniqueFd file(::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
+  if (!file) ThrowErrno("open", path);
+  file.reset();
+  std::string source = "/proc/self/fd/" + std::to_string(netns_fd);
+  if (::mount(source.c_str(), path.c_str(), nullptr, MS_BIND, nullptr) != 0) {
+    int err = errno;
+    ::unlink(path.c_str());
+    throw Error::FromErrno("mount", path, err).WithContext("pin network namespace");
+  }
+}
+
+UniqueFd OpenPinnedNetns(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) {
+    if (errno == ENOENT) return UniqueFd();
+    ThrowErrno("open", path);
+  }
+  struct statfs fs {};
+  if (::fstatfs(fd.get(), &fs) != 0) ThrowErrno("fstatfs", path);
+  if (fs.f_type != NSFS_MAGIC) return UniqueFd();
+  return fd;
+}
+
+void UnpinNetns(const std::string& path) {
+  // EINVAL: not a mount point (never pinned, or a pin's file after a reboot).
+  if (::umount2(path.c_str(), MNT_DETACH) != 0 && errno != EINVAL && errno != ENOENT) {
+    ThrowErrno("umount", path);
+  }
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) ThrowErrno("unlink", path);
 }
 
 void WriteNetSysctl(int netns_fd, const std::string& key, const std::string& value) {

@@ -41,6 +41,17 @@ UniqueFd OpenNetns(const NetnsRef& ref);
 // helper thread that unshares, so the caller stays where it is.
 UniqueFd CreateNetns();
 
+// Pins the namespace on `path`, as `ip netns add` does: an empty file is made there and the
+// namespace's nsfs file bind-mounted over it, so the namespace lives on without any
+// process or fd holding it (across a restart of the caller), until UnpinNetns.
+void PinNetns(int netns_fd, const std::string& path);
+// The namespace pinned on `path`, or an invalid UniqueFd when nothing is: no file, or a
+// plain file (the mount of a pin does not survive a reboot; its file does).
+UniqueFd OpenPinnedNetns(const std::string& path);
+// Unmounts and removes the pin; idempotent. The namespace ends once nothing else holds it
+// (a process, an fd, a socket opened inside it).
+void UnpinNetns(const std::string& path);
+
 // Runs fn on a helper thread that first setns(netns_fd, CLONE_NEWNET); returns its result
 // or rethrows its exception. netns_fd < 0 runs fn right here.
 void RunInNetnsImpl(int netns_fd, const std::function<void()>& fn);

@@ -6,15 +6,17 @@
 #
 #   tests/bench/network/iperf3_bench.sh BUILD_DIR [RUNS=5] [SECONDS=5] [SPAWNS=10]
 #   (as root; Debian's iperf3, busybox-static and jq)
-#   BR_NETFILTER=off: bridge-nf-call-{iptables,ip6tables,arptables}=0 in the namespaces of
-#   the two bridges (berthd's and the plain one), i.e. a host without br_netfilter; the
-#   default leaves them as the kernel sets them in a new namespace (1 wherever br_netfilter
-#   is loaded or built in), which costs every bridged IPv4 packet a pass through the IP
-#   hooks — both bridges alike.
+#   BR_NETFILTER=off: bridge-nf-call-{iptables,ip6tables,arptables}=0 in berthd's "host"
+#   namespace and the plain bridge's, i.e. a host without br_netfilter; the default leaves
+#   them as the kernel sets them in a new namespace (1 wherever br_netfilter is loaded or
+#   built in), which costs every packet crossing the plain bridge a pass through the IP
+#   hooks. berthd's bridge is in a namespace of its own where berthd turns them off
+#   whatever the host's are (docs/networking.md), so only the baseline changes.
 #
 # Everything lives in network namespaces this script makes (no packet reaches the real
-# host): berthd's "host" ([network] host_netns) is a namespace of its own holding its
-# bridge, host veth ends and nftables tables; the baselines are namespaces too.
+# host): berthd's "host" ([network] host_netns) is a namespace of its own holding the
+# transit's host end and the NAT table; berthd's bridge namespace (bridge, bt- ends,
+# anti-spoofing table) is pinned under its state dir; the baselines are namespaces too.
 #
 #  1. Throughput: iperf3 -s in one instance, iperf3 -c (SECONDS, one TCP stream) in the
 #     other, both bridge mode, flavor VCPUS (env, default: all CPUs of the host, so the
@@ -144,8 +146,10 @@ for ns in "${ALL_NS[@]}"; do
 done
 # br_netfilter's switches are per namespace (since Linux 5.3); a bridge's own
 # nf_call_iptables option can only turn them on, not off.
-brnf_state() { # NETNS
-  ip netns exec "$1" sysctl -n net.bridge.bridge-nf-call-iptables 2>/dev/null || echo "absent"
+brnf_state() { # NETNS (a name under /run/netns, or a path)
+  local path=$1
+  [[ $path == /* ]] || path=/run/netns/$path
+  nsenter --net="$path" sysctl -n net.bridge.bridge-nf-call-iptables 2>/dev/null || echo "absent"
 }
 if [[ $BR_NETFILTER == off ]]; then
   for ns in "$HOSTNS" "$NS_BR"; do
@@ -228,6 +232,9 @@ SRV=$(spawn bridge '["iperf3", "-s"]')
 CLI=$(spawn bridge '["sh", "-c", "trap \"exit 0\" TERM; while true; do sleep 1; done"]')
 SRV_IP=$(ipv4_of "$SRV")
 [[ $SRV_IP == 10.231.7.* ]] || die "server instance has no bridge address ($SRV_IP)"
+# berthd's bridge namespace (its pin), where the bridge and the bt- ends are.
+BRNS=$(api GET "/v1/instances/$SRV" | jq -r '.network.interfaces[0].host_netns')
+[[ -e $BRNS ]] || die "no bridge namespace pin ($BRNS)"
 
 (in_base_cg ip netns exec "$NS_VA" "$IPERF3" -s -B 10.231.8.1 >/dev/null 2>&1) &
 SERVER_PIDS+=($!)
@@ -252,10 +259,10 @@ run_berth() {
 # (anti-spoofing) taken out and put back unchanged, to show what the per-frame rules cost.
 without_bridge_table() {
   local saved=$D/bridge-table.nft v
-  ip netns exec "$HOSTNS" nft list table bridge berth >"$saved"
-  ip netns exec "$HOSTNS" nft delete table bridge berth
+  nsenter --net="$BRNS" nft list table bridge berth >"$saved"
+  nsenter --net="$BRNS" nft delete table bridge berth
   v=$("$@")
-  ip netns exec "$HOSTNS" nft -f "$saved"
+  nsenter --net="$BRNS" nft -f "$saved"
   echo "$v"
 }
 run_berth_nofilter() { without_bridge_table run_berth; }
@@ -266,13 +273,15 @@ run_veth() { (in_base_cg ip netns exec "$NS_VB" "$IPERF3" -c 10.231.8.1 -t "$SEC
 run_bridge() { (in_base_cg ip netns exec "$NS_BB" "$IPERF3" -c 10.231.9.2 -t "$SECS" -J) | gbits; }
 
 # Same MTU and queueing discipline on every path, or the comparison is not fair.
-devices() { # NETNS DEV...
-  for dev in "${@:2}"; do ip -n "$1" -o link show "$dev" | awk '{printf "%s mtu %s qdisc %s; ", $2, $5, $7}'; done
+devices() { # NETNS(name or path) DEV...
+  local path=$1
+  [[ $path == /* ]] || path=/run/netns/$path
+  for dev in "${@:2}"; do nsenter --net="$path" ip -o link show "$dev" | awk '{printf "%s mtu %s qdisc %s; ", $2, $5, $7}'; done
 }
-echo "devices: berth host: $(devices "$HOSTNS" "$TAG-b0" "$(api GET "/v1/instances/$SRV" | jq -r '.network.interfaces[0].host_ifname')")" >&2
+echo "devices: berth bridge ns: $(devices "$BRNS" "$TAG-b0" "$(api GET "/v1/instances/$SRV" | jq -r '.network.interfaces[0].host_ifname')")" >&2
 echo "         berth instance: $(api POST "/v1/instances/$CLI/exec" '{"command": ["ip", "-o", "link", "show", "eth0"]}' | jq -r .stdout | awk 'NR == 1 {printf "%s mtu %s qdisc %s", $2, $5, $7}')" >&2
 echo "         baselines: $(devices "$NS_VA" eth0) $(devices "$NS_BR" br0 h2)" >&2
-echo "br_netfilter (bridge-nf-call-iptables): berthd's namespace $(brnf_state "$HOSTNS"), plain bridge's $(brnf_state "$NS_BR")" >&2
+echo "br_netfilter (bridge-nf-call-iptables): berthd's host namespace $(brnf_state "$HOSTNS"), berthd's bridge namespace $(brnf_state "$BRNS"), plain bridge's $(brnf_state "$NS_BR")" >&2
 echo "iperf3: $RUNS rounds of $SECS s, one TCP stream, round-robin; instances' flavor vcpus=$VCPUS" >&2
 for f in t.berth t.veth t.bridge t.berth_nofilter t.berth_net_only; do : >"$D/$f"; done
 for r in $(seq "$RUNS"); do
@@ -359,7 +368,7 @@ api DELETE "/v1/instances/$CLI" >/dev/null
 
 # --- table ---------------------------------------------------------------------------------
 echo
-echo "TCP throughput, iperf3 one stream ${SECS}s, median of $RUNS (Gbit/s); bridge-nf-call-iptables $(brnf_state "$HOSTNS")"
+echo "TCP throughput, iperf3 one stream ${SECS}s, median of $RUNS (Gbit/s); bridge-nf-call-iptables: host $(brnf_state "$HOSTNS"), berthd's bridge ns $(brnf_state "$BRNS"), plain bridge's $(brnf_state "$NS_BR")"
 printf '  %-44s %8.2f\n' "netns <-> netns, veth pair" "$m_veth"
 printf '  %-44s %8.2f\n' "netns <-> netns, plain Linux bridge" "$m_bridge"
 printf '  %-44s %8.2f\n' "Berth instance <-> instance, berthd bridge" "$m_berth"

@@ -1,10 +1,17 @@
 // The bridge mode end to end, inside namespaces the test makes: a namespace that plays the
-// host (bridge, veth host ends, nftables tables), instances as children in their own
-// namespaces, and for egress/ingress an "outside" namespace joined to the host by a veth
-// (192.0.2.0/24, TEST-NET-1, which exists only between those two namespaces).
+// host (the transit's host end, routes, the NAT table), the bridge namespace BridgeNetwork
+// makes and pins under the test's state dir (bridge, bt- ends, anti-spoofing table),
+// instances as children in their own namespaces, and for egress/ingress an "outside"
+// namespace joined to the host by a veth (192.0.2.0/24, TEST-NET-1, which exists only
+// between those two namespaces).
 #include "runtime/network/bridge_network.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <chrono>
+#include <fstream>
+#include <thread>
 
 #include "runtime/common/error.h"
 #include "runtime/common/file_util.h"
@@ -44,7 +51,9 @@ class BridgeTest : public ::testing::Test {
   void TearDown() override {
     if (!net_) return;
     net_->Cleanup();
-    // Nothing of ours is left: no device but lo, no table, no lease, no record.
+    // Nothing of ours is left: no device but lo, no table, no lease, no record, no pin.
+    EXPECT_FALSE(PathExists(Pin()));
+    EXPECT_FALSE(Mounted(Pin()));
     Netlink host = Netlink::OpenIn(NetnsRef::Fd(host_.get()));
     for (const auto& link : host.ListLinks()) {
       if (link.name != "lo" && link.name.rfind("berth-tup", 0) != 0) {
@@ -77,10 +86,42 @@ class BridgeTest : public ::testing::Test {
     return outside;
   }
 
+  std::string Pin() { return BridgeNetnsPin(tmp_.Sub("state")); }
+
+  static bool Mounted(const std::string& path) {
+    std::ifstream in("/proc/self/mountinfo");
+    for (std::string line; std::getline(in, line);) {
+      if (line.find(" " + path + " ") != std::string::npos) return true;
+    }
+    return false;
+  }
+
+  // The bridge namespace (it must exist).
+  UniqueFd BridgeNs() {
+    UniqueFd fd = net_->OpenBridgeNetns();
+    if (!fd) throw std::runtime_error("no bridge namespace");
+    return fd;
+  }
+  Netlink BridgeNl() { return Netlink::OpenIn(NetnsRef::Fd(BridgeNs().get())); }
+
+  static std::string Sysctl(int netns_fd, const std::string& key) {
+    return RunInNetns(netns_fd, [&] { return ReadFile("/proc/sys/" + key); });
+  }
+
   berth::testing::TempDir tmp_;
   UniqueFd host_;
   std::unique_ptr<BridgeNetwork> net_;
 };
+
+// Waits up to 5 s (namespaces and their devices go asynchronously).
+template <typename Fn>
+bool Eventually(Fn&& done) {
+  for (int i = 0; i < 250; ++i) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
 
 TEST_F(BridgeTest, AttachConfiguresBothEnds) {
   InstanceProcess a;
@@ -92,12 +133,25 @@ TEST_F(BridgeTest, AttachConfiguresBothEnds) {
   EXPECT_EQ(att.address.ToString(), "10.88.0.2");
   EXPECT_EQ(att.mac.ToString(), "02:42:0a:58:00:02");
 
+  // The bridge and the bt- end are in the bridge namespace, not in the host's; the host
+  // has the transit's end and a route to the subnet over it.
   Netlink host = Netlink::OpenIn(NetnsRef::Fd(host_.get()));
-  auto bridge = host.GetLink("berth0");
+  EXPECT_FALSE(host.FindLink("berth0"));
+  EXPECT_FALSE(host.FindLink(att.host_ifname));
+  EXPECT_TRUE(host.GetLink("berth0-h").up);
+  auto host_routes = host.ListRoutes("berth0-h");
+  EXPECT_NE(std::find(host_routes.begin(), host_routes.end(), "10.88.0.0/16 via 169.254.88.1"),
+            host_routes.end());
+  Netlink br = BridgeNl();
+  auto bridge = br.GetLink("berth0");
   EXPECT_TRUE(bridge.up);
-  auto veth = host.GetLink(att.host_ifname);
+  auto veth = br.GetLink(att.host_ifname);
   EXPECT_EQ(veth.master_index, bridge.index);
   EXPECT_EQ(veth.mtu, 1400u);
+  auto br_routes = br.ListRoutes("host");
+  EXPECT_NE(std::find(br_routes.begin(), br_routes.end(), "default via 169.254.88.0"),
+            br_routes.end());
+  EXPECT_EQ(Sysctl(BridgeNs().get(), "net/ipv4/ip_forward"), "1\n");
 
   Netlink inside = Netlink::OpenIn(NetnsRef::Fd(a.netns()));
   auto eth0 = inside.GetLink("eth0");
@@ -112,9 +166,10 @@ TEST_F(BridgeTest, AttachConfiguresBothEnds) {
 
   EXPECT_TRUE(net_->Detach("berth-test-a"));
   EXPECT_FALSE(net_->Detach("berth-test-a"));
-  EXPECT_FALSE(host.FindLink(att.host_ifname));
+  EXPECT_FALSE(br.FindLink(att.host_ifname));
   EXPECT_FALSE(inside.FindLink("eth0")) << "the peer dies with the host end";
   EXPECT_EQ(QueryNft(host_.get(), "list tables"), "") << "last detach removes our tables";
+  EXPECT_EQ(QueryNft(BridgeNs().get(), "list tables"), "");
 }
 
 TEST_F(BridgeTest, TwoInstancesPingAndTalkHttp) {
@@ -139,13 +194,27 @@ TEST_F(BridgeTest, PublishedPortFromHostAndOutsideAndMasqueradedEgress) {
                             AttachOptions{"eth0", 0, {ParsePortMapping("8080:80")}});
   HttpServer server(b.netns(), 80, "published");
 
-  // From the host itself (output chain), to two of its local addresses.
+  // From the host itself (output chain): to its local addresses, and to the gateway,
+  // which is the bridge namespace's. Connections from the host come from the transit's
+  // address, except those to a local address, which keep it.
   auto via_gateway = HttpGet(host_.get(), "10.88.0.1", 8080);
   ASSERT_TRUE(via_gateway);
-  EXPECT_EQ(*via_gateway, "published 10.88.0.1");
+  EXPECT_EQ(*via_gateway, "published 169.254.88.0");
   auto via_uplink = HttpGet(host_.get(), "192.0.2.1", 8080);
   ASSERT_TRUE(via_uplink);
-  EXPECT_EQ(via_uplink->rfind("published", 0), 0u);
+  EXPECT_EQ(*via_uplink, "published 192.0.2.1");
+  auto via_loopback = HttpGet(host_.get(), "127.0.0.1", 8080);
+  ASSERT_TRUE(via_loopback);
+  EXPECT_EQ(*via_loopback, "published 169.254.88.0");
+  // Directly, by the instance's address.
+  auto direct = HttpGet(host_.get(), att_b.address.ToString(), 80);
+  ASSERT_TRUE(direct);
+  EXPECT_EQ(*direct, "published 169.254.88.0");
+  // Hairpin: another instance through the host's address and published port; its source
+  // becomes the host's, so the answer goes back through the host's DNAT.
+  auto hairpin = HttpGet(a.netns(), "192.0.2.1", 8080);
+  ASSERT_TRUE(hairpin) << "instance -> host address:published port -> instance";
+  EXPECT_EQ(*hairpin, "published 169.254.88.0");
   // From outside the host (prerouting chain): the client's own address is kept.
   auto from_outside = HttpGet(outside.get(), "192.0.2.1", 8080);
   ASSERT_TRUE(from_outside);
@@ -200,7 +269,7 @@ TEST_F(BridgeTest, SpoofedSourcesAreDropped) {
   testing::SendUdp(a.netns(), ip_a, ip_b, 9999, "legit-again");
   EXPECT_EQ(rx.Receive(2000), "legit-again");
 
-  std::string rules = QueryNft(host_.get(), "list table bridge berth");
+  std::string rules = QueryNft(BridgeNs().get(), "list table bridge berth");
   EXPECT_NE(rules.find(att_a.host_ifname), std::string::npos) << rules;
 }
 
@@ -249,7 +318,7 @@ TEST_F(BridgeTest, TaggedFramesAreDroppedEvenFromTheRightSource) {
   EXPECT_EQ(rx.Receive(1000), std::nullopt);
 
   // Without our bridge table the same tagged frame arrives: the test shows the rule.
-  RunNft(host_.get(), "delete table bridge berth");
+  RunNft(BridgeNs().get(), "delete table bridge berth");
   testing::SendRawUdp(a.netns(), att_a.mac, att_b.mac, ip_a, ip_b, 9999, "tagged-open", true);
   EXPECT_EQ(rx.Receive(2000), "tagged-open");
 }
@@ -258,9 +327,14 @@ TEST_F(BridgeTest, RestartKeepsAddressesAndReconcileFreesTheDead) {
   InstanceProcess a, b;
   auto att_a = net_->Attach("berth-test-a", NetnsRef::Pid(a.pid()));
   auto att_b = net_->Attach("berth-test-b", NetnsRef::Pid(b.pid()));
+  struct stat before {};
+  ASSERT_EQ(::fstat(BridgeNs().get(), &before), 0);
   // berthd "crashes": the object goes, the kernel state and the state dir stay.
   net_.reset();
   net_ = std::make_unique<BridgeNetwork>(Config());
+  struct stat after {};
+  ASSERT_EQ(::fstat(BridgeNs().get(), &after), 0);
+  EXPECT_EQ(after.st_ino, before.st_ino) << "the same bridge namespace, found by its pin";
   auto found = net_->Find("berth-test-a");
   ASSERT_TRUE(found);
   EXPECT_EQ(found->address, att_a.address);
@@ -268,9 +342,9 @@ TEST_F(BridgeTest, RestartKeepsAddressesAndReconcileFreesTheDead) {
   // b's instance died meanwhile.
   auto detached = net_->Reconcile({"berth-test-a"});
   EXPECT_EQ(detached, std::vector<std::string>{"berth-test-b"});
-  Netlink host = Netlink::OpenIn(NetnsRef::Fd(host_.get()));
-  EXPECT_FALSE(host.FindLink(att_b.host_ifname));
-  EXPECT_TRUE(host.FindLink(att_a.host_ifname));
+  Netlink br = BridgeNl();
+  EXPECT_FALSE(br.FindLink(att_b.host_ifname));
+  EXPECT_TRUE(br.FindLink(att_a.host_ifname));
   EXPECT_TRUE(Ping(a.netns(), "10.88.0.1")) << "a still works after the restart";
 
   InstanceProcess c;
@@ -285,8 +359,7 @@ TEST_F(BridgeTest, FailedAttachLeavesNothing) {
   Netlink::OpenIn(NetnsRef::Pid(a.pid())).CreateBridge("eth0");
   EXPECT_THROW(net_->Attach("berth-test-a", NetnsRef::Pid(a.pid())), Error);
   EXPECT_TRUE(net_->List().empty());
-  Netlink host = Netlink::OpenIn(NetnsRef::Fd(host_.get()));
-  EXPECT_FALSE(host.FindLink(HostIfname("berth-test-a")));
+  EXPECT_FALSE(BridgeNl().FindLink(HostIfname("berth-test-a")));
   EXPECT_THROW(net_->Attach("bad/id", NetnsRef::Pid(a.pid())), Error);
   // Attaching twice is refused.
   InstanceProcess b;
@@ -321,8 +394,7 @@ TEST_F(BridgeTest, Ipv6AddressesRoutesAndAntiSpoofing) {
   EXPECT_EQ(att_a.gateway6, "fd00:88::1");
   EXPECT_EQ(net_->Find("berth-test-a")->address6, "fd00:88::a58:2") << "kept in the record";
 
-  Netlink host = Netlink::OpenIn(NetnsRef::Fd(host_.get()));
-  auto bridge_addrs = host.ListAddresses("berth0");
+  auto bridge_addrs = BridgeNl().ListAddresses("berth0");
   EXPECT_NE(std::find(bridge_addrs.begin(), bridge_addrs.end(), "fd00:88::1/64"),
             bridge_addrs.end());
   Netlink inside = Netlink::OpenIn(NetnsRef::Pid(a.pid()));
@@ -337,6 +409,8 @@ TEST_F(BridgeTest, Ipv6AddressesRoutesAndAntiSpoofing) {
   EXPECT_TRUE(Ping(b.netns(), att_a.address6));
   EXPECT_TRUE(Ping(a.netns(), "fd00:88::1")) << "instance -> gateway over IPv6";
   EXPECT_TRUE(Ping(host_.get(), att_a.address6)) << "host -> instance over IPv6";
+  EXPECT_TRUE(Ping(a.netns(), "fd00:88::2"))
+      << "instance -> the host's address on the transit (proxied by the bridge namespace)";
   // IPv4 still works beside it.
   EXPECT_TRUE(Ping(a.netns(), att_b.address.ToString()));
 
@@ -353,6 +427,91 @@ TEST_F(BridgeTest, Ipv6AddressesRoutesAndAntiSpoofing) {
   auto att_c = net_->Attach("berth-test-c", NetnsRef::Pid(c.pid()));
   EXPECT_EQ(att_c.address6, "fd00:88::a58:4");
   EXPECT_TRUE(Ping(c.netns(), att_b.address6));
+}
+
+// The reason the bridge has a namespace of its own: br_netfilter's switches are per
+// namespace, and in the bridge's they are off whatever the host's are (1 on this kind of
+// host: Docker, Kubernetes, Neutron's Linux bridge agent), so bridged frames never walk
+// the IP hooks. Turned off again when br_netfilter, loaded later, turned them on.
+TEST_F(BridgeTest, BridgeNetfilterIsOffInTheBridgeNamespaceWhateverTheHost) {
+  const std::string key = "net/bridge/bridge-nf-call-iptables";
+  if (!RunInNetns(host_.get(), [&] { return PathExists("/proc/sys/" + key); })) {
+    GTEST_SKIP() << "br_netfilter is not loaded: no switch to look at";
+  }
+  RunInNetns(host_.get(), [&] { WriteToFile("/proc/sys/" + key, "1"); });
+  InstanceProcess a, b;
+  auto att_a = net_->Attach("berth-test-a", NetnsRef::Pid(a.pid()));
+  UniqueFd brns = BridgeNs();
+  for (const char* k :
+       {"bridge-nf-call-iptables", "bridge-nf-call-ip6tables", "bridge-nf-call-arptables"}) {
+    EXPECT_EQ(Sysctl(brns.get(), std::string("net/bridge/") + k), "0\n") << k;
+  }
+  EXPECT_EQ(Sysctl(host_.get(), key), "1\n") << "the host's setting is left alone";
+  // As if br_netfilter had been loaded after berthd made its namespace.
+  RunInNetns(brns.get(), [&] { WriteToFile("/proc/sys/" + key, "1"); });
+  auto att_b = net_->Attach("berth-test-b", NetnsRef::Pid(b.pid()));
+  EXPECT_EQ(Sysctl(brns.get(), key), "0\n") << "the next attach turns it off again";
+  EXPECT_TRUE(Ping(a.netns(), att_b.address.ToString()));
+  (void)att_a;
+}
+
+// Cleanup takes the bridge namespace away: no pin, and nothing of this process holds it,
+// so the kernel destroys it. A veth the test puts between the bridge namespace and the
+// host shows it: a veth dies with its namespace, and takes its peer in the host with it.
+TEST_F(BridgeTest, CleanupLeavesNoPinNamespaceVethOrTable) {
+  InstanceProcess a;
+  auto att = net_->Attach("berth-test-a", NetnsRef::Pid(a.pid()),
+                          AttachOptions{"eth0", 0, {ParsePortMapping("8080:80")}});
+  ASSERT_TRUE(Mounted(Pin()));
+  {
+    UniqueFd brns = BridgeNs();
+    Netlink::OpenIn(NetnsRef::Fd(brns.get()))
+        .CreateVethPair({.name = "probe",
+                         .peer_name = "berth-tprobe",
+                         .peer_netns = NetnsRef::Fd(host_.get()),
+                         .peer_mac = std::nullopt,
+                         .mtu = 0});
+  }
+  Netlink host = Netlink::OpenIn(NetnsRef::Fd(host_.get()));
+  ASSERT_TRUE(host.FindLink("berth-tprobe"));
+  net_->Cleanup();
+  EXPECT_FALSE(PathExists(Pin()));
+  EXPECT_FALSE(Mounted(Pin()));
+  EXPECT_FALSE(net_->OpenBridgeNetns()) << "no namespace behind the pin's path";
+  EXPECT_TRUE(Eventually([&] { return !host.FindLink("berth-tprobe"); }))
+      << "the bridge namespace is still alive";
+  EXPECT_TRUE(Eventually([&] { return !Netlink::OpenIn(NetnsRef::Pid(a.pid())).FindLink("eth0"); }))
+      << "the instance's end went with its bt- end";
+  EXPECT_FALSE(host.FindLink("berth0-h"));
+  EXPECT_EQ(QueryNft(host_.get(), "list tables"), "");
+  (void)att;
+}
+
+// After a reboot the pin's file is there but nothing is mounted on it (here: the pin is
+// removed and the namespace let go): the records remain, and the bridge namespace, the
+// bridge and the transit are made again; an instance that attaches again keeps its address.
+TEST_F(BridgeTest, APinGoneIsMadeAgainFromTheRecords) {
+  InstanceProcess a, b;
+  auto att_a = net_->Attach("berth-test-a", NetnsRef::Pid(a.pid()));
+  auto att_b = net_->Attach("berth-test-b", NetnsRef::Pid(b.pid()));
+  net_.reset();
+  UnpinNetns(Pin());
+  WriteFileAtomic(Pin(), "");  // what a reboot leaves: the file, not the mount
+  ASSERT_TRUE(Eventually([&] { return !Netlink::OpenIn(NetnsRef::Pid(a.pid())).FindLink("eth0"); }))
+      << "the old bridge namespace did not go";
+  net_ = std::make_unique<BridgeNetwork>(Config());
+  EXPECT_FALSE(net_->HostEndExists("berth-test-a"));
+  net_->Reconcile({"berth-test-a", "berth-test-b"});
+  ASSERT_TRUE(Mounted(Pin())) << "pinned again";
+  EXPECT_TRUE(BridgeNl().FindLink("berth0"));
+  // What berthd's start-up does for a running instance whose bt- end is missing.
+  auto again_a = net_->Attach("berth-test-a", NetnsRef::Pid(a.pid()));
+  auto again_b = net_->Attach("berth-test-b", NetnsRef::Pid(b.pid()));
+  EXPECT_EQ(again_a.address, att_a.address);
+  EXPECT_EQ(again_b.address, att_b.address);
+  EXPECT_TRUE(net_->HostEndExists("berth-test-a"));
+  EXPECT_TRUE(Ping(a.netns(), att_b.address.ToString()));
+  EXPECT_TRUE(Ping(host_.get(), att_a.address.ToString())) << "the transit and routes are back";
 }
 
 }  // namespace

@@ -1,6 +1,8 @@
 // berthd's instance networking end to end: a real berthd whose "host" network namespace
-// ([network] host_netns) is one the test makes, so the bridge, the host veth ends and the
-// nftables tables exist only there and no packet reaches the real host. Instances are
+// ([network] host_netns) is one the test makes, so the transit, the NAT table and Neutron's
+// bridges exist only there and no packet reaches the real host; the bridge mode's bridge,
+// its bt- ends and anti-spoofing table are in berthd's bridge namespace, pinned under the
+// test's state dir (and unpinned by the suite's teardown). Instances are
 // real containers (busybox); the test looks at them from inside (exec) and from the
 // "host" namespace.
 #include <fcntl.h>
@@ -137,14 +139,28 @@ class NetworkTest : public ::testing::Test {
       EXPECT_EQ(daemon_->DeleteAllInstances(), 0);
       daemon_->Kill9();
     }
+    std::string pin = daemon_ ? BridgePin() : "";
     delete daemon_;
     daemon_ = nullptr;
+    // berthd keeps its bridge between runs, as it would on a host: the suite takes it away.
+    if (!pin.empty()) net::UnpinNetns(pin);
     delete ovs_;
     ovs_ = nullptr;
     delete host_;
     host_ = nullptr;
     delete dir_;
     dir_ = nullptr;
+  }
+
+  // berthd's bridge namespace, pinned under its state dir.
+  static std::string BridgePin() { return daemon_->state_dir() + "/network/bridge/netns"; }
+  static UniqueFd BridgeNs() {
+    UniqueFd fd = net::OpenPinnedNetns(BridgePin());
+    if (!fd) throw std::runtime_error("berthd has no bridge namespace at " + BridgePin());
+    return fd;
+  }
+  static bool BridgeLinkExists(const std::string& name) {
+    return net::Netlink::OpenIn(net::NetnsRef::Fd(BridgeNs().get())).FindLink(name).has_value();
   }
 
   void SetUp() override {
@@ -160,6 +176,10 @@ class NetworkTest : public ::testing::Test {
     EXPECT_EQ(daemon_->DeleteAllInstances(), 0);
     // Nothing of any instance is left in the "host": no veth, lease, record or rule.
     EXPECT_EQ(LinksWithPrefix(host_->fd(), "bt-"), std::vector<std::string>{});
+    if (UniqueFd br = net::OpenPinnedNetns(BridgePin())) {
+      EXPECT_EQ(LinksWithPrefix(br.get(), "bt-"), std::vector<std::string>{});
+      EXPECT_EQ(net::QueryNft(br.get(), "list tables").find("berth"), std::string::npos);
+    }
     EXPECT_EQ(LinksWithPrefix(host_->fd(), "tap"), std::vector<std::string>{});
     EXPECT_EQ(FilesIn(daemon_->state_dir() + "/network/bridge/leases"), std::vector<std::string>{});
     EXPECT_EQ(FilesIn(daemon_->state_dir() + "/network/bridge/attachments"),
@@ -268,6 +288,8 @@ TEST_F(NetworkTest, BridgeInstancesReachEachOtherTheHostAndPublishedPorts) {
   EXPECT_EQ(std::string(ifa["ifname"].GetString()), "eth0");
   EXPECT_EQ(std::string(ifa["gateway"].GetString()), "10.99.0.1");
   EXPECT_EQ(std::string(ifa["bridge"].GetString()), "bnt0");
+  EXPECT_EQ(std::string(ifa["host_netns"].GetString()), BridgePin())
+      << "where host_ifname and the bridge are";
   EXPECT_EQ(va["network"]["ports"][0]["host_port"].GetInt(), 8080);
   std::string ip_a = Address(a);
   std::string ip_b = Address(b);
@@ -299,13 +321,19 @@ TEST_F(NetworkTest, BridgeInstancesReachEachOtherTheHostAndPublishedPorts) {
   EXPECT_NE(published->find("hello from web"), std::string::npos) << *published;
   auto via_gw = net::testing::HttpGet(host_->fd(), "10.99.0.1", 8080);
   ASSERT_TRUE(via_gw.has_value());
-  // East-west flows leave no conntrack entry in the host namespace (untracked at the
-  // bridge even where br_netfilter would hand bridged packets to the IP hooks; without it
-  // they are never tracked anyway). thread-self: /proc/net is the main thread's namespace.
-  std::string ct = net::RunInNetns(host_->fd(), [] {
-    return ReadFileIfExists("/proc/thread-self/net/nf_conntrack").value_or("");
+  // East-west flows leave no conntrack entry, in the host namespace (they never reach it)
+  // nor in the bridge's, where br_netfilter's switches are off whatever the host's are.
+  // thread-self: /proc/net is the main thread's namespace.
+  UniqueFd brns = BridgeNs();
+  for (int ns : {host_->fd(), brns.get()}) {
+    std::string ct = net::RunInNetns(
+        ns, [] { return ReadFileIfExists("/proc/thread-self/net/nf_conntrack").value_or(""); });
+    EXPECT_EQ(ct.find("src=" + ip_b + " dst=" + ip_a + " "), std::string::npos) << ct;
+  }
+  std::string brnf = net::RunInNetns(brns.get(), [] {
+    return ReadFileIfExists("/proc/sys/net/bridge/bridge-nf-call-iptables").value_or("absent");
   });
-  EXPECT_EQ(ct.find("src=" + ip_b + " dst=" + ip_a + " "), std::string::npos) << ct;
+  EXPECT_TRUE(brnf == "0\n" || brnf == "absent") << brnf;
 
   // A spoofed source address leaves B but never reaches A (anti-spoofing on the bridge).
   EXPECT_NE(
@@ -315,7 +343,7 @@ TEST_F(NetworkTest, BridgeInstancesReachEachOtherTheHostAndPublishedPorts) {
   std::string host_if = std::string(ifa["host_ifname"].GetString());
   ASSERT_EQ(daemon_->Delete("/v1/instances/" + a).status, 204);
   EXPECT_EQ(Lease(ip_a), "");
-  EXPECT_FALSE(net::Netlink::OpenIn(net::NetnsRef::Fd(host_->fd())).FindLink(host_if));
+  EXPECT_FALSE(BridgeLinkExists(host_if));
   EXPECT_FALSE(net::testing::HttpGet(host_->fd(), "127.0.0.1", 8080).has_value());
   EXPECT_EQ(net::QueryNft(host_->fd(), "list table ip berth").find("8080"), std::string::npos);
 }
@@ -348,7 +376,8 @@ TEST_F(NetworkTest, BridgeInstancesTalkOverIpv6) {
   EXPECT_EQ(ExecCode(b, "ping -c1 -W2 " + ip6_a), 0);
   EXPECT_EQ(ExecCode(a, "ping -c1 -W2 fd00:99::1"), 0) << "instance -> gateway over IPv6";
   EXPECT_TRUE(net::testing::Ping(host_->fd(), ip6_b)) << "host -> instance over IPv6";
-  EXPECT_NE(net::QueryNft(host_->fd(), "list table bridge berth").find(ip6_a), std::string::npos);
+  EXPECT_NE(net::QueryNft(BridgeNs().get(), "list table bridge berth").find(ip6_a),
+            std::string::npos);
 }
 
 // What the Nova driver does while it waits for network-vif-plugged: spawn with
@@ -361,7 +390,7 @@ TEST_F(NetworkTest, SpawnWithoutStartHasItsNetworkBeforeItsProcessRuns) {
   auto v = Show(a);
   EXPECT_EQ(Int(v, "power_state"), 0) << "created, not started: NOSTATE";
   std::string ip = Address(a);
-  EXPECT_TRUE(net::Netlink::OpenIn(net::NetnsRef::Fd(host_->fd())).FindLink(net::HostIfname(a)));
+  EXPECT_TRUE(BridgeLinkExists(net::HostIfname(a)));
   EXPECT_EQ(daemon_->Post("/v1/instances/" + a + "/action", R"({"action": "pause"})").status, 409);
   HttpResult r = daemon_->Post("/v1/instances/" + a + "/action", R"({"action": "start"})");
   ASSERT_EQ(r.status, 200) << r.body;
@@ -399,7 +428,7 @@ TEST_F(NetworkTest, BadNetworkRequestsAreRefusedLeavingNothing) {
       R"({"image": "busybox", "command": ["sleep", "100"], "network": {"mode": "bridge", "ports": [{"host_port": 9000, "container_port": 80}]}})");
   EXPECT_EQ(r.status, 409) << r.body;
   EXPECT_EQ(daemon_->Get("/v1/instances").Json()["instances"].Size(), 1u);
-  EXPECT_EQ(LinksWithPrefix(host_->fd(), "bt-").size(), 1u);
+  EXPECT_EQ(LinksWithPrefix(BridgeNs().get(), "bt-").size(), 1u);
 }
 
 TEST_F(NetworkTest, StopStartAndRebuildKeepTheAddress) {
@@ -465,12 +494,12 @@ TEST_F(NetworkTest, ReconcileAfterSigkillWithInstancesDeletedBehindItsBack) {
   ASSERT_EQ(::unlink((bdir + "/instance.json").c_str()), 0);
   // A's host veth vanishes too (an administrator's mistake): the restart re-creates it.
   std::string a_if = net::HostIfname(a);
-  net::Netlink::OpenIn(net::NetnsRef::Fd(host_->fd())).DeleteLink(a_if);
+  net::Netlink::OpenIn(net::NetnsRef::Fd(BridgeNs().get())).DeleteLink(a_if);
 
   daemon_->Start();
   EXPECT_EQ(daemon_->Get("/v1/instances/" + b).status, 404);
   EXPECT_EQ(Lease(ip_b), "");
-  EXPECT_FALSE(net::Netlink::OpenIn(net::NetnsRef::Fd(host_->fd())).FindLink(net::HostIfname(b)));
+  EXPECT_FALSE(BridgeLinkExists(net::HostIfname(b)));
   EXPECT_FALSE(PathExists(bdir));
   EXPECT_FALSE(Mounted(b));
   // A: still running, same pid and address, its veth back, reachable both ways.
@@ -478,7 +507,7 @@ TEST_F(NetworkTest, ReconcileAfterSigkillWithInstancesDeletedBehindItsBack) {
   EXPECT_EQ(Int(Show(a), "pid"), pid_a);
   EXPECT_EQ(Address(a), ip_a);
   EXPECT_NE(Lease(ip_a), "");
-  EXPECT_TRUE(net::Netlink::OpenIn(net::NetnsRef::Fd(host_->fd())).FindLink(a_if));
+  EXPECT_TRUE(BridgeLinkExists(a_if));
   EXPECT_EQ(ExecCode(a, "ping -c1 -W2 10.99.0.1"), 0);
   EXPECT_TRUE(net::testing::Ping(host_->fd(), ip_a));
   // A new instance gets an address no other instance had.
@@ -487,6 +516,35 @@ TEST_F(NetworkTest, ReconcileAfterSigkillWithInstancesDeletedBehindItsBack) {
   EXPECT_NE(ip_c, ip_a);
   EXPECT_NE(ip_c, ip_b) << "an address is not reused at once (next-fit)";
   EXPECT_EQ(ExecCode(c, "ping -c1 -W2 " + ip_a), 0);
+}
+
+// The bridge namespace's pin gone while berthd is down (as after a reboot, where the file
+// stays but the mount does not; here the instances survive it): the namespace ends, and
+// with it the instances' bt- ends and eth0. The restart makes the namespace, bridge and
+// transit again and attaches the running instances again, same addresses.
+TEST_F(NetworkTest, RestartWithoutTheBridgePinMakesItAgainAndReattaches) {
+  std::string a = Create(kBridge);
+  std::string b = Create(kBridge);
+  ASSERT_FALSE(a.empty());
+  ASSERT_FALSE(b.empty());
+  std::string ip_a = Address(a), ip_b = Address(b);
+  pid_t pid_a = static_cast<pid_t>(Int(Show(a), "pid"));
+  daemon_->Kill9();
+  net::UnpinNetns(BridgePin());
+  WriteFileAtomic(BridgePin(), "");
+  bool gone = false;
+  for (int i = 0; i < 250 && !gone; ++i) {
+    gone = !net::Netlink::OpenIn(net::NetnsRef::Pid(pid_a)).FindLink("eth0");
+    if (!gone) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_TRUE(gone) << "the unpinned bridge namespace did not end";
+
+  daemon_->Start();
+  EXPECT_EQ(Address(a), ip_a);
+  EXPECT_EQ(Address(b), ip_b);
+  EXPECT_TRUE(BridgeLinkExists(net::HostIfname(a))) << "attached again in the new namespace";
+  EXPECT_EQ(ExecCode(a, "ping -c1 -W2 " + ip_b), 0);
+  EXPECT_TRUE(net::testing::Ping(host_->fd(), ip_a)) << "transit and routes made again";
 }
 
 // SIGKILL in the middle of a spawn, at a point where the container runs and its network is
@@ -506,7 +564,7 @@ TEST_F(NetworkTest, SigkillDuringSpawnLeavesNothing) {
   ASSERT_TRUE(daemon_->WaitPaused("spawn-after-launch")) << daemon_->log();
   // Mid-spawn: the container, its mount, veth and lease exist.
   std::string veth = net::HostIfname(half);
-  ASSERT_TRUE(net::Netlink::OpenIn(net::NetnsRef::Fd(host_->fd())).FindLink(veth));
+  ASSERT_TRUE(BridgeLinkExists(veth));
   ASSERT_TRUE(Mounted(half));
   ASSERT_EQ(FilesIn(daemon_->state_dir() + "/network/bridge/leases").size(), 2u);
   daemon_->Kill9();
@@ -518,7 +576,7 @@ TEST_F(NetworkTest, SigkillDuringSpawnLeavesNothing) {
   EXPECT_FALSE(PathExists(daemon_->state_dir() + "/instances/" + half));
   EXPECT_FALSE(PathExists(daemon_->run_dir() + "/containers/" + half));
   EXPECT_FALSE(Mounted(half));
-  EXPECT_FALSE(net::Netlink::OpenIn(net::NetnsRef::Fd(host_->fd())).FindLink(veth));
+  EXPECT_FALSE(BridgeLinkExists(veth));
   EXPECT_EQ(FilesIn(daemon_->state_dir() + "/network/bridge/leases").size(), 1u);
   std::error_code ec;
   for (const auto& c : std::filesystem::directory_iterator("/sys/fs/cgroup", ec)) {
@@ -557,8 +615,7 @@ TEST_F(NetworkTest, SigkillDuringDeleteCompletesIt) {
   EXPECT_FALSE(PathExists(daemon_->state_dir() + "/instances/" + doomed));
   EXPECT_FALSE(Mounted(doomed));
   EXPECT_EQ(Lease(ip), "");
-  EXPECT_FALSE(
-      net::Netlink::OpenIn(net::NetnsRef::Fd(host_->fd())).FindLink(net::HostIfname(doomed)));
+  EXPECT_FALSE(BridgeLinkExists(net::HostIfname(doomed)));
   std::error_code ec;
   for (const auto& c : std::filesystem::directory_iterator("/sys/fs/cgroup", ec)) {
     EXPECT_FALSE(PathExists(c.path().string() + "/" + daemon_->cgroup_parent() + "/" + doomed));

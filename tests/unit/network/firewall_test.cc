@@ -26,17 +26,19 @@ TEST(FirewallTest, ParsesDockerStylePortMappings) {
 
 TEST(FirewallTest, NoEndpointsMeansRemoveOurTablesOnly) {
   FirewallState state;
-  state.bridge = "berth0";
+  state.transit = "berth0-h";
   state.subnet = Ipv4Subnet::Parse("10.88.0.0/16");
-  EXPECT_EQ(RenderRuleset(state),
+  EXPECT_EQ(RenderNatRuleset(state),
             "table ip berth\ndelete table ip berth\ntable bridge berth\ndelete table bridge "
-            "berth\n");
-  EXPECT_EQ(RenderRemoval("berth"), RenderRuleset(state));
+            "berth\n")
+      << "the host also loses a bridge table of ours from the days the bridge lived there";
+  EXPECT_EQ(RenderRemoval("berth"), RenderNatRuleset(state));
+  EXPECT_EQ(RenderBridgeRuleset(state), "table bridge berth\ndelete table bridge berth\n");
 }
 
-TEST(FirewallTest, RendersNatPortsAndAntiSpoofing) {
+FirewallState OneInstance() {
   FirewallState state;
-  state.bridge = "berth0";
+  state.transit = "berth0-h";
   state.subnet = Ipv4Subnet::Parse("10.88.0.0/16");
   auto ip = Ipv4Address::Parse("10.88.0.5");
   state.endpoints.push_back({"bt-0011aabb",
@@ -44,53 +46,77 @@ TEST(FirewallTest, RendersNatPortsAndAntiSpoofing) {
                              MacAddress::FromIpv4(ip),
                              {ParsePortMapping("8080:80"), ParsePortMapping("1.2.3.4:53:53/udp")},
                              ""});
-  std::string s = RenderRuleset(state);
+  return state;
+}
+
+TEST(FirewallTest, RendersNatKeyedOnTheTransit) {
+  FirewallState state = OneInstance();
+  std::string s = RenderNatRuleset(state);
   auto has = [&](const std::string& needle) { return s.find(needle) != std::string::npos; };
   EXPECT_EQ(s.rfind("table ip berth\ndelete table ip berth\n", 0), 0u) << "replace, atomically";
   EXPECT_TRUE(has("tcp dport 8080 dnat to 10.88.0.5:80\n")) << s;
   EXPECT_TRUE(has("ip daddr 1.2.3.4 udp dport 53 dnat to 10.88.0.5:53\n")) << s;
   EXPECT_TRUE(has("type nat hook output priority -100")) << "published ports from the host";
   EXPECT_TRUE(
-      has("ip saddr 10.88.0.0/16 ip daddr != 10.88.0.0/16 oifname != \"berth0\" "
+      has("ip saddr 10.88.0.0/16 ip daddr != 10.88.0.0/16 oifname != \"berth0-h\" "
           "masquerade"))
       << s;
-  EXPECT_TRUE(has("ip saddr 127.0.0.0/8 oifname \"berth0\" masquerade")) << "ports on 127.0.0.1";
-  // Anti-spoofing: one base chain; each instance is a set element (port, MAC, address),
-  // not a list of rules that every frame walks.
+  EXPECT_TRUE(
+      has("ip saddr 10.88.0.0/16 ip daddr 10.88.0.0/16 ct status dnat oifname "
+          "\"berth0-h\" masquerade"))
+      << "hairpin: " << s;
+  EXPECT_TRUE(has("ip saddr 127.0.0.0/8 oifname \"berth0-h\" masquerade")) << "ports on 127.0.0.1";
+  EXPECT_FALSE(has("bridge berth {")) << "the bridge's table is not the host's";
+  EXPECT_FALSE(has("ip daddr 10.88.0.1 jump published")) << "no gateway given";
+  state.gateway = Ipv4Address::Parse("10.88.0.1");
+  s = RenderNatRuleset(state);
+  EXPECT_NE(s.find("ip daddr 10.88.0.1 jump published"),
+            s.rfind("ip daddr 10.88.0.1 jump published"))
+      << "in prerouting and output: " << s;
+  EXPECT_TRUE(
+      has("type nat hook output priority -100; policy accept;\n"
+          "    fib daddr type local jump published\n"
+          "    ip daddr 10.88.0.1 jump published\n"))
+      << "from the host, ports answer on the gateway too: " << s;
+}
+
+TEST(FirewallTest, RendersAntiSpoofingForTheBridgeNamespace) {
+  FirewallState state = OneInstance();
+  state.gateway = Ipv4Address::Parse("10.88.0.1");
+  std::string s = RenderBridgeRuleset(state);
+  auto has = [&](const std::string& needle) { return s.find(needle) != std::string::npos; };
+  EXPECT_EQ(s.rfind("table bridge berth\ndelete table bridge berth\ntable bridge berth {", 0), 0u)
+      << s;
+  EXPECT_FALSE(has("table ip")) << "NAT stays in the host: " << s;
+  // One base chain; each instance is a set element (port, MAC, address), not a list of
+  // rules that every frame walks.
   EXPECT_EQ(s.find("type filter hook prerouting"), s.rfind("type filter hook prerouting"))
       << "one bridge chain: " << s;
   EXPECT_TRUE(has("\"bt-0011aabb\" . 02:42:0a:58:00:05 . 10.88.0.5")) << s;
   EXPECT_TRUE(has("\"bt-0011aabb\" . 02:42:0a:58:00:05 . 02:42:0a:58:00:05 . 10.88.0.5")) << s;
-  EXPECT_TRUE(has("    ether type ip iifname . ether saddr . ip saddr @ipv4_sources accept\n"))
+  // The hot path is the first rule.
+  EXPECT_TRUE(
+      has("type filter hook prerouting priority -300; policy accept;\n"
+          "    ether type ip iifname . ether saddr . ip saddr @ipv4_sources accept\n"))
       << s;
   EXPECT_TRUE(
       has("    ether type arp iifname . ether saddr . arp saddr ether . arp saddr ip "
           "@arp_sources accept\n"))
       << s;
   EXPECT_TRUE(has("    iifname @ports drop\n  }\n}\n")) << "the rest from a port: dropped, last";
-  EXPECT_FALSE(has("notrack")) << "no gateway given: everything stays tracked";
-
-  // East-west traffic is not tracked; traffic to the gateway (NAT, ports) is. It is the
-  // first rule: the hot path is one rule.
-  state.gateway = Ipv4Address::Parse("10.88.0.1");
-  s = RenderRuleset(state);
-  EXPECT_TRUE(
-      has("type filter hook prerouting priority -300; policy accept;\n"
-          "    ether type ip ip daddr 10.88.0.0/16 ip daddr != 10.88.0.1 iifname . ether saddr . "
-          "ip saddr @ipv4_sources notrack accept\n"))
-      << s;
+  EXPECT_FALSE(has("notrack")) << "br_netfilter is off in the bridge namespace: nothing to untrack";
 }
 
 TEST(FirewallTest, EveryInstanceIsOneElementOfEachSet) {
   FirewallState state;
-  state.bridge = "berth0";
+  state.transit = "berth0-h";
   state.subnet = Ipv4Subnet::Parse("10.88.0.0/16");
   state.gateway = Ipv4Address::Parse("10.88.0.1");
   for (int i = 2; i <= 4; ++i) {
     auto ip = Ipv4Address::Parse("10.88.0." + std::to_string(i));
     state.endpoints.push_back({"bt-" + std::to_string(i), ip, MacAddress::FromIpv4(ip), {}, ""});
   }
-  std::string s = RenderRuleset(state);
+  std::string s = RenderBridgeRuleset(state);
   std::string rules = s.substr(s.find("chain prerouting {\n    type filter"));
   EXPECT_EQ(rules.find("bt-"), std::string::npos) << "no per-instance rule: " << rules;
   EXPECT_NE(s.find("  set ports {\n    type ifname\n    elements = { \"bt-2\",\n      \"bt-3\",\n"
@@ -105,51 +131,41 @@ TEST(FirewallTest, EveryInstanceIsOneElementOfEachSet) {
 
 TEST(FirewallTest, Ipv6OnlyFromTheInstancesOwnAddressOrLinkLocal) {
   FirewallState state;
-  state.bridge = "berth0";
+  state.transit = "berth0-h";
   state.subnet = Ipv4Subnet::Parse("10.88.0.0/16");
   auto ip = Ipv4Address::Parse("10.88.0.5");
   state.endpoints.push_back({"bt-1", ip, MacAddress::FromIpv4(ip), {}, ""});
-  std::string s = RenderRuleset(state);
+  std::string s = RenderBridgeRuleset(state);
   EXPECT_NE(s.find("    ether type ip6 ip6 saddr { ::, fe80::/10 } iifname . ether saddr "
                    "@mac_sources accept\n"),
             std::string::npos)
       << s;
   state.endpoints[0].address6 = "fd00:88:0::a58:5";
-  s = RenderRuleset(state);
+  s = RenderBridgeRuleset(state);
   EXPECT_NE(s.find("elements = { \"bt-1\" . 02:42:0a:58:00:05 . fd00:88::a58:5 }"),
             std::string::npos)
       << s;
   EXPECT_NE(s.find("    ether type ip6 iifname . ether saddr . ip6 saddr @ipv6_sources accept\n"),
             std::string::npos)
       << s;
-  state.gateway = Ipv4Address::Parse("10.88.0.1");
-  state.subnet6 = "fd00:88::/64";
-  state.gateway6 = "fd00:88::1";
-  s = RenderRuleset(state);
-  EXPECT_NE(s.find("ether type ip6 ip6 daddr fd00:88::/64 ip6 daddr != fd00:88::1 iifname . "
-                   "ether saddr . ip6 saddr @ipv6_sources notrack accept\n"),
-            std::string::npos)
-      << s;
-  state.gateway6 = "fd00:88::1; accept";
-  EXPECT_THROW(RenderRuleset(state), Error);
-  state.gateway6 = "fd00:88::1";
   state.endpoints[0].address6 = "fd00::1 } accept; {";
-  EXPECT_THROW(RenderRuleset(state), Error) << "not an address: never rendered";
+  EXPECT_THROW(RenderBridgeRuleset(state), Error) << "not an address: never rendered";
 }
 
 TEST(FirewallTest, RefusesNamesThatCouldInjectRules) {
   FirewallState state;
-  state.bridge = "berth0\" accept";
+  state.transit = "berth0\" accept";
   state.subnet = Ipv4Subnet::Parse("10.88.0.0/16");
   auto ip = Ipv4Address::Parse("10.88.0.5");
   state.endpoints.push_back({"bt-1", ip, MacAddress::FromIpv4(ip), {}, ""});
-  EXPECT_THROW(RenderRuleset(state), Error);
-  state.bridge = "berth0";
+  EXPECT_THROW(RenderNatRuleset(state), Error);
+  state.transit = "berth0-h";
   state.endpoints[0].host_ifname = "bt-1\"; flush";
-  EXPECT_THROW(RenderRuleset(state), Error);
+  EXPECT_THROW(RenderBridgeRuleset(state), Error);
   state.endpoints[0].host_ifname = "bt-1";
   state.table = "berth; flush ruleset";
-  EXPECT_THROW(RenderRuleset(state), Error);
+  EXPECT_THROW(RenderNatRuleset(state), Error);
+  EXPECT_THROW(RenderBridgeRuleset(state), Error);
 }
 
 }  // namespace

@@ -53,13 +53,17 @@ TEST(NetworkConfigTest, DefaultsOverridesAndBadValues) {
   EXPECT_FALSE(c.network.enable_ip_forward);
   EXPECT_EQ(c.network.subnet6, "") << "IPv4 only unless subnet6 is set";
   EXPECT_EQ(ParseConfig("[network]\nsubnet6 = fd00:9::/64\n").network.subnet6, "fd00:9::/64");
+  EXPECT_EQ(d.network.transit, "169.254.88.0/31");
+  EXPECT_EQ(ParseConfig("[network]\ntransit = 192.0.2.8/30\n").network.transit, "192.0.2.8/30");
   for (const char* bad :
        {"[network]\ndefault_mode = warp\n", "[network]\nsubnet = 10.9.0.1/24\n",
         "[network]\nsubnet = 10.9.0.0/24\ngateway = 10.10.0.1\n", "[network]\nmtu = 9\n",
         "[network]\nbridge = a-name-that-is-too-long\n", "[network]\nfallback_dns = dns.example\n",
         "[network]\nhost_netns = relative\n", "[network]\nnft_table = a;b\n",
         "[network]\nsubnet6 = fd00:9::/112\n", "[network]\nsubnet6 = fd00:9::1/64\n",
-        "[network]\nsubnet6 = 10.9.0.0/24\n"}) {
+        "[network]\nsubnet6 = 10.9.0.0/24\n", "[network]\ntransit = 169.254.88.0/32\n",
+        "[network]\ntransit = 169.254.0.0/16\n", "[network]\ntransit = 169.254.88.1/31\n",
+        "[network]\nsubnet = 10.9.0.0/24\ntransit = 10.9.0.8/30\n"}) {
     try {
       ParseConfig(bad);
       ADD_FAILURE() << "accepted " << bad;
