@@ -48,6 +48,10 @@ set -euo pipefail
 BUILD=${1:?usage: iperf3_bench.sh BUILD_DIR [RUNS] [SECONDS] [SPAWNS]}
 RUNS=${2:-5}
 SECS=${3:-5}
+# Client on CPU 0, server on CPU 1 (iperf3 -A), the same on every path: on a 2-core guest
+# where the scheduler puts the two ends varies more between rounds than the paths differ.
+# IPERF3_AFFINITY="" lets the scheduler choose.
+read -ra AFFINITY <<<"${IPERF3_AFFINITY--A 0,1}"
 SPAWNS=${4:-10}
 FRAMES=${FRAMES:-100000}
 VCPUS=${VCPUS:-$(nproc)}
@@ -251,9 +255,9 @@ sleep 0.5
 
 gbits() { jq -r '.end.sum_received.bits_per_second / 1e9' 2>/dev/null || echo nan; }
 run_berth() {
-  api POST "/v1/instances/$CLI/exec" \
-    "{\"command\": [\"iperf3\", \"-c\", \"$SRV_IP\", \"-t\", \"$SECS\", \"-J\"]}" |
-    jq -r .stdout | gbits
+  local args
+  args=$(printf '%s\n' iperf3 -c "$SRV_IP" -t "$SECS" "${AFFINITY[@]}" -J | jq -R . | jq -cs .)
+  api POST "/v1/instances/$CLI/exec" "{\"command\": $args}" | jq -r .stdout | gbits
 }
 # Diagnostic: runs "$@" on the same instances with berthd's bridge-family table
 # (anti-spoofing) taken out and put back unchanged, to show what the per-frame rules cost.
@@ -267,10 +271,10 @@ without_bridge_table() {
 }
 run_berth_nofilter() { without_bridge_table run_berth; }
 run_berth_net_only() {
-  (in_base_cg nsenter --net="/proc/$CLI_PID/ns/net" "$IPERF3" -c "$SRV_IP" -p 5202 -t "$SECS" -J) | gbits
+  (in_base_cg nsenter --net="/proc/$CLI_PID/ns/net" "$IPERF3" -c "$SRV_IP" -p 5202 -t "$SECS" "${AFFINITY[@]}" -J) | gbits
 }
-run_veth() { (in_base_cg ip netns exec "$NS_VB" "$IPERF3" -c 10.231.8.1 -t "$SECS" -J) | gbits; }
-run_bridge() { (in_base_cg ip netns exec "$NS_BB" "$IPERF3" -c 10.231.9.2 -t "$SECS" -J) | gbits; }
+run_veth() { (in_base_cg ip netns exec "$NS_VB" "$IPERF3" -c 10.231.8.1 -t "$SECS" "${AFFINITY[@]}" -J) | gbits; }
+run_bridge() { (in_base_cg ip netns exec "$NS_BB" "$IPERF3" -c 10.231.9.2 -t "$SECS" "${AFFINITY[@]}" -J) | gbits; }
 
 # Same MTU and queueing discipline on every path, or the comparison is not fair.
 devices() { # NETNS(name or path) DEV...
