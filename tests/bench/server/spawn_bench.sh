@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Spawn/delete storm against a private berthd: N instances created and deleted by C
-# parallel clients, then GET /v1/instances throughput (wrk when installed), the server-side
-# spawn latency quantiles from /metrics, and a leak check.
+# parallel clients; prints the rate, spawn latency p50/p99 as berthd measured it (its log)
+# and as the clients saw it (POST and DELETE), then GET /v1/instances throughput (wrk
+# when installed), and a leak check (instance dirs, containers, mounts, cgroups, monitor
+# processes) that fails the script when anything is left.
 #   tests/bench/server/spawn_bench.sh [BUILD_DIR] [N=50] [C=4]
 set -euo pipefail
 BUILD=${1:-/work/main/build-berthd}; N=${2:-50}; C=${3:-4}
@@ -12,7 +14,7 @@ cat >"$D/berthd.conf" <<CONF
 [DEFAULT]
 state_dir = $D/state
 run_dir = $D/run
-log_level = warn
+log_level = info
 [api]
 port = 0
 token_file = $D/token
@@ -33,19 +35,14 @@ U=http://$(grep -o '127.0.0.1:[0-9]*' "$D/out"); T=$(cat "$D/token"); H="X-Auth-
 mkdir -p "$D/rootfs/bin"; cp /bin/busybox "$D/rootfs/bin/"; ln -s busybox "$D/rootfs/bin/sh"
 ln -s busybox "$D/rootfs/bin/sleep"; tar -C "$D/rootfs" -cf "$D/bb.tar" .
 curl -sf -H "$H" --data-binary @"$D/bb.tar" "$U/v1/images?name=bb" >/dev/null
-one() {
-  local id; id=$(curl -sf -H "$H" -X POST "$U/v1/instances" \
-    -d '{"image":"bb","flavor":{"vcpus":1,"memory_mb":32},"command":["sleep","1000"]}' |
-    grep -o '"uuid":"[^"]*"' | cut -d'"' -f4)
-  curl -sf -H "$H" -X DELETE "$U/v1/instances/$id" >/dev/null
-}
-export -f one; export U H
-start=$(date +%s.%N)
-seq "$N" | xargs -P "$C" -I{} bash -c one
-end=$(date +%s.%N)
-echo "spawn+delete: $N instances, $C clients: $(echo "$N / ($end - $start)" | bc -l | cut -c1-6) /s"
-curl -sf -H "$H" "$U/metrics" | awk '/^berth_spawn_seconds_(sum|count)/ {v[$1]=$2}
-  END {printf "server-side spawn mean: %.1f ms\n", 1000*v["berth_spawn_seconds_sum"]/v["berth_spawn_seconds_count"]}'
+# One Python process for all C clients (storm_client.py says why not curl).
+/usr/bin/python3 "$(dirname "$0")/storm_client.py" "$U" "$T" "$N" "$C" "$D"
+# p50 and p99 (nearest rank) of a column of milliseconds.
+quantiles() { sort -g | awk '{v[NR]=$1} END {if (!NR) {print "no samples"; exit}
+  printf "p50 %.1f ms  p99 %.1f ms  max %.1f ms  (n=%d)\n", v[int(NR*0.5+0.999)], v[int(NR*0.99+0.999)], v[NR], NR}'; }
+echo "  berthd spawn (its log):  $(grep -ho 'spawned from [^ ]* in [0-9.]* ms' "$D/out" "$D/err" | awk '{print $5}' | quantiles)"
+echo "  POST (client):           $(awk '{print 1000*$1}' "$D/post.times" | quantiles)"
+echo "  DELETE (client):         $(awk '{print 1000*$1}' "$D/delete.times" | quantiles)"
 curl -sf -H "$H" "$U/metrics" | grep 'berth_spawn_seconds_bucket' | tr '\n' ' '; echo
 for i in $(seq 10); do curl -sf -H "$H" -X POST "$U/v1/instances" \
   -d '{"image":"bb","flavor":{"vcpus":1,"memory_mb":32},"command":["sleep","1000"]}' >/dev/null; done
@@ -58,5 +55,8 @@ fi
 for id in $(curl -sf -H "$H" "$U/v1/instances" | grep -o '"uuid":"[^"]*"' | cut -d'"' -f4); do
   curl -sf -H "$H" -X DELETE "$U/v1/instances/$id"; done
 left=$(ls "$D/state/instances" | wc -l); mounts=$(grep -c "$D" /proc/self/mountinfo || true)
+containers=$(find "$D/run" -name state.json 2>/dev/null | wc -l)
 cgs=$(find /sys/fs/cgroup -maxdepth 3 -path "*$CG/*" -type d | wc -l)
-echo "leak check: instance dirs=$left mounts=$mounts cgroups=$cgs"
+monitors=$(pgrep -f "berth-monitor --state-dir $D/" | wc -l || true)
+echo "leak check: instance dirs=$left containers=$containers mounts=$mounts cgroups=$cgs monitors=$monitors"
+[ "$left$containers$mounts$cgs$monitors" = 00000 ] || { echo "leak check FAILED" >&2; exit 1; }
