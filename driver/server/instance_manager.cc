@@ -576,6 +576,7 @@ InstanceView InstanceManager::Create(const rapidjson::Value& body) {
   // The records made before the container (network, id range, snapshot) are synced while
   // the container is made, and before the instance's record, its commit point.
   DeferredFsyncs deferred;
+  PhaseTimer timer("spawn");
   const std::string dir = InstanceDir(uuid);
   if (::mkdir(dir.c_str(), 0700) != 0) ThrowErrno("mkdir", dir);
   rollback.Add([dir] { RemoveTree(dir); });
@@ -583,8 +584,10 @@ InstanceView InstanceManager::Create(const rapidjson::Value& body) {
   std::optional<IdRange> id_range;
   if (ranges_ && !security.privileged) {
     ::chmod(dir.c_str(), 0711);  // the init reaches its root through here as the range's root
+    timer.Mark("dir+network");
     id_range = ranges_->Allocate(dir);
     if (auto next = ranges_->SlotAfter(*id_range)) userns_cache_.Prewarm(*next);
+    timer.Mark("id range");
   }
 
   // May download (a Glance image): outside image_mu_, while the instance shows "spawning".
@@ -595,7 +598,9 @@ InstanceView InstanceManager::Create(const rapidjson::Value& body) {
     // An image cannot be removed between being resolved and getting a snapshot on it.
     std::lock_guard image_lock(image_mu_);
     image = images_.Get(store_ref);
+    timer.Mark("image");
     images_.layers().Prepare(SnapshotKey(uuid), image.top_chain().str());
+    timer.Mark("snapshot");
   }
   rollback.Add([this, uuid] { images_.layers().Remove(SnapshotKey(uuid)); });
   rec.image_id = image.id.str();

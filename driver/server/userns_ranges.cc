@@ -107,31 +107,54 @@ std::optional<IdRange> UsernsRanges::SlotAfter(const IdRange& r) const {
   return n;
 }
 
-IdRange UsernsRanges::Allocate(const std::string& instance_dir) {
-  std::lock_guard lock(mu_);
-  std::set<uint64_t> taken;
+std::vector<bool> UsernsRanges::ScanTakenSlots() const {
+  std::vector<bool> taken(slots_, false);
   for (const auto& name : ListDirectory(instances_dir_)) {
     if (name[0] == '.') continue;
     try {
       auto r = Load(JoinPath(instances_dir_, name));
-      if (r && r->uid >= uids_.start) taken.insert((r->uid - uids_.start) / slot_size_);
+      if (!r || r->uid < uids_.start) continue;
+      const uint64_t slot = (r->uid - uids_.start) / slot_size_;
+      if (slot < slots_) taken[slot] = true;
     } catch (const Error&) {
       // Written atomically, so never torn; a file that does not parse belongs to a
       // record Recover() cannot load either, and the instance is unusable anyway.
     }
   }
-  for (size_t slot = 0; slot < slots_; ++slot) {
-    if (taken.count(slot)) continue;
-    IdRange r;
-    r.uid = static_cast<uint32_t>(uids_.start + slot * slot_size_);
-    r.gid = static_cast<uint32_t>(gids_.start + slot * slot_size_);
-    r.size = slot_size_;
-    WriteFileAtomic(JoinPath(instance_dir, kIdmapFile), IdRangeToJson(r), 0600);
-    return r;
+  return taken;
+}
+
+IdRange UsernsRanges::Allocate(const std::string& instance_dir) {
+  std::lock_guard lock(mu_);
+  // Reading every instance's idmap.json on each spawn cost ~13 us an instance (4.6 ms at
+  // 300). The records are read once; our own allocations keep the set current. A delete
+  // frees its slot only on disk (its directory goes), so freed slots are found by a new
+  // scan when the known-free ones run out: the ids of a deleted instance go to a new one
+  // as late as possible, not at once.
+  auto first_free = [this] {
+    for (size_t slot = 0; slot < slots_; ++slot) {
+      if (!taken_[slot]) return std::optional<size_t>(slot);
+    }
+    return std::optional<size_t>();
+  };
+  std::optional<size_t> slot;
+  if (!taken_.empty()) slot = first_free();
+  if (!slot) {
+    taken_ = ScanTakenSlots();
+    slot = first_free();
   }
-  throw Error(ErrorKind::kResourceExhausted,
-              "no free user namespace range: all " + std::to_string(slots_) +
-                  " slots of the berth subordinate range are in use");
+  if (!slot) {
+    throw Error(ErrorKind::kResourceExhausted,
+                "no free user namespace range: all " + std::to_string(slots_) +
+                    " slots of the berth subordinate range are in use");
+  }
+  IdRange r;
+  r.uid = static_cast<uint32_t>(uids_.start + *slot * slot_size_);
+  r.gid = static_cast<uint32_t>(gids_.start + *slot * slot_size_);
+  r.size = slot_size_;
+  WriteFileAtomic(JoinPath(instance_dir, kIdmapFile), IdRangeToJson(r), 0600);
+  taken_[*slot] = true;
+  return r;
 }
 
 }  // namespace berth::server

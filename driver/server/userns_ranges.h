@@ -44,8 +44,10 @@ class UsernsRanges {
   UsernsRanges(const std::string& subid_dir, const std::string& user, uint32_t slot_size,
                std::string instances_dir);
 
-  // Picks the lowest slot no instance directory's idmap.json holds and writes it into
-  // `instance_dir`/idmap.json (fsynced). kResourceExhausted when every slot is taken.
+  // Picks a slot no instance directory's idmap.json holds and writes it into
+  // `instance_dir`/idmap.json (fsynced): the lowest one not taken since the records were
+  // last read, which happens at the first call and whenever those run out (so a deleted
+  // instance's slot is reused only then). kResourceExhausted when every slot is taken.
   IdRange Allocate(const std::string& instance_dir);
   // The instance's slot, or nullopt when it has none (made without user namespaces).
   static std::optional<IdRange> Load(const std::string& instance_dir);
@@ -61,8 +63,11 @@ class UsernsRanges {
   SubidRange uids_, gids_;
   uint32_t slot_size_;
   size_t slots_;
+  std::vector<bool> ScanTakenSlots() const;
+
   std::string instances_dir_;
-  std::mutex mu_;  // a scan and the write of its result are one step
+  std::mutex mu_;            // a scan and the write of its result are one step
+  std::vector<bool> taken_;  // empty until the first Allocate
 };
 
 }  // namespace berth::server

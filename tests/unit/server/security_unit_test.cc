@@ -83,6 +83,30 @@ TEST(UsernsRanges, AllocatesDistinctSlotsPersistsAndReleases) {
   EXPECT_FALSE(again.SlotAfter(c).has_value());
 }
 
+TEST(UsernsRanges, AFreedSlotIsReusedOnlyWhenNoOtherIsFree) {
+  testing::TempDir dir;
+  WriteFileAtomic(dir.Sub("subuid"), "berth:200000:196608\n");  // three slots
+  WriteFileAtomic(dir.Sub("subgid"), "berth:300000:196608\n");
+  std::string instances = dir.Sub("instances");
+  for (const char* name : {"a", "b", "c", "d", "e"}) MakeDirs(instances + "/" + name);
+  UsernsRanges ranges(dir.path(), "berth", 65536, instances);
+  IdRange a = ranges.Allocate(instances + "/a");
+  RemoveTree(instances + "/a");  // deleted: its ids go to another instance last
+  IdRange b = ranges.Allocate(instances + "/b");
+  IdRange c = ranges.Allocate(instances + "/c");
+  EXPECT_EQ(b.uid, 265536u);
+  EXPECT_EQ(c.uid, 331072u);
+  // The known-free slots are gone: the records are read again and a's slot is found.
+  EXPECT_EQ(ranges.Allocate(instances + "/d"), a);
+  // All three are in use now.
+  try {
+    ranges.Allocate(instances + "/e");
+    FAIL() << "four slots out of three";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kResourceExhausted);
+  }
+}
+
 TEST(UsernsRanges, TooSmallARangeIsRefused) {
   testing::TempDir dir;
   WriteFileAtomic(dir.Sub("subuid"), "berth:200000:1000\n");
