@@ -161,4 +161,19 @@ std::string MacAddress::ToString() const {
   return buf;
 }
 
+uint32_t StableHash(std::string_view text) {
+  uint32_t hash = 2166136261u;
+  for (unsigned char c : text) {
+    hash ^= c;
+    hash *= 16777619u;
+  }
+  return hash;
+}
+
+std::string HashedIfname(std::string_view prefix, std::string_view key) {
+  char hex[9];
+  std::snprintf(hex, sizeof hex, "%08x", StableHash(key));
+  return std::string(prefix) + hex;
+}
+
 }  // namespace berth::net

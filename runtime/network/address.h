@@ -68,4 +68,10 @@ struct MacAddress {
   auto operator<=>(const MacAddress&) const = default;
 };
 
+// FNV-1a of `text`: the same on every run and build (std::hash is not), for the interface
+// names and MACs derived from ids that must survive a berthd restart.
+uint32_t StableHash(std::string_view text);
+// `prefix` + 8 hex digits of StableHash(key); at most 15 bytes for a prefix of up to 7.
+std::string HashedIfname(std::string_view prefix, std::string_view key);
+
 }  // namespace berth::net

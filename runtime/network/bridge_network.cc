@@ -4,7 +4,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdio>
 #include <sstream>
 #include <utility>
 
@@ -84,15 +83,6 @@ bool PortsClash(const PortMapping& a, const PortMapping& b) {
          (!a.host_ip || !b.host_ip || *a.host_ip == *b.host_ip);
 }
 
-uint32_t Fnv1a(const std::string& text) {
-  uint32_t hash = 2166136261u;
-  for (unsigned char c : text) {
-    hash ^= c;
-    hash *= 16777619u;
-  }
-  return hash;
-}
-
 // The transit's (host end, bridge end) IPv4 addresses.
 std::pair<Ipv4Address, Ipv4Address> TransitAddresses(const Ipv4Subnet& transit) {
   if (transit.prefix_len == 31) return {transit.At(0), transit.At(1)};
@@ -134,16 +124,12 @@ bool IsValidInstanceId(const std::string& id) {
 }
 
 std::string HostIfname(const std::string& instance_id) {
-  char buf[16];
-  std::snprintf(buf, sizeof buf, "%s%08x", kHostIfPrefix, Fnv1a(instance_id));
-  return buf;
+  return HashedIfname(kHostIfPrefix, instance_id);
 }
 
 std::string TransitIfname(const std::string& bridge) {
   if (bridge.size() + 2 <= 15) return bridge + "-h";
-  char buf[16];
-  std::snprintf(buf, sizeof buf, "bh-%08x", Fnv1a(bridge));
-  return buf;
+  return HashedIfname("bh-", bridge);
 }
 
 std::string BridgeNetnsPin(const std::string& state_dir) { return JoinPath(state_dir, "netns"); }

@@ -5,7 +5,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdio>
 #include <functional>
 #include <memory>
 #include <sstream>
@@ -22,15 +21,6 @@ constexpr const char* kRecordSuffix = ".conf";
 constexpr const char* kDefaultOvsBridge = "br-int";
 // The bridge mode deletes every "bt-" veth it has no record of: never use its prefix.
 constexpr const char* kBridgeModePrefix = "bt-";
-
-uint32_t Fnv1a(const std::string& text) {
-  uint32_t hash = 2166136261u;
-  for (unsigned char c : text) {
-    hash ^= c;
-    hash *= 16777619u;
-  }
-  return hash;
-}
 
 [[noreturn]] void Invalid(const std::string& message) {
   throw Error(ErrorKind::kInvalidArgument, message);
@@ -147,9 +137,7 @@ std::string ToString(VifKind kind) {
 }
 
 std::string LibvirtHostIfname(const std::string& instance_id, const std::string& network) {
-  char buf[16];
-  std::snprintf(buf, sizeof buf, "bv-%08x", Fnv1a(instance_id + "/" + network));
-  return buf;
+  return HashedIfname("bv-", instance_id + "/" + network);
 }
 
 void ValidateVifSpec(const VifSpec& vif) {
@@ -288,7 +276,7 @@ VifAttachment VifNetwork::AttachToLibvirtNetwork(const std::string& instance_id,
     if (options.mac) {
       vif.mac = *options.mac;
     } else {
-      uint32_t hash = Fnv1a(instance_id + "/" + network);
+      uint32_t hash = StableHash(instance_id + "/" + network);
       vif.mac.bytes = {0x52,
                        0x54,
                        0x00,
