@@ -42,15 +42,16 @@ class HostNetns {
  public:
   explicit HostNetns(const std::string& path) : path_(path) {
     fd_ = net::CreateNetns();
-    WriteFileAtomic(path_, "");
-    std::string src = "/proc/self/fd/" + std::to_string(fd_.get());
-    if (::mount(src.c_str(), path_.c_str(), nullptr, MS_BIND, nullptr) != 0) {
-      ThrowErrno("mount", path_);
-    }
+    net::PinNetns(fd_.get(), path_);
     // lo up: published ports are tested on 127.0.0.1 of this "host".
     net::RunInNetns(fd_.get(), [] { net::Netlink::Open().SetUp("lo"); });
   }
-  ~HostNetns() { ::umount2(path_.c_str(), MNT_DETACH); }
+  ~HostNetns() {
+    try {
+      net::UnpinNetns(path_);
+    } catch (const Error&) {
+    }
+  }
   int fd() const { return fd_.get(); }
   const std::string& path() const { return path_; }
 
@@ -61,9 +62,7 @@ class HostNetns {
 
 std::vector<std::string> FilesIn(const std::string& dir) {
   std::vector<std::string> out;
-  std::error_code ec;
-  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
-    std::string n = e.path().filename().string();
+  for (const auto& n : ListDirectory(dir)) {
     if (n[0] != '.') out.push_back(n);
   }
   return out;
