@@ -159,6 +159,8 @@ const std::map<std::string, Setter>& Setters() {
        }},
       {"instances.spawner",
        [](Config& c, const std::string& w, const char* v) { c.spawner = ToBool(w, v); }},
+      {"instances.shells",
+       [](Config& c, const std::string& w, const char* v) { c.shells = ToUnsigned(w, v, 16); }},
       {"instances.max_console_followers",
        [](Config& c, const std::string& w, const char* v) {
          c.max_console_followers = ToUnsigned(w, v, 100000);

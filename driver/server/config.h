@@ -46,6 +46,9 @@ struct Config {
   // Containers are created by a small process forked at start-up (runtime/linux/spawner.h),
   // whose forks are cheap; false: by berthd itself.
   bool spawner = true;
+  // Shells (runtime/linux/shell.h) the spawner keeps made ahead for the next spawn's user
+  // namespace slot; 0: none.
+  uint64_t shells = 1;
 
   // [network]
   NetworkOptions network;

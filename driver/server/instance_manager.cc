@@ -452,10 +452,12 @@ bool InstanceManager::CreatedNotStarted(const std::string& uuid) const {
 }
 
 container::StateRecord InstanceManager::MakeContainer(const container::CreateOptions& options,
-                                                      std::string_view spec_json) {
+                                                      std::string_view spec_json,
+                                                      const container::ShellShape* next,
+                                                      bool* used_shell) {
   if (spawner_ && spawner_->alive()) {
     try {
-      return spawner_->Create(options, spec_json);
+      return spawner_->Create(options, spec_json, next, used_shell);
     } catch (const Error& e) {
       if (spawner_->alive()) throw;  // CreateContainer's own error: it rolled back
       spdlog::error("{}; berthd creates containers itself from now on", e.message());
@@ -473,8 +475,8 @@ container::StateRecord InstanceManager::MakeContainer(const container::CreateOpt
   return container::CreateContainer(options);
 }
 
-void InstanceManager::Launch(const InstanceRecord& record, const store::ImageConfig& image,
-                             bool start) {
+bool InstanceManager::Launch(const InstanceRecord& record, const store::ImageConfig& image,
+                             bool start, const std::optional<IdRange>& next_range) {
   PhaseTimer timer("launch");
   const std::string rootfs = RootfsDir(record.uuid);
   SpecInputs in;
@@ -492,6 +494,13 @@ void InstanceManager::Launch(const InstanceRecord& record, const store::ImageCon
   o.spec = BuildInstanceSpec(in);
   ApplySecurityProfile(o.spec, ParseSecurityRequest(record.flavor, config_.allow_privileged),
                        UsernsRanges::Load(InstanceDir(record.uuid)));
+  // The next spawn's spec differs from this one, as far as its processes go, by its slot.
+  std::optional<container::ShellShape> next;
+  if (next_range) next = container::ShellShapeOf(o.spec);
+  if (next) {
+    next->uid_mappings = next_range->UidMappings();
+    next->gid_mappings = next_range->GidMappings();
+  }
   // exec reads the container's spec from its bundle. Written anew by every launch, from the
   // record, so a power loss costs nothing here: no fsync on the spawn path.
   const std::string spec_json = spec::SerializeSpec(o.spec);
@@ -499,7 +508,8 @@ void InstanceManager::Launch(const InstanceRecord& record, const store::ImageCon
   o.cgroup_path = CgroupPath(record.uuid);
   o.console_max = config_.console_max_bytes;
   timer.Mark("spec");
-  container::StateRecord state = MakeContainer(o, spec_json);
+  bool used_shell = false;
+  container::StateRecord state = MakeContainer(o, spec_json, next ? &*next : nullptr, &used_shell);
   timer.Mark("create");
   Rollback rollback;
   rollback.Add([&] { container::DeleteContainer(config_.containers_dir(), record.uuid, true); });
@@ -510,6 +520,7 @@ void InstanceManager::Launch(const InstanceRecord& record, const store::ImageCon
   if (start) container::StartContainer(config_.containers_dir(), record.uuid);
   timer.Mark("start");
   rollback.Commit();
+  return used_shell;
 }
 
 InstanceView InstanceManager::Create(const rapidjson::Value& body) {
@@ -581,11 +592,12 @@ InstanceView InstanceManager::Create(const rapidjson::Value& body) {
   if (::mkdir(dir.c_str(), 0700) != 0) ThrowErrno("mkdir", dir);
   rollback.Add([dir] { RemoveTree(dir); });
   network_->Save(dir, net_request);
-  std::optional<IdRange> id_range;
+  std::optional<IdRange> id_range, next_range;
   if (ranges_ && !security.privileged) {
     ::chmod(dir.c_str(), 0711);  // the init reaches its root through here as the range's root
     timer.Mark("dir+network");
     id_range = ranges_->Allocate(dir);
+    next_range = ranges_->Peek();
     if (auto next = ranges_->SlotAfter(*id_range)) userns_cache_.Prewarm(*next);
     timer.Mark("id range");
   }
@@ -617,8 +629,9 @@ InstanceView InstanceManager::Create(const rapidjson::Value& body) {
   auto mounted = Clock::now();
   std::future<void> synced = std::async(std::launch::async, FsyncFilesAndDirs, deferred.Release());
   rollback.Add([this, uuid] { network_->Detach(uuid); });
+  bool from_shell = false;
   try {
-    Launch(rec, image.config, start_now);
+    from_shell = Launch(rec, image.config, start_now, next_range);
   } catch (...) {
     synced.wait();
     throw;
@@ -637,9 +650,9 @@ InstanceView InstanceManager::Create(const rapidjson::Value& body) {
   auto ms = [](auto d) { return std::chrono::duration<double, std::milli>(d).count(); };
   spdlog::info(
       "instance {} ({}) spawned from {} in {:.1f} ms (snapshot {:.1f}, mount {:.1f}, "
-      "container {:.1f}, record {:.1f})",
+      "container {:.1f}{}, record {:.1f})",
       uuid, rec.name, rec.image_id, seconds * 1000, ms(prepared - started), ms(mounted - prepared),
-      ms(launched - mounted), ms(Clock::now() - launched));
+      ms(launched - mounted), from_shell ? " from a shell" : "", ms(Clock::now() - launched));
   return ViewOf(*inst);
 }
 

@@ -187,11 +187,16 @@ class InstanceManager {
   // Creates and starts the container on the (mounted) rootfs; returns the init pid.
   // start=false leaves it created (namespaces and network ready, process not started):
   // the Nova driver starts it once Neutron reported the ports up.
-  void Launch(const InstanceRecord& record, const store::ImageConfig& image, bool start = true);
+  // `next_range`: the user namespace slot the next spawn likely gets, for the spawner to
+  // make a shell for. True when the container was made from a shell.
+  bool Launch(const InstanceRecord& record, const store::ImageConfig& image, bool start = true,
+              const std::optional<IdRange>& next_range = std::nullopt);
   // container::CreateContainer, through the spawner while it lives.
   // spec_json: o.spec serialized (the bundle's config.json), passed on to the spawner.
   container::StateRecord MakeContainer(const container::CreateOptions& options,
-                                       std::string_view spec_json);
+                                       std::string_view spec_json,
+                                       const container::ShellShape* next = nullptr,
+                                       bool* used_shell = nullptr);
   // A container created and not yet started (spawn with "start": false).
   bool CreatedNotStarted(const std::string& uuid) const;
   void EnsureRootfsMounted(const std::string& uuid);

@@ -68,7 +68,7 @@ int main(int argc, char** argv) {
   std::string spawner_error;
   if (config.spawner) {
     try {
-      spawner = berth::container::Spawner::Start();
+      spawner = berth::container::Spawner::Start(config.shells);
     } catch (const berth::Error& e) {
       spawner_error = e.what();
     }

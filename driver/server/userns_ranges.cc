@@ -100,11 +100,15 @@ std::optional<IdRange> UsernsRanges::SlotAfter(const IdRange& r) const {
   if (r.uid < uids_.start || r.size != slot_size_) return std::nullopt;
   const uint64_t next = (r.uid - uids_.start) / slot_size_ + 1;
   if (next >= slots_) return std::nullopt;
-  IdRange n;
-  n.uid = static_cast<uint32_t>(uids_.start + next * slot_size_);
-  n.gid = static_cast<uint32_t>(gids_.start + next * slot_size_);
-  n.size = slot_size_;
-  return n;
+  return RangeOfSlot(next);
+}
+
+IdRange UsernsRanges::RangeOfSlot(size_t slot) const {
+  IdRange r;
+  r.uid = static_cast<uint32_t>(uids_.start + slot * slot_size_);
+  r.gid = static_cast<uint32_t>(gids_.start + slot * slot_size_);
+  r.size = slot_size_;
+  return r;
 }
 
 std::vector<bool> UsernsRanges::ScanTakenSlots() const {
@@ -122,6 +126,14 @@ std::vector<bool> UsernsRanges::ScanTakenSlots() const {
     }
   }
   return taken;
+}
+
+std::optional<IdRange> UsernsRanges::Peek() {
+  std::lock_guard lock(mu_);
+  for (size_t slot = 0; slot < taken_.size(); ++slot) {
+    if (!taken_[slot]) return RangeOfSlot(slot);
+  }
+  return std::nullopt;
 }
 
 IdRange UsernsRanges::Allocate(const std::string& instance_dir) {
@@ -148,10 +160,7 @@ IdRange UsernsRanges::Allocate(const std::string& instance_dir) {
                 "no free user namespace range: all " + std::to_string(slots_) +
                     " slots of the berth subordinate range are in use");
   }
-  IdRange r;
-  r.uid = static_cast<uint32_t>(uids_.start + *slot * slot_size_);
-  r.gid = static_cast<uint32_t>(gids_.start + *slot * slot_size_);
-  r.size = slot_size_;
+  IdRange r = RangeOfSlot(*slot);
   WriteFileAtomic(JoinPath(instance_dir, kIdmapFile), IdRangeToJson(r), 0600);
   taken_[*slot] = true;
   return r;

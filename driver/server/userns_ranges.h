@@ -54,6 +54,9 @@ class UsernsRanges {
   // The slot after `r`, the one the next spawn most likely gets (nullopt after the last):
   // what berthd prepares a mapping namespace for ahead of time.
   std::optional<IdRange> SlotAfter(const IdRange& r) const;
+  // The slot the next Allocate gives unless the known-free ones have run out (then it
+  // reads the records again): what the spawner makes a shell for. nullopt: unknown.
+  std::optional<IdRange> Peek();
 
   size_t slots() const { return slots_; }
   const SubidRange& uids() const { return uids_; }
@@ -64,6 +67,7 @@ class UsernsRanges {
   uint32_t slot_size_;
   size_t slots_;
   std::vector<bool> ScanTakenSlots() const;
+  IdRange RangeOfSlot(size_t slot) const;
 
   std::string instances_dir_;
   std::mutex mu_;            // a scan and the write of its result are one step

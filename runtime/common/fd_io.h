@@ -4,7 +4,11 @@
 #pragma once
 
 #include <cstddef>
+#include <string>
 #include <string_view>
+#include <vector>
+
+#include "runtime/common/unique_fd.h"
 
 namespace berth {
 
@@ -23,4 +27,14 @@ void SendFd(int sock, int fd, std::string_view what);
 // without one are skipped.
 int ReceiveFd(int sock);
 
+// A message with descriptors on a stream socket: an 8-byte length and the descriptors
+// (SCM_RIGHTS, at most kMaxMessageFds) in one sendmsg, then the body. For handing a
+// prepared process its part of a create, which carries a spec of any size.
+inline constexpr size_t kMaxMessageFds = 32;
+void SendMessageWithFds(int sock, std::string_view body, const std::vector<int>& fds,
+                        std::string_view what);
+// Receives one; false at EOF before the length. The descriptors are close-on-exec. Throws
+// an Error naming `what` on a short or oversized message.
+bool ReceiveMessageWithFds(int sock, std::string* body, std::vector<UniqueFd>* fds,
+                           std::string_view what, size_t max_body = 64u << 20);
 }  // namespace berth

@@ -6,6 +6,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -29,10 +30,16 @@
 #include "runtime/linux/mount_plan.h"
 #include "runtime/linux/namespaces.h"
 #include "runtime/linux/rootfs.h"
+#include "runtime/linux/shell.h"
+#include "runtime/linux/shell_internal.h"
 #include "runtime/monitor/client.h"
 #include "runtime/monitor/launch.h"
 #include "runtime/security/security.h"
 #include "runtime/spec/parser.h"
+
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
 
 namespace berth::container {
 namespace {
@@ -183,10 +190,38 @@ struct InitPlan {
   // "tasks" of each v1 hierarchy, which the init joins itself (JoinedCgroups); empty when
   // M moves it by pid instead.
   std::vector<int> v1_tasks_fds;
+  int v2_procs_fd = -1;  // a shell's init joins its cgroup2 group through cgroup.procs
+  // A claimed shell's init: its namespaces are entered and loopback is up already.
+  bool shell = false;
   // The creator's and monitor's ends, which the init must not hold: a start pipe it holds
   // itself would never report the monitor's death as EOF.
   std::vector<int> close_fds;
 };
+
+// The init's plan from the spec: the same in the creator (which checks it before any
+// process exists) and in a claimed shell's init (which was made before the spec).
+InitPlan PlanInit(const spec::Spec& spec, const NamespacePlan& namespaces,
+                  const cgroup::CgroupHost& host, const std::string& cgroup_path) {
+  RootfsHostInfo host_info;
+  host_info.new_user_namespace = namespaces.new_user;
+  host_info.new_cgroup_namespace = namespaces.new_cgroup;
+  host_info.new_network_namespace =
+      namespaces.new_network || spec.FindNamespace(spec::NamespaceType::kNetwork) != nullptr;
+  host_info.cgroup_host = host;
+  for (const auto& [controller, mount] : host.v1_mounts) {
+    std::string name = mount.substr(mount.rfind('/') + 1);
+    host_info.cgroup_dirs[name] = JoinPath(mount, cgroup_path);
+  }
+  if (!host.unified_mount.empty())
+    host_info.unified_dir = JoinPath(host.unified_mount, cgroup_path);
+
+  InitPlan init;
+  init.spec = &spec;
+  init.rootfs = BuildRootfsPlan(spec, host_info);
+  init.security = security::PrepareProcessSecurity(spec.process, spec.linux.seccomp);
+  init.namespaces = namespaces;
+  return init;
+}
 
 // The container's init, from clone until execve. Single-threaded, so allocation is safe;
 // failures are reported as one line on the sync socket.
@@ -197,23 +232,29 @@ struct InitPlan {
     }
     ResetSignals();
     PhaseTimer timer("  init");
-    char go = 0;
-    if (::read(p.sync_fd, &go, 1) != 1) ::_exit(1);  // M gave up
-    timer.Mark("wait go");
+    if (!p.shell) {
+      char go = 0;
+      if (::read(p.sync_fd, &go, 1) != 1) ::_exit(1);  // M gave up
+      timer.Mark("wait go");
+    }
     // "0" moves the writer alone, which takes no global lock (a single-threaded process).
     for (int fd : p.v1_tasks_fds) {
       if (::write(fd, "0", 1) != 1) ThrowErrno("write", "cgroup tasks (join own cgroup)");
+    }
+    // cgroup2 has no such path: a move through cgroup.procs takes the threadgroup lock.
+    if (p.v2_procs_fd >= 0 && ::write(p.v2_procs_fd, "0", 1) != 1) {
+      ThrowErrno("write", "cgroup.procs (join own cgroup2 group)");
     }
     timer.Mark("join cgroups");
     if (p.stdin_fd >= 0 && ::dup2(p.stdin_fd, 0) < 0) ThrowErrno("dup2 stdin");
     if (p.stdout_fd >= 0 && ::dup2(p.stdout_fd, 1) < 0) ThrowErrno("dup2 stdout");
     if (p.stderr_fd >= 0 && ::dup2(p.stderr_fd, 2) < 0) ThrowErrno("dup2 stderr");
-    JoinNamespacesInChild(p.namespaces);
+    if (!p.shell) JoinNamespacesInChild(p.namespaces);
     if (p.namespaces.new_user) {
       if (::setresgid(0, 0, 0) != 0) ThrowErrno("setresgid", "0");
       if (::setresuid(0, 0, 0) != 0) ThrowErrno("setresuid", "0");
     }
-    if (p.namespaces.new_network) BringUpLoopback();
+    if (p.namespaces.new_network && !p.shell) BringUpLoopback();
     if (p.namespaces.new_cgroup && ::unshare(CLONE_NEWCGROUP) != 0) {
       ThrowErrno("unshare", "cgroup namespace");
     }
@@ -264,18 +305,6 @@ struct InitPlan {
   }
 }
 
-void WriteIdMap(pid_t pid, const char* file, const std::vector<spec::IdMapping>& maps) {
-  if (maps.empty()) return;
-  std::string text;
-  for (const auto& m : maps) {
-    text += std::to_string(m.container_id) + " " + std::to_string(m.host_id) + " " +
-            std::to_string(m.size) + "\n";
-  }
-  std::string path = "/proc/" + std::to_string(pid) + "/" + file;
-  WithContext(std::string("linux.") + (file[0] == 'u' ? "uidMappings" : "gidMappings"),
-              [&] { WriteToFile(path, text); });
-}
-
 // "berth/<id>" leaves "berth" behind in every hierarchy once the last container is gone;
 // remove such parents when empty (rmdir refuses a group that still has children).
 void RemoveEmptyCgroupParents(const cgroup::CgroupHost& host, std::string path) {
@@ -324,6 +353,78 @@ UniqueFd ConnectUnix(const std::string& path) {
 
 }  // namespace
 
+namespace internal {
+
+void WriteIdMap(pid_t pid, const char* file, const std::vector<spec::IdMapping>& maps) {
+  if (maps.empty()) return;
+  std::string text;
+  for (const auto& m : maps) {
+    text += std::to_string(m.container_id) + " " + std::to_string(m.host_id) + " " +
+            std::to_string(m.size) + "\n";
+  }
+  std::string path = "/proc/" + std::to_string(pid) + "/" + file;
+  WithContext(std::string("linux.") + (file[0] == 'u' ? "uidMappings" : "gidMappings"),
+              [&] { WriteToFile(path, text); });
+}
+
+[[noreturn]] void RunShellInit(const ShellInitContext& context) {
+  try {
+    ResetSignals();
+    // Until claimed, the shell dies with M; once claimed, the init outlives the monitor as
+    // a cold create's does.
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    char go = 0;
+    if (::read(context.sync_fd, &go, 1) != 1) ::_exit(1);  // M gave up
+    if (context.namespaces.new_network) BringUpLoopback();
+    std::string body;
+    std::vector<UniqueFd> fds;
+    if (!ReceiveMessageWithFds(context.claim_fd, &body, &fds, "shell claim")) ::_exit(0);
+    ::prctl(PR_SET_PDEATHSIG, 0);
+    ::close(context.claim_fd);
+    rapidjson::Document doc;
+    doc.Parse(body.data(), body.size());
+    if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("spec") ||
+        !doc["spec"].IsString() || !doc.HasMember("cgroup_path") ||
+        !doc["cgroup_path"].IsString() || !doc.HasMember("v1_tasks") || !doc["v1_tasks"].IsUint() ||
+        !doc.HasMember("v2_procs") || !doc["v2_procs"].IsBool()) {
+      throw Error(ErrorKind::kInternal, "shell claim: malformed");
+    }
+    const size_t v1_count = doc["v1_tasks"].GetUint();
+    const bool v2 = doc["v2_procs"].GetBool();
+    if (fds.size() != kClaimInitFixedFds + v1_count + (v2 ? 1 : 0)) {
+      throw Error(ErrorKind::kInternal, "shell claim: wrong number of descriptors");
+    }
+    const spec::Spec spec =
+        spec::ParseSpec(std::string_view(doc["spec"].GetString(), doc["spec"].GetStringLength()));
+    const std::string cgroup_path(doc["cgroup_path"].GetString(),
+                                  doc["cgroup_path"].GetStringLength());
+    const NamespacePlan namespaces = PlanNamespaces(spec);
+    if (namespaces.clone_flags != context.namespaces.clone_flags || !namespaces.joins.empty() ||
+        !namespaces.pid_join_path.empty()) {
+      throw Error(ErrorKind::kInternal, "shell claim: the spec's namespaces are not the shell's");
+    }
+    InitPlan init = PlanInit(spec, namespaces, context.cgroup_host, cgroup_path);
+    init.shell = true;
+    init.sync_fd = context.sync_fd;
+    init.rootfs.rootfs_tree_fd = fds[kClaimRootTree].get();
+    init.start_fd = fds[kClaimStartRead].get();
+    init.exec_err_fd = fds[kClaimExecErrWrite].get();
+    init.stdin_fd = fds[kClaimStdin].get();
+    init.stdout_fd = init.stderr_fd = fds[kClaimStdout].get();
+    for (size_t i = 0; i < v1_count; ++i) {
+      init.v1_tasks_fds.push_back(fds[kClaimInitFixedFds + i].get());
+    }
+    if (v2) init.v2_procs_fd = fds.back().get();
+    RunInit(init);
+  } catch (const Error& e) {
+    ChildFail(context.sync_fd, e.what());
+  } catch (const std::exception& e) {
+    ChildFail(context.sync_fd, e.what());
+  }
+}
+
+}  // namespace internal
+
 const char* StatusName(Status status) {
   switch (status) {
     case Status::kCreated:
@@ -360,6 +461,11 @@ std::string FindExecutable(const std::string& name, const std::vector<std::strin
 }
 
 StateRecord CreateContainer(const CreateOptions& options) {
+  return CreateContainer(options, nullptr);
+}
+
+StateRecord CreateContainer(const CreateOptions& options, std::unique_ptr<Shell> shell,
+                            std::string_view spec_json) {
   PhaseTimer timer("create");
   ValidateContainerId(options.id);
   const spec::Spec& spec = options.spec;
@@ -393,24 +499,7 @@ StateRecord CreateContainer(const CreateOptions& options) {
   cg->Apply(resources);
   timer.Mark("cgroup apply");
 
-  RootfsHostInfo host_info;
-  host_info.new_user_namespace = namespaces.new_user;
-  host_info.new_cgroup_namespace = namespaces.new_cgroup;
-  host_info.new_network_namespace =
-      namespaces.new_network || spec.FindNamespace(spec::NamespaceType::kNetwork) != nullptr;
-  host_info.cgroup_host = host;
-  for (const auto& [controller, mount] : host.v1_mounts) {
-    std::string name = mount.substr(mount.rfind('/') + 1);
-    host_info.cgroup_dirs[name] = JoinPath(mount, cgroup_path);
-  }
-  if (!host.unified_mount.empty())
-    host_info.unified_dir = JoinPath(host.unified_mount, cgroup_path);
-
-  InitPlan init;
-  init.spec = &spec;
-  init.rootfs = BuildRootfsPlan(spec, host_info);
-  init.security = security::PrepareProcessSecurity(spec.process, spec.linux.seccomp);
-  init.namespaces = namespaces;
+  InitPlan init = PlanInit(spec, namespaces, host, cgroup_path);
   JoinedCgroups joined = OpenCgroupsToJoin(host, cgroup_path);
   timer.Mark("plan");
 
@@ -493,11 +582,89 @@ StateRecord CreateContainer(const CreateOptions& options) {
   record.annotations = spec.annotations;
 
   timer.Mark("pipes+command");
+  if (shell) {
+    if (options.inherit_stdio || terminal || !options.caller_reaps_monitor) {
+      throw Error(ErrorKind::kInternal, "a shell serves detached containers without a terminal");
+    }
+    if (auto shape = ShellShapeOf(spec); !shape || !(*shape == shell->shape())) {
+      throw Error(ErrorKind::kInternal, "the shell was made for another shape");
+    }
+    if (!shell->alive()) throw Error(ErrorKind::kSystem, "the shell has died");
+    record.init_pid = shell->init_pid();
+    record.init_start_time = ProcessStartTime(record.init_pid);
+    record.monitor_pid = shell->monitor_pid();
+    // Before the monitor reports ready: the caller may read the state at once.
+    WriteStateRecord(state_dir, record);
+
+    // The init's part: its root, made after its mount namespace, as a detached tree.
+    UniqueFd root_tree(
+        static_cast<int>(::syscall(SYS_open_tree, AT_FDCWD, spec.root.path.c_str(),
+                                   OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE)));
+    if (!root_tree) ThrowErrno("open_tree", spec.root.path);
+    // A clone of a shared mount (the host's "/" is shared under systemd) joins its peer
+    // group: what the init mounts under its root would show up under the host's copy.
+    struct mount_attr private_attr = {};
+    private_attr.propagation = MS_PRIVATE;
+    if (::syscall(SYS_mount_setattr, root_tree.get(), "", AT_EMPTY_PATH | AT_RECURSIVE,
+                  &private_attr, sizeof private_attr) != 0) {
+      ThrowErrno("mount_setattr MS_PRIVATE", spec.root.path);
+    }
+    std::vector<int> init_fds = {root_tree.get(), start.read.get(), exec_err.write.get(),
+                                 dev_null.get(), console.write.get()};
+    for (const auto& fd : joined.v1_tasks) init_fds.push_back(fd.get());
+    UniqueFd v2_procs;
+    if (joined.v2_dir) {
+      v2_procs.reset(::openat(joined.v2_dir.get(), "cgroup.procs", O_WRONLY | O_CLOEXEC));
+      if (!v2_procs)
+        ThrowErrno("open", JoinPath(host.unified_mount, cgroup_path) + "/cgroup.procs");
+      init_fds.push_back(v2_procs.get());
+    }
+    const std::string own_spec_json = spec_json.empty() ? spec::SerializeSpec(spec) : "";
+    const std::string_view spec_text = spec_json.empty() ? own_spec_json : spec_json;
+    {
+      rapidjson::StringBuffer buf;
+      rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+      w.StartObject();
+      w.Key("spec");
+      w.String(spec_text.data(), static_cast<rapidjson::SizeType>(spec_text.size()));
+      w.Key("cgroup_path");
+      w.String(cgroup_path.c_str(), static_cast<rapidjson::SizeType>(cgroup_path.size()));
+      w.Key("v1_tasks");
+      w.Uint(static_cast<unsigned>(joined.v1_tasks.size()));
+      w.Key("v2_procs");
+      w.Bool(static_cast<bool>(v2_procs));
+      w.EndObject();
+      shell->SendToInit(std::string_view(buf.GetString(), buf.GetSize()), init_fds);
+    }
+    // The monitor's part; M execs berth-monitor with it, as a cold create's M does.
+    {
+      rapidjson::StringBuffer buf;
+      rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+      w.StartObject();
+      for (const auto& [key, value] :
+           {std::pair<const char*, const std::string*>{"state_dir", &margs.state_dir},
+            {"freezer", &margs.freezer},
+            {"cgroup_procs", &margs.cgroup_procs},
+            {"oom_file", &margs.oom_file}}) {
+        w.Key(key);
+        w.String(value->c_str(), static_cast<rapidjson::SizeType>(value->size()));
+      }
+      w.Key("console_max");
+      w.Uint64(margs.console_max);
+      w.Key("console");
+      w.Bool(static_cast<bool>(console.read));
+      w.EndObject();
+      std::vector<int> monitor_fds = {start.write.get(), exec_err.read.get(), ready.write.get()};
+      if (console.read) monitor_fds.push_back(console.read.get());
+      shell->SendToMonitor(std::string_view(buf.GetString(), buf.GetSize()), monitor_fds);
+    }
+    timer.Mark("claim");
+  }
   // Double fork: M ends up in its own session, re-parented away from us, so a long-lived
   // caller (berthd) never collects its zombie and the monitor outlives the caller.
-  const bool double_fork = !options.caller_reaps_monitor;
-  pid_t intermediate = ::fork();
-  if (intermediate < 0) ThrowErrno("fork");
+  const bool double_fork = !options.caller_reaps_monitor && !shell;
+  pid_t intermediate = shell ? -1 : ::fork();
+  if (!shell && intermediate < 0) ThrowErrno("fork");
   if (intermediate == 0) {
     ::setsid();
     if (double_fork) {
@@ -548,8 +715,8 @@ StateRecord CreateContainer(const CreateOptions& options) {
       };
       try {
         if (namespaces.new_user) {
-          WriteIdMap(init_pid, "uid_map", spec.linux.uid_mappings);
-          WriteIdMap(init_pid, "gid_map", spec.linux.gid_mappings);
+          internal::WriteIdMap(init_pid, "uid_map", spec.linux.uid_mappings);
+          internal::WriteIdMap(init_pid, "gid_map", spec.linux.gid_mappings);
         }
         if (!joins_itself) cg->AddProcess(init_pid);
       } catch (const Error& e) {

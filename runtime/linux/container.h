@@ -12,11 +12,14 @@
 
 #include <sys/types.h>
 
+#include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "runtime/cgroup/cgroup.h"
+#include "runtime/linux/shell.h"
 #include "runtime/linux/state.h"
 #include "runtime/spec/spec.h"
 
@@ -45,6 +48,12 @@ struct CreateOptions {
 };
 
 StateRecord CreateContainer(const CreateOptions& options);
+
+// The same with the processes of a shell made ahead (shell.h), which must have the spec's
+// shape; for a caller that reaps monitors, without inherit_stdio or a terminal.
+// `spec_json`: options.spec serialized, when the caller has it already.
+StateRecord CreateContainer(const CreateOptions& options, std::unique_ptr<Shell> shell,
+                            std::string_view spec_json = {});
 
 // Releases a created container into its process; fails (kConflict) unless created.
 void StartContainer(const std::string& state_root, const std::string& id);

@@ -230,8 +230,16 @@ void SetupRootfs(const RootfsPlan& plan) {
   WithContext("rootfs propagation", [&] { Mount("", "/", "", plan.root_propagation, ""); });
   timer.Mark("propagation");
   // pivot_root needs the new root to be a mount point.
-  Mount(plan.rootfs, plan.rootfs, "", MS_BIND | MS_REC, "");
-  timer.Mark("bind root");
+  if (plan.rootfs_tree_fd >= 0) {
+    if (::syscall(SYS_move_mount, plan.rootfs_tree_fd, "", AT_FDCWD, plan.rootfs.c_str(),
+                  MOVE_MOUNT_F_EMPTY_PATH) != 0) {
+      ThrowErrno("move_mount", plan.rootfs);
+    }
+    timer.Mark("move root");
+  } else {
+    Mount(plan.rootfs, plan.rootfs, "", MS_BIND | MS_REC, "");
+    timer.Mark("bind root");
+  }
   for (const auto& m : plan.mounts) {
     WithContext("mount " + m.destination, [&] { DoMount(plan, m); });
     timer.Mark(m.destination.c_str());

@@ -7,10 +7,15 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <cstdio>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
@@ -18,6 +23,7 @@
 
 #include "runtime/common/error.h"
 #include "runtime/common/fd_io.h"
+#include "runtime/linux/shell.h"
 #include "runtime/spec/parser.h"
 
 namespace berth::container {
@@ -27,7 +33,7 @@ namespace {
 // CreateOptions. Reply: one line, "ok" or "err <kind> <errno> <message>". A line, not EOF,
 // ends the reply: a monitor forked meanwhile may hold the spawner's end until it execs.
 
-std::string EncodeRequest(const CreateOptions& o, std::string_view spec) {
+std::string EncodeRequest(const CreateOptions& o, std::string_view spec, const ShellShape* next) {
   rapidjson::StringBuffer buf;
   rapidjson::Writer<rapidjson::StringBuffer> w(buf);
   w.StartObject();
@@ -43,6 +49,11 @@ std::string EncodeRequest(const CreateOptions& o, std::string_view spec) {
   w.Uint64(o.console_max);
   w.Key("spec");
   w.String(spec.data(), static_cast<rapidjson::SizeType>(spec.size()));
+  if (next) {
+    const std::string shape = ShellShapeJson(*next);
+    w.Key("next_shape");
+    w.String(shape.c_str(), static_cast<rapidjson::SizeType>(shape.size()));
+  }
   w.EndObject();
   return std::string(buf.GetString(), buf.GetSize());
 }
@@ -55,13 +66,20 @@ std::string StringMember(const rapidjson::Document& doc, const char* key) {
   return std::string(it->value.GetString(), it->value.GetStringLength());
 }
 
-CreateOptions DecodeRequest(const std::string& text) {
+struct Request {
+  CreateOptions options;
+  std::string spec_json;
+  std::optional<ShellShape> next;
+};
+
+Request DecodeRequest(const std::string& text) {
   rapidjson::Document doc;
   doc.Parse(text.data(), text.size());
   if (doc.HasParseError() || !doc.IsObject()) {
     throw Error(ErrorKind::kInternal, "spawner request: not a JSON object");
   }
-  CreateOptions o;
+  Request r;
+  CreateOptions& o = r.options;
   o.id = StringMember(doc, "id");
   o.state_root = StringMember(doc, "state_root");
   o.bundle = StringMember(doc, "bundle");
@@ -71,10 +89,103 @@ CreateOptions DecodeRequest(const std::string& text) {
     throw Error(ErrorKind::kInternal, "spawner request: no console_max");
   }
   o.console_max = static_cast<unsigned long>(max->value.GetUint64());
-  o.spec = spec::ParseSpec(StringMember(doc, "spec"));
+  r.spec_json = StringMember(doc, "spec");
+  o.spec = spec::ParseSpec(r.spec_json);
   o.caller_reaps_monitor = true;  // ReapChildren
-  return o;
+  if (doc.HasMember("next_shape")) r.next = ParseShellShape(StringMember(doc, "next_shape"));
+  return r;
 }
+
+// Shells made ahead, for the shape the daemon says comes next. One thread makes them all
+// and lives as long as the spawner: an unclaimed shell's M dies with the thread that
+// forked it (PR_SET_PDEATHSIG).
+class ShellPool {
+ public:
+  explicit ShellPool(size_t capacity) : capacity_(capacity) {}
+
+  void StartMaker() {
+    std::thread([this] { MakeForever(); }).detach();
+  }
+
+  // A live shell of this shape, or null. One being made for it is waited for: it is
+  // nearer done than a cold create would be.
+  std::unique_ptr<Shell> Take(const ShellShape& shape) {
+    std::unique_lock lock(mu_);
+    if (capacity_ == 0) return nullptr;
+    cv_.wait_for(lock, std::chrono::milliseconds(100),
+                 [&] { return !(making_ && wanted_ && *wanted_ == shape) || Find(shape) >= 0; });
+    // This shape's slot is being taken: no more shells for it until told the next one.
+    if (wanted_ && *wanted_ == shape) wanted_.reset();
+    for (int i = Find(shape); i >= 0; i = Find(shape)) {
+      std::unique_ptr<Shell> shell = std::move(shells_[i]);
+      shells_.erase(shells_.begin() + i);
+      if (shell->alive()) return shell;
+    }
+    return nullptr;
+  }
+
+  // Shells of other shapes are dropped: the daemon's guess moved on.
+  void Want(const ShellShape& shape) {
+    std::vector<std::unique_ptr<Shell>> dropped;
+    {
+      std::lock_guard lock(mu_);
+      if (capacity_ == 0) return;
+      wanted_ = shape;
+      for (auto it = shells_.begin(); it != shells_.end();) {
+        if (!((*it)->shape() == shape)) {
+          dropped.push_back(std::move(*it));
+          it = shells_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
+    cv_.notify_all();
+  }  // dropped shells end here, outside the lock
+
+ private:
+  int Find(const ShellShape& shape) const {
+    for (size_t i = 0; i < shells_.size(); ++i) {
+      if (shells_[i]->shape() == shape) return static_cast<int>(i);
+    }
+    return -1;
+  }
+
+  [[noreturn]] void MakeForever() {
+    for (;;) {
+      ShellShape shape;
+      {
+        std::unique_lock lock(mu_);
+        cv_.wait(lock, [&] { return wanted_ && shells_.size() < capacity_; });
+        shape = *wanted_;
+        making_ = true;
+      }
+      std::unique_ptr<Shell> shell;
+      try {
+        shell = MakeShell(shape);
+      } catch (const std::exception&) {
+        // A shell is only a head start; the creates go cold. Do not spin on a host that
+        // refuses them.
+        std::lock_guard lock(mu_);
+        making_ = false;
+        wanted_.reset();
+        cv_.notify_all();
+        continue;
+      }
+      std::lock_guard lock(mu_);
+      making_ = false;
+      if (wanted_ && *wanted_ == shape) shells_.push_back(std::move(shell));
+      cv_.notify_all();
+    }
+  }
+
+  const size_t capacity_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::optional<ShellShape> wanted_;
+  bool making_ = false;
+  std::vector<std::unique_ptr<Shell>> shells_;
+};
 
 std::string ErrorLine(ErrorKind kind, int sys_errno, std::string message) {
   for (char& c : message) {
@@ -85,8 +196,9 @@ std::string ErrorLine(ErrorKind kind, int sys_errno, std::string message) {
 }
 
 // One create, on its own thread of the spawner.
-void Serve(int fd) {
+void Serve(int fd, ShellPool* pool) {
   std::string reply;
+  std::optional<ShellShape> next;
   try {
     uint64_t len = 0;
     if (!ReadFully(fd, &len, sizeof len) || len > (64u << 20)) {
@@ -96,8 +208,17 @@ void Serve(int fd) {
     if (!ReadFully(fd, text.data(), text.size())) {
       throw Error(ErrorKind::kInternal, "spawner request: truncated");
     }
-    CreateContainer(DecodeRequest(text));
-    reply = "ok\n";
+    Request request = DecodeRequest(text);
+    next = std::move(request.next);
+    std::unique_ptr<Shell> shell;
+    if (auto shape = ShellShapeOf(request.options.spec)) shell = pool->Take(*shape);
+    if (shell) {
+      CreateContainer(request.options, std::move(shell), request.spec_json);
+      reply = "ok shell\n";
+    } else {
+      CreateContainer(request.options);
+      reply = "ok\n";
+    }
   } catch (const Error& e) {
     reply = ErrorLine(e.kind(), e.sys_errno(), e.message());
   } catch (const std::exception& e) {
@@ -105,6 +226,8 @@ void Serve(int fd) {
   }
   SendFully(fd, reply.data(), reply.size());
   ::close(fd);
+  // After the reply: making the next shell must not delay this create.
+  if (next) pool->Want(*next);
 }
 
 // The monitors are our children (one fork is cheaper than two): they are reaped when their
@@ -117,7 +240,7 @@ void Serve(int fd) {
   }
 }
 
-[[noreturn]] void SpawnerMain(int control, pid_t parent) {
+[[noreturn]] void SpawnerMain(int control, pid_t parent, size_t shells) {
   // Ends with the daemon, even one killed with SIGKILL; the monitors it made do not.
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (::getppid() != parent) ::_exit(0);
@@ -125,8 +248,11 @@ void Serve(int fd) {
   ::signal(SIGPIPE, SIG_IGN);
   // A terminal's ^C is for the daemon, which ends us when it exits.
   ::signal(SIGINT, SIG_IGN);
+  // Never destroyed: the spawner ends with _exit, and its shells with it.
+  auto* pool = new ShellPool(shells);
   try {
     std::thread(ReapChildren).detach();
+    if (shells > 0) pool->StartMaker();
   } catch (const std::exception&) {
     ::_exit(1);  // the daemon then creates containers itself
   }
@@ -134,16 +260,16 @@ void Serve(int fd) {
     int fd = ReceiveFd(control);  // one per create
     if (fd < 0) ::_exit(0);       // the daemon closed the control socket
     try {
-      std::thread(Serve, fd).detach();
+      std::thread(Serve, fd, pool).detach();
     } catch (const std::exception&) {
-      Serve(fd);  // no thread to be had: serve it here rather than drop it
+      Serve(fd, pool);  // no thread to be had: serve it here rather than drop it
     }
   }
 }
 
 }  // namespace
 
-std::unique_ptr<Spawner> Spawner::Start() {
+std::unique_ptr<Spawner> Spawner::Start(size_t shells) {
   int pair[2];
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) {
     ThrowErrno("socketpair", "spawner control");
@@ -154,7 +280,7 @@ std::unique_ptr<Spawner> Spawner::Start() {
   if (pid < 0) ThrowErrno("fork", "spawner");
   if (pid == 0) {
     ours.reset();
-    SpawnerMain(theirs.release(), parent);
+    SpawnerMain(theirs.release(), parent, shells);
   }
   return std::unique_ptr<Spawner>(new Spawner(pid, std::move(ours)));
 }
@@ -174,7 +300,8 @@ Spawner::~Spawner() {
   }
 }
 
-StateRecord Spawner::Create(const CreateOptions& options, std::string_view spec_json) {
+StateRecord Spawner::Create(const CreateOptions& options, std::string_view spec_json,
+                            const ShellShape* next, bool* used_shell) {
   if (options.inherit_stdio || !options.console_socket.empty()) {
     throw Error(ErrorKind::kInternal,
                 "spawner: inherit_stdio and console_socket are not supported");
@@ -201,8 +328,8 @@ StateRecord Spawner::Create(const CreateOptions& options, std::string_view spec_
     }
   }
   const std::string body = spec_json.empty()
-                               ? EncodeRequest(options, spec::SerializeSpec(options.spec))
-                               : EncodeRequest(options, spec_json);
+                               ? EncodeRequest(options, spec::SerializeSpec(options.spec), next)
+                               : EncodeRequest(options, spec_json, next);
   const uint64_t len = body.size();
   if (!SendFully(request.get(), &len, sizeof len) ||
       !SendFully(request.get(), body.data(), body.size())) {
@@ -217,7 +344,10 @@ StateRecord Spawner::Create(const CreateOptions& options, std::string_view spec_
     line.append(buf, static_cast<size_t>(n));
   }
   line.resize(line.find('\n'));
-  if (line == "ok") return ReadStateRecord(options.state_root, options.id);
+  if (line == "ok" || line == "ok shell") {
+    if (used_shell) *used_shell = line == "ok shell";
+    return ReadStateRecord(options.state_root, options.id);
+  }
   // "err <kind> <errno> <message>"
   int kind = static_cast<int>(ErrorKind::kInternal), sys_errno = 0, consumed = 0;
   if (line.rfind("err ", 0) != 0 ||

@@ -17,6 +17,7 @@
 
 #include "runtime/common/unique_fd.h"
 #include "runtime/linux/container.h"
+#include "runtime/linux/shell.h"
 
 namespace berth::container {
 
@@ -24,7 +25,9 @@ class Spawner {
  public:
   // Forks the spawner. Call before any thread exists: the child must not inherit a lock
   // another thread holds. Throws on failure (fork, socketpair).
-  static std::unique_ptr<Spawner> Start();
+  // `shells`: how many shells (shell.h) it keeps made ahead for the shape the caller says
+  // comes next; 0: none, every create makes its processes.
+  static std::unique_ptr<Spawner> Start(size_t shells = 0);
 
   Spawner(const Spawner&) = delete;
   Spawner& operator=(const Spawner&) = delete;
@@ -37,7 +40,11 @@ class Spawner {
   // CreateContainer itself.
   // `spec_json`: options.spec as spec::SerializeSpec wrote it, when the caller has it
   // already (berthd writes it to the bundle); empty: serialized here.
-  StateRecord Create(const CreateOptions& options, std::string_view spec_json = {});
+  // `next`: the shape the caller's next create will likely have (its next user-namespace
+  // slot); the spawner makes a shell for it once this create is done. `used_shell`, when
+  // given, says whether this create claimed a shell.
+  StateRecord Create(const CreateOptions& options, std::string_view spec_json = {},
+                     const ShellShape* next = nullptr, bool* used_shell = nullptr);
 
   bool alive() const { return alive_.load(); }
   pid_t pid() const { return pid_; }

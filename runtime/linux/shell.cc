@@ -1,0 +1,312 @@
+#include "runtime/linux/shell.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include "runtime/common/error.h"
+#include "runtime/common/fd_io.h"
+#include "runtime/linux/namespaces.h"
+#include "runtime/linux/shell_internal.h"
+#include "runtime/monitor/launch.h"
+
+namespace berth::container {
+namespace {
+
+bool SameMappings(const std::vector<spec::IdMapping>& a, const std::vector<spec::IdMapping>& b) {
+  return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](const auto& x, const auto& y) {
+    return x.container_id == y.container_id && x.host_id == y.host_id && x.size == y.size;
+  });
+}
+
+void WriteMappings(rapidjson::Writer<rapidjson::StringBuffer>& w,
+                   const std::vector<spec::IdMapping>& maps) {
+  w.StartArray();
+  for (const auto& m : maps) {
+    w.StartArray();
+    w.Uint(m.container_id);
+    w.Uint(m.host_id);
+    w.Uint(m.size);
+    w.EndArray();
+  }
+  w.EndArray();
+}
+
+std::vector<spec::IdMapping> ReadMappings(const rapidjson::Value& doc, const char* key) {
+  auto it = doc.FindMember(key);
+  if (it == doc.MemberEnd() || !it->value.IsArray()) {
+    throw Error(ErrorKind::kInvalidArgument, std::string("shell shape: no ") + key);
+  }
+  std::vector<spec::IdMapping> out;
+  for (const auto& m : it->value.GetArray()) {
+    if (!m.IsArray() || m.Size() != 3 || !m[0].IsUint() || !m[1].IsUint() || !m[2].IsUint()) {
+      throw Error(ErrorKind::kInvalidArgument, std::string("shell shape: bad ") + key);
+    }
+    out.push_back({m[0].GetUint(), m[1].GetUint(), m[2].GetUint()});
+  }
+  return out;
+}
+
+bool Exited(const UniqueFd& pidfd) {
+  struct pollfd p = {pidfd.get(), POLLIN, 0};
+  return ::poll(&p, 1, 0) != 0;  // readable (exited) or an error: not usable either way
+}
+
+UniqueFd PidFd(pid_t pid) {
+  UniqueFd fd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+  if (!fd) ThrowErrno("pidfd_open", std::to_string(pid));
+  return fd;
+}
+
+std::string StringField(const rapidjson::Document& doc, const char* key) {
+  auto it = doc.FindMember(key);
+  if (it == doc.MemberEnd() || !it->value.IsString()) {
+    throw Error(ErrorKind::kInternal, std::string("shell claim: no ") + key);
+  }
+  return std::string(it->value.GetString(), it->value.GetStringLength());
+}
+
+// Reports one line to the maker and exits: M before its claim.
+[[noreturn]] void Report(int fd, const std::string& line, int code) {
+  WriteFully(fd, line.data(), line.size());
+  ::_exit(code);
+}
+
+// M of a shell, from fork until the exec of berth-monitor.
+[[noreturn]] void RunShellMonitor(const ShellShape& shape, const cgroup::CgroupHost& host,
+                                  int claim_fd, int init_claim_fd, int report_fd) {
+  // Nothing of the maker's may live on here: another shell's sockets held by this one would
+  // hide that shell's end from its init.
+  int keep[] = {claim_fd, init_claim_fd, report_fd};
+  std::sort(std::begin(keep), std::end(keep));
+  unsigned first = 3;
+  for (int fd : keep) {
+    if (static_cast<unsigned>(fd) > first) ::syscall(SYS_close_range, first, fd - 1, 0);
+    first = static_cast<unsigned>(fd) + 1;
+  }
+  ::syscall(SYS_close_range, first, ~0u, 0);
+
+  int sync_pair[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sync_pair) != 0) {
+    Report(report_fd, "err socketpair: " + std::string(strerror(errno)) + "\n", 1);
+  }
+  internal::ShellInitContext context;
+  context.sync_fd = sync_pair[1];
+  context.claim_fd = init_claim_fd;
+  context.namespaces.clone_flags = shape.clone_flags;
+  context.namespaces.new_user = (shape.clone_flags & CLONE_NEWUSER) != 0;
+  context.namespaces.new_network = (shape.clone_flags & CLONE_NEWNET) != 0;
+  context.cgroup_host = host;
+  pid_t init_pid = static_cast<pid_t>(
+      ::syscall(SYS_clone, shape.clone_flags | SIGCHLD, nullptr, nullptr, nullptr, nullptr));
+  if (init_pid < 0) Report(report_fd, "err clone: " + std::string(strerror(errno)) + "\n", 1);
+  if (init_pid == 0) {
+    ::close(sync_pair[0]);
+    ::close(claim_fd);
+    ::close(report_fd);
+    internal::RunShellInit(context);
+  }
+  ::close(sync_pair[1]);
+  ::close(init_claim_fd);
+  const int sync_fd = sync_pair[0];
+  auto kill_init = [init_pid] {
+    ::kill(init_pid, SIGKILL);
+    ::waitpid(init_pid, nullptr, 0);
+  };
+  try {
+    internal::WriteIdMap(init_pid, "uid_map", shape.uid_mappings);
+    internal::WriteIdMap(init_pid, "gid_map", shape.gid_mappings);
+  } catch (const Error& e) {
+    kill_init();
+    Report(report_fd, std::string("err ") + e.what() + "\n", 1);
+  }
+  if (!WriteFully(sync_fd, "g", 1)) {
+    kill_init();
+    Report(report_fd, "err the shell's init is gone\n", 1);
+  }
+  std::string ok = "ok " + std::to_string(init_pid) + "\n";
+  WriteFully(report_fd, ok.data(), ok.size());
+  ::close(report_fd);
+
+  std::string body;
+  std::vector<UniqueFd> fds;
+  try {
+    if (!ReceiveMessageWithFds(claim_fd, &body, &fds, "shell claim")) {
+      kill_init();  // discarded
+      ::_exit(0);
+    }
+  } catch (const Error&) {
+    kill_init();
+    ::_exit(1);
+  }
+  // Claimed: from here M lives as the container's monitor, whatever becomes of its maker.
+  ::prctl(PR_SET_PDEATHSIG, 0);
+  const int ready_fd =
+      fds.size() > internal::kClaimReadyWrite ? fds[internal::kClaimReadyWrite].get() : -1;
+  try {
+    rapidjson::Document doc;
+    doc.Parse(body.data(), body.size());
+    if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("console_max") ||
+        !doc["console_max"].IsUint64() || !doc.HasMember("console") || !doc["console"].IsBool()) {
+      throw Error(ErrorKind::kInternal, "shell claim: malformed");
+    }
+    const bool console = doc["console"].GetBool();
+    if (fds.size() != internal::kClaimMonitorFixedFds + (console ? 1 : 0)) {
+      throw Error(ErrorKind::kInternal, "shell claim: wrong number of descriptors");
+    }
+    monitor::MonitorArgs args;
+    args.state_dir = StringField(doc, "state_dir");
+    args.freezer = StringField(doc, "freezer");
+    args.cgroup_procs = StringField(doc, "cgroup_procs");
+    args.oom_file = StringField(doc, "oom_file");
+    args.console_max = doc["console_max"].GetUint64();
+    monitor::MonitorCommand command(args);
+    monitor::MonitorFds mfds;
+    mfds.init_pid = init_pid;
+    mfds.start_fd = fds[internal::kClaimStartWrite].get();
+    mfds.exec_err_fd = fds[internal::kClaimExecErrRead].get();
+    mfds.ready_fd = ready_fd;
+    mfds.console_fd = console ? fds[internal::kClaimMonitorFixedFds].get() : -1;
+    mfds.init_sync_fd = sync_fd;
+    command.Exec(mfds);
+  } catch (const std::exception& e) {
+    kill_init();
+    if (ready_fd >= 0) Report(ready_fd, std::string("err ") + e.what() + "\n", 1);
+    ::_exit(1);
+  }
+}
+
+}  // namespace
+
+bool ShellShape::operator==(const ShellShape& other) const {
+  return clone_flags == other.clone_flags && SameMappings(uid_mappings, other.uid_mappings) &&
+         SameMappings(gid_mappings, other.gid_mappings);
+}
+
+std::optional<ShellShape> ShellShapeOf(const spec::Spec& spec) {
+  NamespacePlan plan;
+  try {
+    plan = PlanNamespaces(spec);
+  } catch (const Error&) {
+    return std::nullopt;  // the create reports it
+  }
+  if (!plan.joins.empty() || !plan.pid_join_path.empty() || !plan.new_user ||
+      spec.process.terminal) {
+    return std::nullopt;
+  }
+  return ShellShape{plan.clone_flags, spec.linux.uid_mappings, spec.linux.gid_mappings};
+}
+
+std::string ShellShapeJson(const ShellShape& shape) {
+  rapidjson::StringBuffer buf;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  w.StartObject();
+  w.Key("clone_flags");
+  w.Uint64(shape.clone_flags);
+  w.Key("uid_mappings");
+  WriteMappings(w, shape.uid_mappings);
+  w.Key("gid_mappings");
+  WriteMappings(w, shape.gid_mappings);
+  w.EndObject();
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+ShellShape ParseShellShape(std::string_view json) {
+  rapidjson::Document doc;
+  doc.Parse(json.data(), json.size());
+  if (doc.HasParseError() || !doc.IsObject()) {
+    throw Error(ErrorKind::kInvalidArgument, "shell shape: not a JSON object");
+  }
+  auto flags = doc.FindMember("clone_flags");
+  if (flags == doc.MemberEnd() || !flags->value.IsUint64()) {
+    throw Error(ErrorKind::kInvalidArgument, "shell shape: no clone_flags");
+  }
+  ShellShape shape;
+  shape.clone_flags = flags->value.GetUint64();
+  shape.uid_mappings = ReadMappings(doc, "uid_mappings");
+  shape.gid_mappings = ReadMappings(doc, "gid_mappings");
+  return shape;
+}
+
+// Closing the claim sockets is the discard: M then kills and reaps its init, and exits. A
+// SIGKILL would leave the init to be reaped by whoever adopts it (the host's init).
+Shell::~Shell() = default;
+
+bool Shell::alive() const { return !Exited(m_pidfd_) && !Exited(init_pidfd_); }
+
+void Shell::SendToInit(std::string_view body, const std::vector<int>& fds) {
+  SendMessageWithFds(to_init_.get(), body, fds, "shell claim (init)");
+  to_init_.reset();
+}
+
+void Shell::SendToMonitor(std::string_view body, const std::vector<int>& fds) {
+  SendMessageWithFds(to_m_.get(), body, fds, "shell claim (monitor)");
+  to_m_.reset();
+}
+
+std::unique_ptr<Shell> MakeShell(const ShellShape& shape) {
+  const cgroup::CgroupHost host = cgroup::DetectCgroupHost();
+  int m_pair[2], init_pair[2], report[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, m_pair) != 0) {
+    ThrowErrno("socketpair", "shell");
+  }
+  UniqueFd to_m(m_pair[0]), m_end(m_pair[1]);
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, init_pair) != 0) {
+    ThrowErrno("socketpair", "shell");
+  }
+  UniqueFd to_init(init_pair[0]), init_end(init_pair[1]);
+  if (::pipe2(report, O_CLOEXEC) != 0) ThrowErrno("pipe2", "shell");
+  UniqueFd report_read(report[0]), report_write(report[1]);
+
+  const pid_t maker = ::getpid();
+  pid_t m = ::fork();
+  if (m < 0) ThrowErrno("fork", "shell");
+  if (m == 0) {
+    ::setsid();
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // the maker's thread, until claimed
+    if (::getppid() != maker) ::_exit(0);
+    ::prctl(PR_SET_CHILD_SUBREAPER, 1);
+    RunShellMonitor(shape, host, m_end.get(), init_end.get(), report_write.get());
+  }
+  m_end.reset();
+  init_end.reset();
+  report_write.reset();
+  auto shell = std::unique_ptr<Shell>(new Shell());
+  shell->shape_ = shape;
+  shell->m_pid_ = m;
+  shell->m_pidfd_ = PidFd(m);
+  shell->to_m_ = std::move(to_m);
+  shell->to_init_ = std::move(to_init);
+  std::string line;
+  char buf[256];
+  while (line.find('\n') == std::string::npos) {
+    ssize_t n = ::read(report_read.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    line.append(buf, static_cast<size_t>(n));
+  }
+  if (line.rfind("ok ", 0) != 0) {
+    while (!line.empty() && line.back() == '\n') line.pop_back();
+    throw Error(ErrorKind::kSystem,
+                "make shell: " + (line.rfind("err ", 0) == 0 ? line.substr(4) : "M is gone"));
+  }
+  shell->init_pid_ = static_cast<pid_t>(std::stol(line.substr(3)));
+  shell->init_pidfd_ = PidFd(shell->init_pid_);
+  return shell;
+}
+
+}  // namespace berth::container

@@ -1,0 +1,49 @@
+// Between shell.cc, which makes a shell's processes, and container.cc, which owns the
+// init's plan and the create that claims a shell.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+#include "runtime/cgroup/cgroup.h"
+#include "runtime/linux/namespaces.h"
+#include "runtime/spec/spec.h"
+
+namespace berth::container::internal {
+
+// The init's part of a claim: these descriptors, then "v1_tasks" of them, then one more
+// when "v2_procs". The body is JSON: {"spec", "cgroup_path", "v1_tasks", "v2_procs"}.
+enum ClaimInitFd : size_t {
+  kClaimRootTree,
+  kClaimStartRead,
+  kClaimExecErrWrite,
+  kClaimStdin,
+  kClaimStdout,
+  kClaimInitFixedFds
+};
+// The monitor's part: these, then the console's read end when "console". The body is
+// JSON: {"state_dir", "console_max", "freezer", "cgroup_procs", "oom_file", "console"}.
+enum ClaimMonitorFd : size_t {
+  kClaimStartWrite,
+  kClaimExecErrRead,
+  kClaimReadyWrite,
+  kClaimMonitorFixedFds
+};
+
+// What a shell's init knows from the start; the rest comes with the claim.
+struct ShellInitContext {
+  int sync_fd = -1;   // to M: "go" once the maps are written; later "ready"/"err" to the monitor
+  int claim_fd = -1;  // the claim arrives here; EOF: the shell is discarded
+  NamespacePlan namespaces;
+  cgroup::CgroupHost cgroup_host;
+};
+
+// The init of a shell: waits for its maps and its claim, then builds its plan and runs as
+// a cold create's init does. Never returns.
+[[noreturn]] void RunShellInit(const ShellInitContext& context);
+
+void WriteIdMap(pid_t pid, const char* file, const std::vector<spec::IdMapping>& maps);
+
+}  // namespace berth::container::internal
