@@ -453,11 +453,10 @@ bool InstanceManager::CreatedNotStarted(const std::string& uuid) const {
 
 container::StateRecord InstanceManager::MakeContainer(const container::CreateOptions& options,
                                                       std::string_view spec_json,
-                                                      const container::ShellShape* next,
                                                       bool* used_shell) {
   if (spawner_ && spawner_->alive()) {
     try {
-      return spawner_->Create(options, spec_json, next, used_shell);
+      return spawner_->Create(options, spec_json, used_shell);
     } catch (const Error& e) {
       if (spawner_->alive()) throw;  // CreateContainer's own error: it rolled back
       spdlog::error("{}; berthd creates containers itself from now on", e.message());
@@ -475,8 +474,10 @@ container::StateRecord InstanceManager::MakeContainer(const container::CreateOpt
   return container::CreateContainer(options);
 }
 
-bool InstanceManager::Launch(const InstanceRecord& record, const store::ImageConfig& image,
-                             bool start, const std::optional<IdRange>& next_range) {
+InstanceManager::Launched InstanceManager::Launch(const InstanceRecord& record,
+                                                  const store::ImageConfig& image, bool start,
+                                                  const std::optional<IdRange>& next_range) {
+  Launched launched;
   PhaseTimer timer("launch");
   const std::string rootfs = RootfsDir(record.uuid);
   SpecInputs in;
@@ -494,12 +495,10 @@ bool InstanceManager::Launch(const InstanceRecord& record, const store::ImageCon
   o.spec = BuildInstanceSpec(in);
   ApplySecurityProfile(o.spec, ParseSecurityRequest(record.flavor, config_.allow_privileged),
                        UsernsRanges::Load(InstanceDir(record.uuid)));
-  // The next spawn's spec differs from this one, as far as its processes go, by its slot.
-  std::optional<container::ShellShape> next;
-  if (next_range) next = container::ShellShapeOf(o.spec);
-  if (next) {
-    next->uid_mappings = next_range->UidMappings();
-    next->gid_mappings = next_range->GidMappings();
+  if (next_range) launched.next_shell = container::ShellShapeOf(o.spec);
+  if (launched.next_shell) {
+    launched.next_shell->uid_mappings = next_range->UidMappings();
+    launched.next_shell->gid_mappings = next_range->GidMappings();
   }
   // exec reads the container's spec from its bundle. Written anew by every launch, from the
   // record, so a power loss costs nothing here: no fsync on the spawn path.
@@ -508,8 +507,7 @@ bool InstanceManager::Launch(const InstanceRecord& record, const store::ImageCon
   o.cgroup_path = CgroupPath(record.uuid);
   o.console_max = config_.console_max_bytes;
   timer.Mark("spec");
-  bool used_shell = false;
-  container::StateRecord state = MakeContainer(o, spec_json, next ? &*next : nullptr, &used_shell);
+  container::StateRecord state = MakeContainer(o, spec_json, &launched.from_shell);
   timer.Mark("create");
   Rollback rollback;
   rollback.Add([&] { container::DeleteContainer(config_.containers_dir(), record.uuid, true); });
@@ -520,7 +518,7 @@ bool InstanceManager::Launch(const InstanceRecord& record, const store::ImageCon
   if (start) container::StartContainer(config_.containers_dir(), record.uuid);
   timer.Mark("start");
   rollback.Commit();
-  return used_shell;
+  return launched;
 }
 
 InstanceView InstanceManager::Create(const rapidjson::Value& body) {
@@ -629,15 +627,15 @@ InstanceView InstanceManager::Create(const rapidjson::Value& body) {
   auto mounted = Clock::now();
   std::future<void> synced = std::async(std::launch::async, FsyncFilesAndDirs, deferred.Release());
   rollback.Add([this, uuid] { network_->Detach(uuid); });
-  bool from_shell = false;
+  Launched launched;
   try {
-    from_shell = Launch(rec, image.config, start_now, next_range);
+    launched = Launch(rec, image.config, start_now, next_range);
   } catch (...) {
     synced.wait();
     throw;
   }
   rollback.Add([this, uuid] { container::DeleteContainer(config_.containers_dir(), uuid, true); });
-  auto launched = Clock::now();
+  auto launched_at = Clock::now();
   synced.get();
   TestPausePoint("spawn-after-launch");
 
@@ -652,7 +650,11 @@ InstanceView InstanceManager::Create(const rapidjson::Value& body) {
       "instance {} ({}) spawned from {} in {:.1f} ms (snapshot {:.1f}, mount {:.1f}, "
       "container {:.1f}{}, record {:.1f})",
       uuid, rec.name, rec.image_id, seconds * 1000, ms(prepared - started), ms(mounted - prepared),
-      ms(launched - mounted), from_shell ? " from a shell" : "", ms(Clock::now() - launched));
+      ms(launched_at - mounted), launched.from_shell ? " from a shell" : "",
+      ms(Clock::now() - launched_at));
+  // Now that this spawn is done: making the next one's shell costs about a create.
+  if (launched.next_shell && spawner_ && config_.shells > 0)
+    spawner_->Prepare(*launched.next_shell);
   return ViewOf(*inst);
 }
 

@@ -187,16 +187,19 @@ class InstanceManager {
   // Creates and starts the container on the (mounted) rootfs; returns the init pid.
   // start=false leaves it created (namespaces and network ready, process not started):
   // the Nova driver starts it once Neutron reported the ports up.
-  // `next_range`: the user namespace slot the next spawn likely gets, for the spawner to
-  // make a shell for. True when the container was made from a shell.
-  bool Launch(const InstanceRecord& record, const store::ImageConfig& image, bool start = true,
-              const std::optional<IdRange>& next_range = std::nullopt);
+  struct Launched {
+    bool from_shell = false;  // the container's processes were made ahead (shell.h)
+    // The next spawn's shape, when `next_range` was given: its spec differs from this one,
+    // as far as its processes go, by its user namespace slot.
+    std::optional<container::ShellShape> next_shell;
+  };
+  // `next_range`: the user namespace slot the next spawn likely gets.
+  Launched Launch(const InstanceRecord& record, const store::ImageConfig& image, bool start = true,
+                  const std::optional<IdRange>& next_range = std::nullopt);
   // container::CreateContainer, through the spawner while it lives.
   // spec_json: o.spec serialized (the bundle's config.json), passed on to the spawner.
   container::StateRecord MakeContainer(const container::CreateOptions& options,
-                                       std::string_view spec_json,
-                                       const container::ShellShape* next = nullptr,
-                                       bool* used_shell = nullptr);
+                                       std::string_view spec_json, bool* used_shell = nullptr);
   // A container created and not yet started (spawn with "start": false).
   bool CreatedNotStarted(const std::string& uuid) const;
   void EnsureRootfsMounted(const std::string& uuid);

@@ -380,6 +380,7 @@ void WriteIdMap(pid_t pid, const char* file, const std::vector<spec::IdMapping>&
     std::vector<UniqueFd> fds;
     if (!ReceiveMessageWithFds(context.claim_fd, &body, &fds, "shell claim")) ::_exit(0);
     ::prctl(PR_SET_PDEATHSIG, 0);
+    PhaseTimer timer("  shell init");
     ::close(context.claim_fd);
     rapidjson::Document doc;
     doc.Parse(body.data(), body.size());
@@ -403,7 +404,9 @@ void WriteIdMap(pid_t pid, const char* file, const std::vector<spec::IdMapping>&
         !namespaces.pid_join_path.empty()) {
       throw Error(ErrorKind::kInternal, "shell claim: the spec's namespaces are not the shell's");
     }
+    timer.Mark("parse claim");
     InitPlan init = PlanInit(spec, namespaces, context.cgroup_host, cgroup_path);
+    timer.Mark("plan");
     init.shell = true;
     init.sync_fd = context.sync_fd;
     init.rootfs.rootfs_tree_fd = fds[kClaimRootTree].get();
@@ -636,28 +639,10 @@ StateRecord CreateContainer(const CreateOptions& options, std::unique_ptr<Shell>
       w.EndObject();
       shell->SendToInit(std::string_view(buf.GetString(), buf.GetSize()), init_fds);
     }
-    // The monitor's part; M execs berth-monitor with it, as a cold create's M does.
-    {
-      rapidjson::StringBuffer buf;
-      rapidjson::Writer<rapidjson::StringBuffer> w(buf);
-      w.StartObject();
-      for (const auto& [key, value] :
-           {std::pair<const char*, const std::string*>{"state_dir", &margs.state_dir},
-            {"freezer", &margs.freezer},
-            {"cgroup_procs", &margs.cgroup_procs},
-            {"oom_file", &margs.oom_file}}) {
-        w.Key(key);
-        w.String(value->c_str(), static_cast<rapidjson::SizeType>(value->size()));
-      }
-      w.Key("console_max");
-      w.Uint64(margs.console_max);
-      w.Key("console");
-      w.Bool(static_cast<bool>(console.read));
-      w.EndObject();
-      std::vector<int> monitor_fds = {start.write.get(), exec_err.read.get(), ready.write.get()};
-      if (console.read) monitor_fds.push_back(console.read.get());
-      shell->SendToMonitor(std::string_view(buf.GetString(), buf.GetSize()), monitor_fds);
-    }
+    // The monitor's part: its arguments, as a cold create's M would exec it with.
+    std::vector<int> monitor_fds = {start.write.get(), exec_err.read.get(), ready.write.get()};
+    if (console.read) monitor_fds.push_back(console.read.get());
+    shell->SendToMonitor(monitor::MonitorClaimWords(margs), monitor_fds);
     timer.Mark("claim");
   }
   // Double fork: M ends up in its own session, re-parented away from us, so a long-lived

@@ -72,14 +72,6 @@ UniqueFd PidFd(pid_t pid) {
   return fd;
 }
 
-std::string StringField(const rapidjson::Document& doc, const char* key) {
-  auto it = doc.FindMember(key);
-  if (it == doc.MemberEnd() || !it->value.IsString()) {
-    throw Error(ErrorKind::kInternal, std::string("shell claim: no ") + key);
-  }
-  return std::string(it->value.GetString(), it->value.GetStringLength());
-}
-
 // Reports one line to the maker and exits: M before its claim.
 [[noreturn]] void Report(int fd, const std::string& line, int code) {
   WriteFully(fd, line.data(), line.size());
@@ -88,7 +80,8 @@ std::string StringField(const rapidjson::Document& doc, const char* key) {
 
 // M of a shell, from fork until the exec of berth-monitor.
 [[noreturn]] void RunShellMonitor(const ShellShape& shape, const cgroup::CgroupHost& host,
-                                  int claim_fd, int init_claim_fd, int report_fd) {
+                                  const std::string& monitor_binary, int claim_fd,
+                                  int init_claim_fd, int report_fd) {
   // Nothing of the maker's may live on here: another shell's sockets held by this one would
   // hide that shell's end from its init.
   int keep[] = {claim_fd, init_claim_fd, report_fd};
@@ -138,56 +131,21 @@ std::string StringField(const rapidjson::Document& doc, const char* key) {
     kill_init();
     Report(report_fd, "err the shell's init is gone\n", 1);
   }
-  std::string ok = "ok " + std::to_string(init_pid) + "\n";
-  WriteFully(report_fd, ok.data(), ok.size());
-  ::close(report_fd);
-
-  std::string body;
-  std::vector<UniqueFd> fds;
-  try {
-    if (!ReceiveMessageWithFds(claim_fd, &body, &fds, "shell claim")) {
-      kill_init();  // discarded
-      ::_exit(0);
-    }
-  } catch (const Error&) {
-    kill_init();
-    ::_exit(1);
-  }
-  // Claimed: from here M lives as the container's monitor, whatever becomes of its maker.
-  ::prctl(PR_SET_PDEATHSIG, 0);
-  const int ready_fd =
-      fds.size() > internal::kClaimReadyWrite ? fds[internal::kClaimReadyWrite].get() : -1;
-  try {
-    rapidjson::Document doc;
-    doc.Parse(body.data(), body.size());
-    if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("console_max") ||
-        !doc["console_max"].IsUint64() || !doc.HasMember("console") || !doc["console"].IsBool()) {
-      throw Error(ErrorKind::kInternal, "shell claim: malformed");
-    }
-    const bool console = doc["console"].GetBool();
-    if (fds.size() != internal::kClaimMonitorFixedFds + (console ? 1 : 0)) {
-      throw Error(ErrorKind::kInternal, "shell claim: wrong number of descriptors");
-    }
-    monitor::MonitorArgs args;
-    args.state_dir = StringField(doc, "state_dir");
-    args.freezer = StringField(doc, "freezer");
-    args.cgroup_procs = StringField(doc, "cgroup_procs");
-    args.oom_file = StringField(doc, "oom_file");
-    args.console_max = doc["console_max"].GetUint64();
-    monitor::MonitorCommand command(args);
-    monitor::MonitorFds mfds;
-    mfds.init_pid = init_pid;
-    mfds.start_fd = fds[internal::kClaimStartWrite].get();
-    mfds.exec_err_fd = fds[internal::kClaimExecErrRead].get();
-    mfds.ready_fd = ready_fd;
-    mfds.console_fd = console ? fds[internal::kClaimMonitorFixedFds].get() : -1;
-    mfds.init_sync_fd = sync_fd;
-    command.Exec(mfds);
-  } catch (const std::exception& e) {
-    kill_init();
-    if (ready_fd >= 0) Report(ready_fd, std::string("err ") + e.what() + "\n", 1);
-    ::_exit(1);
-  }
+  // berth-monitor now, before the claim: its exec is the longest step of a create. It
+  // waits on claim_fd for its arguments (monitor_main.cc, "shells") and keeps the
+  // PR_SET_PDEATHSIG we were given until then.
+  const std::string pid_text = std::to_string(init_pid), claim_text = std::to_string(claim_fd),
+                    sync_text = std::to_string(sync_fd);
+  const char* argv[] = {
+      monitor_binary.c_str(), "--shell-claim-fd", claim_text.c_str(), "--init-pid",
+      pid_text.c_str(),       "--init-sync-fd",   sync_text.c_str(),  nullptr};
+  ::fcntl(claim_fd, F_SETFD, 0);
+  ::fcntl(sync_fd, F_SETFD, 0);
+  std::string ok = "ok " + pid_text + "\n";
+  WriteFully(report_fd, ok.data(), ok.size());  // close-on-exec: EOF once exec'd
+  ::execve(argv[0], const_cast<char* const*>(argv), environ);
+  kill_init();  // a dead shell: the pool sees it (alive()) and never hands it out
+  ::_exit(127);
 }
 
 }  // namespace
@@ -260,6 +218,7 @@ void Shell::SendToMonitor(std::string_view body, const std::vector<int>& fds) {
 
 std::unique_ptr<Shell> MakeShell(const ShellShape& shape) {
   const cgroup::CgroupHost host = cgroup::DetectCgroupHost();
+  const std::string monitor_binary = monitor::FindMonitorBinary();
   int m_pair[2], init_pair[2], report[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, m_pair) != 0) {
     ThrowErrno("socketpair", "shell");
@@ -280,7 +239,7 @@ std::unique_ptr<Shell> MakeShell(const ShellShape& shape) {
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // the maker's thread, until claimed
     if (::getppid() != maker) ::_exit(0);
     ::prctl(PR_SET_CHILD_SUBREAPER, 1);
-    RunShellMonitor(shape, host, m_end.get(), init_end.get(), report_write.get());
+    RunShellMonitor(shape, host, monitor_binary, m_end.get(), init_end.get(), report_write.get());
   }
   m_end.reset();
   init_end.reset();

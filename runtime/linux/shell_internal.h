@@ -23,14 +23,9 @@ enum ClaimInitFd : size_t {
   kClaimStdout,
   kClaimInitFixedFds
 };
-// The monitor's part: these, then the console's read end when "console". The body is
-// JSON: {"state_dir", "console_max", "freezer", "cgroup_procs", "oom_file", "console"}.
-enum ClaimMonitorFd : size_t {
-  kClaimStartWrite,
-  kClaimExecErrRead,
-  kClaimReadyWrite,
-  kClaimMonitorFixedFds
-};
+// The monitor's part is berth-monitor's claim (monitor_main.cc, "shells"): the words of
+// monitor::MonitorClaimWords with the descriptors start (write end), exec-err (read end),
+// ready (write end) and the console's read end when there is a console.
 
 // What a shell's init knows from the start; the rest comes with the claim.
 struct ShellInitContext {

@@ -33,7 +33,7 @@ namespace {
 // CreateOptions. Reply: one line, "ok" or "err <kind> <errno> <message>". A line, not EOF,
 // ends the reply: a monitor forked meanwhile may hold the spawner's end until it execs.
 
-std::string EncodeRequest(const CreateOptions& o, std::string_view spec, const ShellShape* next) {
+std::string EncodeRequest(const CreateOptions& o, std::string_view spec) {
   rapidjson::StringBuffer buf;
   rapidjson::Writer<rapidjson::StringBuffer> w(buf);
   w.StartObject();
@@ -49,11 +49,6 @@ std::string EncodeRequest(const CreateOptions& o, std::string_view spec, const S
   w.Uint64(o.console_max);
   w.Key("spec");
   w.String(spec.data(), static_cast<rapidjson::SizeType>(spec.size()));
-  if (next) {
-    const std::string shape = ShellShapeJson(*next);
-    w.Key("next_shape");
-    w.String(shape.c_str(), static_cast<rapidjson::SizeType>(shape.size()));
-  }
   w.EndObject();
   return std::string(buf.GetString(), buf.GetSize());
 }
@@ -66,10 +61,11 @@ std::string StringMember(const rapidjson::Document& doc, const char* key) {
   return std::string(it->value.GetString(), it->value.GetStringLength());
 }
 
+// A create, or (with "prepare" alone) the shape of the next one.
 struct Request {
   CreateOptions options;
   std::string spec_json;
-  std::optional<ShellShape> next;
+  std::optional<ShellShape> prepare;
 };
 
 Request DecodeRequest(const std::string& text) {
@@ -79,6 +75,10 @@ Request DecodeRequest(const std::string& text) {
     throw Error(ErrorKind::kInternal, "spawner request: not a JSON object");
   }
   Request r;
+  if (doc.HasMember("prepare")) {
+    r.prepare = ParseShellShape(StringMember(doc, "prepare"));
+    return r;
+  }
   CreateOptions& o = r.options;
   o.id = StringMember(doc, "id");
   o.state_root = StringMember(doc, "state_root");
@@ -92,7 +92,6 @@ Request DecodeRequest(const std::string& text) {
   r.spec_json = StringMember(doc, "spec");
   o.spec = spec::ParseSpec(r.spec_json);
   o.caller_reaps_monitor = true;  // ReapChildren
-  if (doc.HasMember("next_shape")) r.next = ParseShellShape(StringMember(doc, "next_shape"));
   return r;
 }
 
@@ -198,7 +197,6 @@ std::string ErrorLine(ErrorKind kind, int sys_errno, std::string message) {
 // One create, on its own thread of the spawner.
 void Serve(int fd, ShellPool* pool) {
   std::string reply;
-  std::optional<ShellShape> next;
   try {
     uint64_t len = 0;
     if (!ReadFully(fd, &len, sizeof len) || len > (64u << 20)) {
@@ -209,7 +207,11 @@ void Serve(int fd, ShellPool* pool) {
       throw Error(ErrorKind::kInternal, "spawner request: truncated");
     }
     Request request = DecodeRequest(text);
-    next = std::move(request.next);
+    if (request.prepare) {
+      ::close(fd);
+      pool->Want(*request.prepare);
+      return;
+    }
     std::unique_ptr<Shell> shell;
     if (auto shape = ShellShapeOf(request.options.spec)) shell = pool->Take(*shape);
     if (shell) {
@@ -226,8 +228,6 @@ void Serve(int fd, ShellPool* pool) {
   }
   SendFully(fd, reply.data(), reply.size());
   ::close(fd);
-  // After the reply: making the next shell must not delay this create.
-  if (next) pool->Want(*next);
 }
 
 // The monitors are our children (one fork is cheaper than two): they are reaped when their
@@ -300,8 +300,34 @@ Spawner::~Spawner() {
   }
 }
 
+void Spawner::Prepare(const ShellShape& next) {
+  if (!alive_) return;
+  int pair[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) return;
+  UniqueFd request(pair[0]), theirs(pair[1]);
+  rapidjson::StringBuffer buf;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  w.StartObject();
+  const std::string shape = ShellShapeJson(next);
+  w.Key("prepare");
+  w.String(shape.c_str(), static_cast<rapidjson::SizeType>(shape.size()));
+  w.EndObject();
+  const uint64_t len = buf.GetSize();
+  // The request is buffered in the socket: no need to wait for the spawner to read it.
+  if (!SendFully(request.get(), &len, sizeof len) ||
+      !SendFully(request.get(), buf.GetString(), buf.GetSize())) {
+    return;
+  }
+  std::lock_guard lock(send_mu_);
+  try {
+    SendFd(control_.get(), theirs.get(), "spawner control socket");
+  } catch (const Error&) {
+    alive_ = false;  // the next Create says so
+  }
+}
+
 StateRecord Spawner::Create(const CreateOptions& options, std::string_view spec_json,
-                            const ShellShape* next, bool* used_shell) {
+                            bool* used_shell) {
   if (options.inherit_stdio || !options.console_socket.empty()) {
     throw Error(ErrorKind::kInternal,
                 "spawner: inherit_stdio and console_socket are not supported");
@@ -328,8 +354,8 @@ StateRecord Spawner::Create(const CreateOptions& options, std::string_view spec_
     }
   }
   const std::string body = spec_json.empty()
-                               ? EncodeRequest(options, spec::SerializeSpec(options.spec), next)
-                               : EncodeRequest(options, spec_json, next);
+                               ? EncodeRequest(options, spec::SerializeSpec(options.spec))
+                               : EncodeRequest(options, spec_json);
   const uint64_t len = body.size();
   if (!SendFully(request.get(), &len, sizeof len) ||
       !SendFully(request.get(), body.data(), body.size())) {

@@ -40,11 +40,15 @@ class Spawner {
   // CreateContainer itself.
   // `spec_json`: options.spec as spec::SerializeSpec wrote it, when the caller has it
   // already (berthd writes it to the bundle); empty: serialized here.
-  // `next`: the shape the caller's next create will likely have (its next user-namespace
-  // slot); the spawner makes a shell for it once this create is done. `used_shell`, when
-  // given, says whether this create claimed a shell.
+  // `used_shell`, when given, says whether this create claimed a shell.
   StateRecord Create(const CreateOptions& options, std::string_view spec_json = {},
-                     const ShellShape* next = nullptr, bool* used_shell = nullptr);
+                     bool* used_shell = nullptr);
+
+  // The shape the caller's next create will likely have (its next user-namespace slot):
+  // the spawner makes shells for it, dropping those of other shapes. Returns at once. Call
+  // it when the machine is otherwise idle (after a spawn, not during one): making a shell
+  // costs about what a create does.
+  void Prepare(const ShellShape& next);
 
   bool alive() const { return alive_.load(); }
   pid_t pid() const { return pid_; }

@@ -116,6 +116,21 @@ void MonitorCommand::Exec(const MonitorFds& fds) noexcept {
   ::_exit(127);
 }
 
+std::string MonitorClaimWords(const MonitorArgs& args) {
+  std::string out;
+  auto add = [&out](const char* flag, const std::string& value) {
+    if (value.empty()) return;
+    out.append(flag).push_back('\0');
+    out.append(value).push_back('\0');
+  };
+  add("--state-dir", args.state_dir);
+  add("--console-max", std::to_string(args.console_max));
+  add("--freezer", args.freezer);
+  add("--cgroup-procs", args.cgroup_procs);
+  add("--oom-file", args.oom_file);
+  return out;
+}
+
 void ExecMonitor(const MonitorArgs& args, const MonitorFds& fds) {
   // Deliberately leaked: Exec either replaces the process or exits it.
   auto* command = new MonitorCommand(args);

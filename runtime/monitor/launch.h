@@ -64,6 +64,10 @@ class MonitorCommand {
   int console_flag_index_ = -1;  // argv index of "--console-fd", cut off when no console
 };
 
+// A shell's monitor (shell.h) gets its arguments with its claim: `args` as the words of an
+// argv (each ended by a NUL), without the descriptors, which travel as SCM_RIGHTS.
+std::string MonitorClaimWords(const MonitorArgs& args);
+
 // For single-threaded callers (tests, tools): builds the command and execs it.
 [[noreturn]] void ExecMonitor(const MonitorArgs& args, const MonitorFds& fds);
 

@@ -722,12 +722,121 @@ void Report(int ready_fd, const char* what, int err) {
   ::close(ready_fd);
 }
 
+// ---- shells ----------------------------------------------------------------------------
+// A shell's monitor (runtime/linux/shell.h) is exec'd before its container exists, as
+//   berth-monitor --shell-claim-fd N --init-pid P --init-sync-fd S
+// and waits on N for its claim: one message whose data is the rest of its arguments
+// (NUL-separated words, as argv), with the descriptors start, exec-err, ready and, when
+// there is a console, console (SCM_RIGHTS, in that order; shell_internal.h). EOF first: the
+// shell is discarded.
+
+constexpr int kMaxClaimWords = 32;
+char g_claim_text[8192];
+char* g_claim_argv[kMaxClaimWords + 16];
+char g_fd_text[4][16];
+int g_claim_fds[4] = {-1, -1, -1, -1};
+
+int ClaimedReadyFd() { return g_claim_fds[2]; }
+
+void FormatFd(int fd, char* out) {
+  char rev[16];
+  int n = 0;
+  do {
+    rev[n++] = static_cast<char>('0' + fd % 10);
+    fd /= 10;
+  } while (fd > 0 && n < 15);
+  for (int i = 0; i < n; ++i) out[i] = rev[n - 1 - i];
+  out[n] = '\0';
+}
+
+// Not a shell: nullptr, argv untouched. A claimed shell: nullptr, *argc/*argv replaced by
+// the shell's own arguments plus the claim's. Else what went wrong ("discarded": EOF).
+const char* AwaitClaim(int* argc, char*** argv, int* claim_fd, pid_t* init_pid) {
+  if (*argc < 3 || !mini::StrEq((*argv)[1], "--shell-claim-fd")) return nullptr;
+  unsigned long long v;
+  if (!mini::ParseUnsigned((*argv)[2], INT_MAX, &v)) return "bad --shell-claim-fd";
+  *claim_fd = static_cast<int>(v);
+  for (int i = 3; i + 1 < *argc; i += 2) {
+    if (mini::StrEq((*argv)[i], "--init-pid") && mini::ParseUnsigned((*argv)[i + 1], INT_MAX, &v)) {
+      *init_pid = static_cast<pid_t>(v);
+    }
+  }
+  if (*init_pid <= 0) return "--shell-claim-fd needs --init-pid";
+
+  unsigned long long len = 0;
+  struct iovec iov = {&len, sizeof len};
+  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * 4)] = {};
+  struct msghdr msg = {};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  ssize_t n;
+  do {
+    n = ::recvmsg(*claim_fd, &msg, MSG_CMSG_CLOEXEC | MSG_WAITALL);
+  } while (n < 0 && errno == EINTR);
+  if (n == 0) return "discarded";
+  int nfds = 0;
+  for (struct cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    nfds = static_cast<int>((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+    if (nfds > 4) nfds = 4;
+    memcpy(g_claim_fds, CMSG_DATA(c), sizeof(int) * static_cast<size_t>(nfds));
+  }
+  if (n != sizeof len || (msg.msg_flags & MSG_CTRUNC) != 0 || nfds < 3) return "bad shell claim";
+  // Claimed: from here the monitor lives for its container, whatever becomes of its maker.
+  ::prctl(PR_SET_PDEATHSIG, 0);
+  if (len >= sizeof g_claim_text) return "shell claim too long";
+  size_t got = 0;
+  while (got < len) {
+    ssize_t r = ::read(*claim_fd, g_claim_text + got, len - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return "truncated shell claim";
+    got += static_cast<size_t>(r);
+  }
+  g_claim_text[len] = '\0';
+  ::close(*claim_fd);
+
+  // argv: our own words but --shell-claim-fd, the claim's words, then the descriptors.
+  int out = 0;
+  g_claim_argv[out++] = (*argv)[0];
+  for (int i = 3; i < *argc && out < kMaxClaimWords; ++i) g_claim_argv[out++] = (*argv)[i];
+  for (size_t i = 0; i < len && out < kMaxClaimWords; i += mini::StrLen(g_claim_text + i) + 1) {
+    g_claim_argv[out++] = g_claim_text + i;
+  }
+  static const char* const kFdFlags[4] = {"--start-fd", "--exec-err-fd", "--ready-fd",
+                                          "--console-fd"};
+  for (int i = 0; i < nfds; ++i) {
+    FormatFd(g_claim_fds[i], g_fd_text[i]);
+    g_claim_argv[out++] = const_cast<char*>(kFdFlags[i]);
+    g_claim_argv[out++] = g_fd_text[i];
+  }
+  g_claim_argv[out] = nullptr;
+  *argc = out;
+  *argv = g_claim_argv;
+  return nullptr;
+}
+
 }  // namespace
 }  // namespace berth::monitor
 
 int main(int argc, char** argv) {
   using namespace berth::monitor;
   Monitor& m = g_monitor;
+  int claim_fd = -1;
+  pid_t shell_init = 0;
+  if (const char* bad = AwaitClaim(&argc, &argv, &claim_fd, &shell_init)) {
+    // Unclaimed (the maker hung up) or a claim that cannot be read: the shell ends.
+    if (mini::StrEq(bad, "discarded")) {
+      ::kill(shell_init, SIGKILL);
+      ::waitpid(shell_init, nullptr, 0);
+      return 0;
+    }
+    Report(claim_fd >= 0 ? ClaimedReadyFd() : -1, bad, 0);
+    ::kill(shell_init, SIGKILL);
+    ::waitpid(shell_init, nullptr, 0);
+    return 2;
+  }
   if (const char* bad = ParseArgs(argc, argv, &m.args)) {
     Report(m.args.ready_fd, bad, 0);
     // Nothing else can reap or release the init this monitor was given.
