@@ -596,7 +596,8 @@ InstanceView InstanceManager::Create(const rapidjson::Value& body) {
     timer.Mark("dir+network");
     id_range = ranges_->Allocate(dir);
     next_range = ranges_->Peek();
-    if (auto next = ranges_->SlotAfter(*id_range)) userns_cache_.Prewarm(*next);
+    // Made ahead for the slot the next spawn gets: its idmapped mounts, its shell (Prepare).
+    if (next_range) userns_cache_.Prewarm(*next_range);
     timer.Mark("id range");
   }
 

@@ -96,13 +96,6 @@ std::optional<IdRange> UsernsRanges::Load(const std::string& instance_dir) {
   return IdRangeFromJson(*text, path);
 }
 
-std::optional<IdRange> UsernsRanges::SlotAfter(const IdRange& r) const {
-  if (r.uid < uids_.start || r.size != slot_size_) return std::nullopt;
-  const uint64_t next = (r.uid - uids_.start) / slot_size_ + 1;
-  if (next >= slots_) return std::nullopt;
-  return RangeOfSlot(next);
-}
-
 IdRange UsernsRanges::RangeOfSlot(size_t slot) const {
   IdRange r;
   r.uid = static_cast<uint32_t>(uids_.start + slot * slot_size_);

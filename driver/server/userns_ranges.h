@@ -51,9 +51,6 @@ class UsernsRanges {
   IdRange Allocate(const std::string& instance_dir);
   // The instance's slot, or nullopt when it has none (made without user namespaces).
   static std::optional<IdRange> Load(const std::string& instance_dir);
-  // The slot after `r`, the one the next spawn most likely gets (nullopt after the last):
-  // what berthd prepares a mapping namespace for ahead of time.
-  std::optional<IdRange> SlotAfter(const IdRange& r) const;
   // The slot the next Allocate gives unless the known-free ones have run out (then it
   // reads the records again): what the spawner makes a shell for. nullopt: unknown.
   std::optional<IdRange> Peek();

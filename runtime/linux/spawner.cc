@@ -6,11 +6,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <cstdio>
+#include <deque>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -240,6 +242,60 @@ void Serve(int fd, ShellPool* pool) {
   }
 }
 
+// The threads that serve creates. They stay once started: a new thread's stack and malloc
+// arena are fresh pages, and each first touch of a page is a fault (a trap to the
+// hypervisor on a paravirtualized guest), ~1-2 ms a create. A thread is added only when
+// every one is busy, so creates still run concurrently.
+class Workers {
+ public:
+  explicit Workers(ShellPool* pool) : pool_(pool) {}
+
+  void Submit(int fd) {
+    {
+      std::lock_guard lock(mu_);
+      queue_.push_back(fd);
+      if (idle_ > 0) {
+        cv_.notify_one();
+        return;
+      }
+    }
+    try {
+      std::thread([this] { Work(); }).detach();
+    } catch (const std::exception&) {
+      // No thread to be had: serve it here rather than leave it to a worker that may not be.
+      {
+        std::lock_guard lock(mu_);
+        auto it = std::find(queue_.begin(), queue_.end(), fd);
+        if (it == queue_.end()) return;  // a worker took it meanwhile
+        queue_.erase(it);
+      }
+      Serve(fd, pool_);
+    }
+  }
+
+ private:
+  [[noreturn]] void Work() {
+    for (;;) {
+      int fd;
+      {
+        std::unique_lock lock(mu_);
+        ++idle_;
+        cv_.wait(lock, [this] { return !queue_.empty(); });
+        --idle_;
+        fd = queue_.front();
+        queue_.pop_front();
+      }
+      Serve(fd, pool_);
+    }
+  }
+
+  ShellPool* pool_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<int> queue_;
+  int idle_ = 0;
+};
+
 [[noreturn]] void SpawnerMain(int control, pid_t parent, size_t shells) {
   // Ends with the daemon, even one killed with SIGKILL; the monitors it made do not.
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -256,14 +312,11 @@ void Serve(int fd, ShellPool* pool) {
   } catch (const std::exception&) {
     ::_exit(1);  // the daemon then creates containers itself
   }
+  auto* workers = new Workers(pool);
   for (;;) {
     int fd = ReceiveFd(control);  // one per create
     if (fd < 0) ::_exit(0);       // the daemon closed the control socket
-    try {
-      std::thread(Serve, fd, pool).detach();
-    } catch (const std::exception&) {
-      Serve(fd, pool);  // no thread to be had: serve it here rather than drop it
-    }
+    workers->Submit(fd);
   }
 }
 

@@ -763,6 +763,13 @@ const char* AwaitClaim(int* argc, char*** argv, int* claim_fd, pid_t* init_pid) 
   }
   if (*init_pid <= 0) return "--shell-claim-fd needs --init-pid";
 
+  // Touched now, while waiting: a first touch is a fault, which traps to the hypervisor on
+  // a paravirtualized guest, and the claimed monitor's work is on its container's spawn.
+  for (size_t i = 0; i < sizeof g_io_buffer; i += 4096) g_io_buffer[i] = 0;
+  {
+    volatile char* bytes = reinterpret_cast<volatile char*>(&g_monitor);
+    for (size_t i = 0; i < sizeof g_monitor; i += 4096) bytes[i] = bytes[i];
+  }
   unsigned long long len = 0;
   struct iovec iov = {&len, sizeof len};
   alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * 4)] = {};

@@ -20,6 +20,14 @@
 //     exited non-zero). Read one line, not to EOF: an init that kept a copy of the ready fd
 //     would delay EOF until it execs.
 //
+// A shell's monitor (runtime/linux/shell.h) is exec'd by M before its container exists:
+//   berth-monitor --shell-claim-fd N --init-pid P --init-sync-fd S
+// It waits on N (a stream socket) for its claim: an 8-byte length with the descriptors
+// start, exec-err, ready and (with a console) console as SCM_RIGHTS, then that many bytes:
+// the other arguments below as NUL-ended words (monitor::MonitorClaimWords). EOF instead:
+// the shell is discarded, and the monitor kills and reaps P and exits 0. Until claimed it
+// keeps the PR_SET_PDEATHSIG M was given, so it ends with the spawner's thread that made it.
+//
 // Arguments (all required unless marked):
 //   --state-dir DIR       where monitor.sock, status.json, console.log live
 //   --init-pid PID        C
