@@ -523,6 +523,8 @@ InstanceManager::Launched InstanceManager::Launch(const InstanceRecord& record,
 
 InstanceView InstanceManager::Create(const rapidjson::Value& body) {
   auto started = Clock::now();
+  spawns_in_flight_.fetch_add(1);
+  ScopeGuard in_flight([this] { spawns_in_flight_.fetch_sub(1); });
   InstanceRecord rec;
   std::string uuid = OptString(body, "uuid", "uuid").value_or("");
   if (uuid.empty()) {
@@ -654,8 +656,9 @@ InstanceView InstanceManager::Create(const rapidjson::Value& body) {
       ms(launched_at - mounted), launched.from_shell ? " from a shell" : "",
       ms(Clock::now() - launched_at));
   // Now that this spawn is done: making the next one's shell costs about a create.
-  if (launched.next_shell && spawner_ && config_.shells > 0)
+  if (launched.next_shell && spawner_ && config_.shells > 0 && spawns_in_flight_.load() == 1) {
     spawner_->Prepare(*launched.next_shell);
+  }
   return ViewOf(*inst);
 }
 

@@ -226,6 +226,10 @@ class InstanceManager {
   std::mutex image_mu_;
 
   std::atomic<uint64_t> list_version_{1};
+  // Spawns between their request and their answer: a shell is made only when none is left
+  // (on a busy host it would compete with them for the CPU, and a storm's spawns take
+  // slots faster than shells can be made for them).
+  std::atomic<int> spawns_in_flight_{0};
   std::mutex list_mu_;
   uint64_t list_json_version_ = 0;
   std::shared_ptr<const std::string> list_json_;
