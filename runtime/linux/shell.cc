@@ -136,14 +136,19 @@ UniqueFd PidFd(pid_t pid) {
   // PR_SET_PDEATHSIG we were given until then.
   const std::string pid_text = std::to_string(init_pid), claim_text = std::to_string(claim_fd),
                     sync_text = std::to_string(sync_fd);
-  const char* argv[] = {
-      monitor_binary.c_str(), "--shell-claim-fd", claim_text.c_str(), "--init-pid",
-      pid_text.c_str(),       "--init-sync-fd",   sync_text.c_str(),  nullptr};
+  // Empty words at the end: room for the monitor to show a cold monitor's command line
+  // once claimed (monitor_main.cc, ShowClaimedCommandLine).
+  constexpr size_t kCommandLineRoom = 1536;
+  std::vector<const char*> argv = {monitor_binary.c_str(), "--shell-claim-fd", claim_text.c_str(),
+                                   "--init-pid",           pid_text.c_str(),   "--init-sync-fd",
+                                   sync_text.c_str()};
+  argv.insert(argv.end(), kCommandLineRoom, "");
+  argv.push_back(nullptr);
   ::fcntl(claim_fd, F_SETFD, 0);
   ::fcntl(sync_fd, F_SETFD, 0);
   std::string ok = "ok " + pid_text + "\n";
   WriteFully(report_fd, ok.data(), ok.size());  // close-on-exec: EOF once exec'd
-  ::execve(argv[0], const_cast<char* const*>(argv), environ);
+  ::execve(argv[0], const_cast<char* const*>(argv.data()), environ);
   kill_init();  // a dead shell: the pool sees it (alive()) and never hands it out
   ::_exit(127);
 }

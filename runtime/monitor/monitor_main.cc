@@ -749,6 +749,23 @@ void FormatFd(int fd, char* out) {
   out[n] = '\0';
 }
 
+// A claimed shell's monitor shows the command line a cold create's would have (ps,
+// pgrep --state-dir, leak checks), not the one it was exec'd with before its container
+// existed. Written over its own argv, which M padded with empty words for the room
+// (PR_SET_MM would need CAP_SYS_RESOURCE); left as it is when it does not fit.
+void ShowClaimedCommandLine(char* area, size_t room, int argc, char** argv) {
+  size_t len = 0;
+  for (int i = 0; i < argc; ++i) len += mini::StrLen(argv[i]) + 1;
+  if (area == nullptr || len > room) return;
+  char* out = area;
+  for (int i = 0; i < argc; ++i) {
+    size_t n = mini::StrLen(argv[i]) + 1;
+    memmove(out, argv[i], n);
+    out += n;
+  }
+  memset(out, 0, room - len);
+}
+
 // Not a shell: nullptr, argv untouched. A claimed shell: nullptr, *argc/*argv replaced by
 // the shell's own arguments plus the claim's. Else what went wrong ("discarded": EOF).
 const char* AwaitClaim(int* argc, char*** argv, int* claim_fd, pid_t* init_pid) {
@@ -804,10 +821,23 @@ const char* AwaitClaim(int* argc, char*** argv, int* claim_fd, pid_t* init_pid) 
   g_claim_text[len] = '\0';
   ::close(*claim_fd);
 
-  // argv: our own words but --shell-claim-fd, the claim's words, then the descriptors.
+  // The exec'd command line's bytes, rewritten below once the words are copied out of it.
+  char* area = (*argv)[0];
+  char* last = (*argv)[*argc - 1];
+  const size_t room = static_cast<size_t>(last + mini::StrLen(last) + 1 - area);
+  // argv: our own words but --shell-claim-fd and the padding, the claim's words, then the
+  // descriptors. Ours are copied: their bytes are about to be overwritten.
+  static char own_words[512];
+  size_t own_len = 0;
   int out = 0;
-  g_claim_argv[out++] = (*argv)[0];
-  for (int i = 3; i < *argc && out < kMaxClaimWords; ++i) g_claim_argv[out++] = (*argv)[i];
+  for (int i = 0; i < *argc && out < kMaxClaimWords; ++i) {
+    if ((i == 1 || i == 2) || (*argv)[i][0] == '\0') continue;
+    size_t n = mini::StrLen((*argv)[i]) + 1;
+    if (own_len + n > sizeof own_words) return "shell arguments too long";
+    memcpy(own_words + own_len, (*argv)[i], n);
+    g_claim_argv[out++] = own_words + own_len;
+    own_len += n;
+  }
   for (size_t i = 0; i < len && out < kMaxClaimWords; i += mini::StrLen(g_claim_text + i) + 1) {
     g_claim_argv[out++] = g_claim_text + i;
   }
@@ -821,6 +851,7 @@ const char* AwaitClaim(int* argc, char*** argv, int* claim_fd, pid_t* init_pid) 
   g_claim_argv[out] = nullptr;
   *argc = out;
   *argv = g_claim_argv;
+  ShowClaimedCommandLine(area, room, out, g_claim_argv);
   return nullptr;
 }
 

@@ -27,6 +27,8 @@
 // the other arguments below as NUL-ended words (monitor::MonitorClaimWords). EOF instead:
 // the shell is discarded, and the monitor kills and reaps P and exits 0. Until claimed it
 // keeps the PR_SET_PDEATHSIG M was given, so it ends with the spawner's thread that made it.
+// Empty words after those arguments are room: once claimed, the monitor writes over its
+// command line the one a cold create's monitor has (ps and pgrep see --state-dir).
 //
 // Arguments (all required unless marked):
 //   --state-dir DIR       where monitor.sock, status.json, console.log live

@@ -81,6 +81,13 @@ TEST_F(ShellTest, AClaimedShellRunsTheContainerOnARootMountedAfterIt) {
   auto record = container::CreateContainer(Options("claimed", s), std::move(shell));
   EXPECT_EQ(record.init_pid, init);
   EXPECT_EQ(record.monitor_pid, m);
+  // It shows the command line of a cold create's monitor (ps, pgrep, leak checks).
+  std::string cmdline = ReadFile("/proc/" + std::to_string(m) + "/cmdline");
+  for (char& c : cmdline) c = c == '\0' ? ' ' : c;
+  EXPECT_NE(cmdline.find("berth-monitor --init-pid " + std::to_string(init)), std::string::npos)
+      << cmdline;
+  EXPECT_NE(cmdline.find("--state-dir " + StateDir("claimed")), std::string::npos) << cmdline;
+  EXPECT_EQ(cmdline.find("--shell-claim-fd"), std::string::npos) << cmdline;
   EXPECT_EQ(container::QueryContainer(state_root_, "claimed").status, container::Status::kCreated);
   const std::string mountinfo = ReadFile("/proc/self/mountinfo");
   EXPECT_EQ(mountinfo.find(" " + root + "/proc "), std::string::npos) << mountinfo;
