@@ -372,6 +372,17 @@ void WarmMemory() {
   for (size_t i = 0; i < kStack; i += 4096) stack[i] = 0;
 }
 
+// proc for this pid namespace, made while the shell waits (~1 ms of a claim otherwise).
+// -1 when the kernel refuses it (then the claim mounts it as a cold create does).
+int PremadeProc() {
+  UniqueFd context(::fsopen("proc", FSOPEN_CLOEXEC));
+  if (!context || ::fsconfig(context.get(), FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) != 0) {
+    return -1;
+  }
+  return ::fsmount(context.get(), FSMOUNT_CLOEXEC,
+                   MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC | MOUNT_ATTR_NODEV);
+}
+
 }  // namespace
 
 void WriteIdMap(pid_t pid, const char* file, const std::vector<spec::IdMapping>& maps) {
@@ -395,6 +406,7 @@ void WriteIdMap(pid_t pid, const char* file, const std::vector<spec::IdMapping>&
     char go = 0;
     if (::read(context.sync_fd, &go, 1) != 1) ::_exit(1);  // M gave up
     if (context.namespaces.new_network) BringUpLoopback();
+    const int proc_fd = PremadeProc();
     WarmMemory();
     std::string body;
     std::vector<UniqueFd> fds;
@@ -430,6 +442,7 @@ void WriteIdMap(pid_t pid, const char* file, const std::vector<spec::IdMapping>&
     init.shell = true;
     init.sync_fd = context.sync_fd;
     init.rootfs.rootfs_tree_fd = fds[kClaimRootTree].get();
+    init.rootfs.premade_proc_fd = proc_fd;
     init.start_fd = fds[kClaimStartRead].get();
     init.exec_err_fd = fds[kClaimExecErrWrite].get();
     init.stdin_fd = fds[kClaimStdin].get();

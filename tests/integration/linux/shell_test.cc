@@ -53,7 +53,9 @@ class ShellTest : public ContainerTest {
 };
 
 TEST_F(ShellTest, AClaimedShellRunsTheContainerOnARootMountedAfterIt) {
-  spec::Spec s = UsernsSpec({"sh", "-c", "hostname; cat /proc/self/uid_map; echo pid $$; ls /tmp"});
+  spec::Spec s = UsernsSpec(
+      {"sh", "-c",
+       "hostname; cat /proc/self/uid_map; echo pid $$; ls /tmp; echo comm $(cat /proc/1/comm)"});
   auto shape = container::ShellShapeOf(s);
   ASSERT_TRUE(shape.has_value());
   auto shell = container::MakeShell(*shape);
@@ -105,6 +107,8 @@ TEST_F(ShellTest, AClaimedShellRunsTheContainerOnARootMountedAfterIt) {
   EXPECT_NE(out.find("100000"), std::string::npos) << out;
   EXPECT_NE(out.find("pid 1\n"), std::string::npos) << out;
   EXPECT_NE(out.find("shell-marker"), std::string::npos) << out;
+  // Its proc (made while the shell waited) is its own pid namespace's.
+  EXPECT_NE(out.find("comm sh\n"), std::string::npos) << out;
 }
 
 TEST_F(ShellTest, AnUnclaimedShellEndsWithItsObject) {
