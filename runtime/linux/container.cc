@@ -9,6 +9,7 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -627,6 +628,13 @@ StateRecord CreateContainer(const CreateOptions& options, std::unique_ptr<Shell>
     }
     if (!shell->alive()) throw Error(ErrorKind::kSystem, "the shell has died");
     record.init_pid = shell->init_pid();
+    // Shells are made at a low priority (the spawner's maker); the container runs at ours.
+    const int our_nice = ::getpriority(PRIO_PROCESS, 0);
+    for (pid_t pid : {shell->init_pid(), shell->monitor_pid()}) {
+      if (::setpriority(PRIO_PROCESS, static_cast<id_t>(pid), our_nice) != 0) {
+        ThrowErrno("setpriority", "shell process " + std::to_string(pid));
+      }
+    }
     record.init_start_time = ProcessStartTime(record.init_pid);
     record.monitor_pid = shell->monitor_pid();
     // Before the monitor reports ready: the caller may read the state at once.

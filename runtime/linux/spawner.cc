@@ -2,6 +2,7 @@
 
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -108,13 +109,11 @@ class ShellPool {
     std::thread([this] { MakeForever(); }).detach();
   }
 
-  // A live shell of this shape, or null. One being made for it is waited for: it is
-  // nearer done than a cold create would be.
+  // A live shell of this shape, or null. One still being made is not waited for: it is
+  // made at the lowest priority, which on a busy host may take long.
   std::unique_ptr<Shell> Take(const ShellShape& shape) {
     std::unique_lock lock(mu_);
     if (capacity_ == 0) return nullptr;
-    cv_.wait_for(lock, std::chrono::milliseconds(100),
-                 [&] { return !(making_ && wanted_ && *wanted_ == shape) || Find(shape) >= 0; });
     // This shape's slot is being taken: no more shells for it until told the next one.
     if (wanted_ && *wanted_ == shape) wanted_.reset();
     for (int i = Find(shape); i >= 0; i = Find(shape)) {
@@ -132,6 +131,7 @@ class ShellPool {
       std::lock_guard lock(mu_);
       if (capacity_ == 0) return;
       wanted_ = shape;
+      ++wants_;
       for (auto it = shells_.begin(); it != shells_.end();) {
         if (!((*it)->shape() == shape)) {
           dropped.push_back(std::move(*it));
@@ -153,13 +153,22 @@ class ShellPool {
   }
 
   [[noreturn]] void MakeForever() {
+    // Shells are made with what the creates leave of the CPU: this thread, and the
+    // processes it forks, at nice 19. A claim puts them back to 0.
+    ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 19);
     for (;;) {
       ShellShape shape;
       {
         std::unique_lock lock(mu_);
         cv_.wait(lock, [&] { return wanted_ && shells_.size() < capacity_; });
+        // Spawns back to back (a storm) take their slots before a shell could be ready, and
+        // making one then only costs CPU: wait for a quiet moment, as a host between Nova's
+        // spawns has many.
+        const uint64_t seen = wants_;
+        if (cv_.wait_for(lock, kQuietBeforeMaking, [&] { return wants_ != seen || !wanted_; })) {
+          continue;
+        }
         shape = *wanted_;
-        making_ = true;
       }
       std::unique_ptr<Shell> shell;
       try {
@@ -168,13 +177,11 @@ class ShellPool {
         // A shell is only a head start; the creates go cold. Do not spin on a host that
         // refuses them.
         std::lock_guard lock(mu_);
-        making_ = false;
         wanted_.reset();
         cv_.notify_all();
         continue;
       }
       std::lock_guard lock(mu_);
-      making_ = false;
       if (wanted_ && *wanted_ == shape) shells_.push_back(std::move(shell));
       cv_.notify_all();
     }
@@ -183,8 +190,9 @@ class ShellPool {
   const size_t capacity_;
   std::mutex mu_;
   std::condition_variable cv_;
+  static constexpr std::chrono::milliseconds kQuietBeforeMaking{50};
   std::optional<ShellShape> wanted_;
-  bool making_ = false;
+  uint64_t wants_ = 0;  // Want calls so far
   std::vector<std::unique_ptr<Shell>> shells_;
 };
 

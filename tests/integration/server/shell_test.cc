@@ -24,6 +24,16 @@ struct ShellPids {
   pid_t init = -1;
 };
 
+// The nice value (field 19 of /proc/<pid>/stat).
+long NiceOf(pid_t pid) {
+  std::string stat = ReadFile("/proc/" + std::to_string(pid) + "/stat");
+  std::istringstream rest(stat.substr(stat.rfind(')') + 2));
+  std::string field;
+  for (int i = 3; i <= 19 && rest >> field; ++i) {
+  }
+  return std::atol(field.c_str());
+}
+
 bool Ended(pid_t pid) {
   auto stat = ReadProcStat(pid);
   return !stat || stat->state == 'Z';
@@ -69,6 +79,9 @@ TEST_F(ShellSpawnTest, ASpawnClaimsTheShellMadeForItsSlotAndShellsEndWithBerthd)
   ASSERT_GT(spawner, 0);
   auto shell = WaitForShell(spawner);
   ASSERT_TRUE(shell) << "no shell was made after a spawn";
+  // Made with what spawns leave of the CPU.
+  EXPECT_EQ(NiceOf(shell->monitor), 19);
+  EXPECT_EQ(NiceOf(shell->init), 19);
   // Made for the next slot: its init already has that slot's id maps.
   const std::string uid_map = ReadFile("/proc/" + std::to_string(shell->init) + "/uid_map");
 
@@ -79,6 +92,8 @@ TEST_F(ShellSpawnTest, ASpawnClaimsTheShellMadeForItsSlotAndShellsEndWithBerthd)
   auto init = ReadProcStat(shell->init);
   ASSERT_TRUE(init);
   EXPECT_EQ(init->ppid, shell->monitor);
+  EXPECT_EQ(NiceOf(shell->monitor), 0) << "a claimed shell's monitor stays at low priority";
+  EXPECT_EQ(NiceOf(shell->init), 0) << "a claimed shell's init stays at low priority";
   EXPECT_EQ(ReadFile("/proc/" + std::to_string(shell->init) + "/uid_map"), uid_map);
   const std::string idmap = ReadFile(InstanceDir(second) + "/idmap.json");
   std::istringstream words(uid_map);
