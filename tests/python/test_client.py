@@ -195,3 +195,19 @@ def test_import_image_sends_archive(fake):
     assert req.body == b"TARDATA"
     assert req.query == {"format": ["rootfs-tar"], "name": ["busybox"]}
     assert req.headers["Content-Type"] == "application/x-tar"
+
+
+def test_a_408_from_a_timed_out_connection_is_sent_again_once(fake):
+    # Pistache's answer to a request that met its connection timer: never processed.
+    path = "/v1/instances/%s/action" % UUID
+    fake.add("POST", path, 408, "Request Timeout")
+    fake.set("POST", path, 202, {"uuid": UUID})
+    make(fake).reboot(UUID, hard=True)
+    assert len(fake.calls("POST", path)) == 2
+    # A second 408 in a row is an error, not a loop.
+    fake.add("POST", path, 408, "Request Timeout")
+    fake.add("POST", path, 408, "Request Timeout")
+    with pytest.raises(exc.BerthError) as e:
+        make(fake).reboot(UUID, hard=True)
+    assert e.value.status == 408
+    assert len(fake.calls("POST", path)) == 4

@@ -90,10 +90,12 @@ class BerthClient(object):
             hdrs["Content-Type"] = "application/json"
         hdrs.update(headers or {})
         read_timeout = self.timeout if timeout is None else timeout
-        attempts = 2 if (auth and self._token_from_file) else 1
-        for attempt in range(attempts):
+        token_attempts = 2 if (auth and self._token_from_file) else 1
+        token_attempt = 0
+        timed_out_idle = False
+        while True:
             if auth:
-                hdrs["X-Auth-Token"] = self._current_token(reload=attempt > 0)
+                hdrs["X-Auth-Token"] = self._current_token(reload=token_attempt > 0)
             try:
                 resp = self._session.request(method, url, data=data, params=params,
                                              headers=hdrs,
@@ -104,8 +106,15 @@ class BerthClient(object):
             except requests.RequestException as e:
                 raise exc.BerthConnectionError(f"cannot reach {self.api_url}: {e}",
                                                method=method, path=path)
-            if resp.status_code == 401 and attempt + 1 < attempts:
+            if resp.status_code == 401 and token_attempt + 1 < token_attempts:
+                token_attempt += 1
                 continue  # the token file may have been rotated: read it again
+            if resp.status_code == 408 and not timed_out_idle:
+                # Pistache times out a kept-alive connection by its age and answers 408 to
+                # the request that arrives as it does (pistacheio/pistache#1030): that
+                # request was never read, so sending it again on a new connection is safe.
+                timed_out_idle = True
+                continue
             break
         if resp.status_code >= 400:
             raise self._error(resp, method, path)
