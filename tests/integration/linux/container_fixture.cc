@@ -60,6 +60,16 @@ std::string ContainerTest::StateDir(const std::string& id) const {
   return container::StateDir(state_root_, id);
 }
 
+container::CreateOptions ContainerTest::Options(const std::string& id, spec::Spec spec) const {
+  container::CreateOptions o;
+  o.id = id;
+  o.state_root = state_root_;
+  o.bundle = dir_->path();
+  o.spec = std::move(spec);
+  o.cgroup_path = "berth-test-" + std::to_string(::getpid()) + "-" + id;
+  return o;
+}
+
 container::StateRecord ContainerTest::Create(const std::string& id, const spec::Spec& spec,
                                              unsigned long console_max) {
   std::string bundle = dir_->Sub("bundle-" + id);

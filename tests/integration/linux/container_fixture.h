@@ -23,6 +23,9 @@ class ContainerTest : public ::testing::Test {
   // The default spec with this rootfs, the given command, hostname "berth-test", and a
   // cgroup path unique to the test.
   spec::Spec BaseSpec(std::vector<std::string> args) const;
+  // Options for a create of `spec` under this test's state root and cgroup, its bundle the
+  // test's directory (for creates through the spawner or a shell).
+  container::CreateOptions Options(const std::string& id, spec::Spec spec) const;
   // Writes the bundle (config.json) and creates the container.
   container::StateRecord Create(const std::string& id, const spec::Spec& spec,
                                 unsigned long console_max = 1u << 20);

@@ -40,14 +40,10 @@ class ShellTest : public ContainerTest {
     s.linux.gid_mappings = {{0, host_base, 65536}};
     return s;
   }
+  // M is our child: we reap it, as the spawner does its monitors.
   container::CreateOptions Options(const std::string& id, spec::Spec spec) const {
-    container::CreateOptions o;
-    o.id = id;
-    o.state_root = state_root_;
-    o.bundle = dir_->path();
-    o.spec = std::move(spec);
-    o.cgroup_path = "berth-test-" + std::to_string(::getpid()) + "-" + id;
-    o.caller_reaps_monitor = true;  // M is our child
+    container::CreateOptions o = ContainerTest::Options(id, std::move(spec));
+    o.caller_reaps_monitor = true;
     return o;
   }
 };

@@ -41,16 +41,6 @@ class SpawnerTest : public ContainerTest {
     spawner_.reset();
   }
 
-  container::CreateOptions Options(const std::string& id, spec::Spec spec) const {
-    container::CreateOptions o;
-    o.id = id;
-    o.state_root = state_root_;
-    o.bundle = dir_->path();
-    o.spec = std::move(spec);
-    o.cgroup_path = "berth-test-" + std::to_string(::getpid()) + "-" + id;
-    return o;
-  }
-
   std::unique_ptr<container::Spawner> spawner_;
 };
 
