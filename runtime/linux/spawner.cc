@@ -26,6 +26,7 @@
 
 #include "runtime/common/error.h"
 #include "runtime/common/fd_io.h"
+#include "runtime/common/phase_timer.h"
 #include "runtime/linux/shell.h"
 #include "runtime/spec/parser.h"
 
@@ -216,7 +217,9 @@ void Serve(int fd, ShellPool* pool) {
     if (!ReadFully(fd, text.data(), text.size())) {
       throw Error(ErrorKind::kInternal, "spawner request: truncated");
     }
+    PhaseTimer timer("spawner");
     Request request = DecodeRequest(text);
+    timer.Mark("decode");
     if (request.prepare) {
       ::close(fd);
       pool->Want(*request.prepare);
@@ -224,6 +227,7 @@ void Serve(int fd, ShellPool* pool) {
     }
     std::unique_ptr<Shell> shell;
     if (auto shape = ShellShapeOf(request.options.spec)) shell = pool->Take(*shape);
+    timer.Mark("take shell");
     if (shell) {
       CreateContainer(request.options, std::move(shell), request.spec_json);
       reply = "ok shell\n";
@@ -400,6 +404,7 @@ StateRecord Spawner::Create(const CreateOptions& options, std::string_view spec_
                                          ") is gone: " + why);
   };
   if (!alive_) throw gone("it died before");
+  PhaseTimer timer("spawner client");
   int pair[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) {
     ThrowErrno("socketpair", "spawner request");
@@ -422,6 +427,7 @@ StateRecord Spawner::Create(const CreateOptions& options, std::string_view spec_
       !SendFully(request.get(), body.data(), body.size())) {
     throw gone("request not taken");
   }
+  timer.Mark("sent");
   std::string line;
   char buf[512];
   while (line.find('\n') == std::string::npos) {
@@ -433,6 +439,7 @@ StateRecord Spawner::Create(const CreateOptions& options, std::string_view spec_
   line.resize(line.find('\n'));
   if (line == "ok" || line == "ok shell") {
     if (used_shell) *used_shell = line == "ok shell";
+    timer.Mark("reply");
     return ReadStateRecord(options.state_root, options.id);
   }
   // "err <kind> <errno> <message>"
