@@ -1086,6 +1086,24 @@ void InstanceManager::Recover() {
   RecoverNetwork();
   auto counts = CountByState();
   spdlog::info("re-attached {} instances ({} running)", instances_.size(), counts["RUNNING"]);
+  PrepareFirstShell();
+}
+
+// The first spawn after a start gets a shell too: its shape from the default instance
+// spec with the next slot (a spec that differs in its namespaces simply does not use it).
+void InstanceManager::PrepareFirstShell() {
+  if (!spawner_ || config_.shells == 0 || !ranges_) return;
+  try {
+    auto next = ranges_->Peek();
+    if (!next) return;
+    spec::Spec s = spec::DefaultSpec();
+    s.root.path = "/";
+    s.process.terminal = false;
+    ApplySecurityProfile(s, ParseSecurityRequest(Flavor{}, config_.allow_privileged), next);
+    if (auto shape = container::ShellShapeOf(s)) spawner_->Prepare(*shape);
+  } catch (const Error& e) {
+    spdlog::warn("no shell for the first spawn: {}", e.message());
+  }
 }
 
 }  // namespace berth::server

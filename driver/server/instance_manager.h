@@ -187,6 +187,7 @@ class InstanceManager {
   // Creates and starts the container on the (mounted) rootfs; returns the init pid.
   // start=false leaves it created (namespaces and network ready, process not started):
   // the Nova driver starts it once Neutron reported the ports up.
+  void PrepareFirstShell();
   struct Launched {
     bool from_shell = false;  // the container's processes were made ahead (shell.h)
     // The next spawn's shape, when `next_range` was given: its spec differs from this one,

@@ -123,6 +123,7 @@ std::vector<bool> UsernsRanges::ScanTakenSlots() const {
 
 std::optional<IdRange> UsernsRanges::Peek() {
   std::lock_guard lock(mu_);
+  if (taken_.empty()) taken_ = ScanTakenSlots();  // as the first Allocate would
   for (size_t slot = 0; slot < taken_.size(); ++slot) {
     if (!taken_[slot]) return RangeOfSlot(slot);
   }

@@ -52,7 +52,8 @@ class UsernsRanges {
   // The instance's slot, or nullopt when it has none (made without user namespaces).
   static std::optional<IdRange> Load(const std::string& instance_dir);
   // The slot the next Allocate gives unless the known-free ones have run out (then it
-  // reads the records again): what the spawner makes a shell for. nullopt: unknown.
+  // reads the records again): what the spawner makes a shell for. nullopt: none known
+  // free. Reads the records when nothing has read them yet, as Allocate does.
   std::optional<IdRange> Peek();
 
   size_t slots() const { return slots_; }

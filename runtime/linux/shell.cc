@@ -255,9 +255,11 @@ std::unique_ptr<Shell> MakeShell(const ShellShape& shape) {
   shell->m_pidfd_ = PidFd(m);
   shell->to_m_ = std::move(to_m);
   shell->to_init_ = std::move(to_init);
+  // "ok <init pid>", then EOF once M has exec'd berth-monitor (the pipe is close-on-exec):
+  // a shell is handed out only when both its processes are in place.
   std::string line;
   char buf[256];
-  while (line.find('\n') == std::string::npos) {
+  for (;;) {
     ssize_t n = ::read(report_read.get(), buf, sizeof buf);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
