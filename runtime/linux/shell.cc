@@ -205,9 +205,15 @@ ShellShape ParseShellShape(std::string_view json) {
   return shape;
 }
 
-// Closing the claim sockets is the discard: M then kills and reaps its init, and exits. A
-// SIGKILL would leave the init to be reaped by whoever adopts it (the host's init).
-Shell::~Shell() = default;
+// Shutting the claim sockets down is the discard: M then kills and reaps its init, and
+// exits. shutdown, not only close: a process forked meanwhile by another of the caller's
+// threads (a cold create's init, until it execs) may hold a copy of our ends, which would
+// keep the shell waiting. A SIGKILL would leave the init to whoever adopts it.
+Shell::~Shell() {
+  for (const UniqueFd* fd : {&to_m_, &to_init_}) {
+    if (*fd) ::shutdown(fd->get(), SHUT_RDWR);
+  }
+}
 
 bool Shell::alive() const { return !Exited(m_pidfd_) && !Exited(init_pidfd_); }
 

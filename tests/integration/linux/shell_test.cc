@@ -24,10 +24,10 @@ namespace {
 
 bool Gone(pid_t pid) { return ::kill(pid, 0) != 0 && errno == ESRCH; }
 
-// M is our child: reap it, then wait for its init (which dies with it) to be gone.
+// M is our child: reap it (for at most 3 s: a shell that does not end fails the test, not
+// hangs it), then wait for its init, which ends with it, to be gone.
 void ReapShell(pid_t m, pid_t init) {
-  int status = 0;
-  ::waitpid(m, &status, 0);
+  for (int i = 0; i < 600 && ::waitpid(m, nullptr, WNOHANG) == 0; ++i) ::usleep(5000);
   for (int i = 0; i < 400 && !Gone(init); ++i) ::usleep(5000);
 }
 
@@ -119,6 +119,28 @@ TEST_F(ShellTest, AnUnclaimedShellEndsWithItsObject) {
   ReapShell(m, init);
   EXPECT_TRUE(Gone(m));
   EXPECT_TRUE(Gone(init));
+}
+
+// A cold create's init forked meanwhile holds copies of every descriptor of the creator
+// until it execs (at start, which may never come): the shell must still end.
+TEST_F(ShellTest, AnUnclaimedShellEndsEvenWhenAnotherProcessHoldsItsSockets) {
+  auto shell = container::MakeShell(*container::ShellShapeOf(UsernsSpec({"true"})));
+  const pid_t m = shell->monitor_pid(), init = shell->init_pid();
+  pid_t holder = ::fork();
+  ASSERT_GE(holder, 0);
+  if (holder == 0) {
+    ::pause();  // holds copies of our descriptors, the shell's sockets among them
+    ::_exit(0);
+  }
+  ScopeGuard end_holder([holder] {
+    ::kill(holder, SIGKILL);
+    ::waitpid(holder, nullptr, 0);
+  });
+  shell.reset();
+  ReapShell(m, init);
+  EXPECT_TRUE(Gone(m));
+  EXPECT_TRUE(Gone(init));
+  EXPECT_FALSE(Gone(holder));
 }
 
 TEST_F(ShellTest, AShellOfAnotherShapeIsRefusedAndNothingIsMade) {
