@@ -615,7 +615,9 @@ StateRecord CreateContainer(const CreateOptions& options, std::unique_ptr<Shell>
     if (auto d = cg->DirectoryFor("memory"); !d.empty()) margs.oom_file = d + "/memory.oom_control";
   }
   // Built before the fork: M must not allocate on its way to the monitor.
-  monitor::MonitorCommand monitor_command(margs);
+  // A shell's monitor is exec'd already: it gets margs with its claim.
+  std::optional<monitor::MonitorCommand> monitor_command;
+  if (!shell) monitor_command.emplace(margs);
   monitor::MonitorFds mfds;
   mfds.start_fd = start.write.get();
   mfds.exec_err_fd = exec_err.read.get();
@@ -774,7 +776,7 @@ StateRecord CreateContainer(const CreateOptions& options, std::unique_ptr<Shell>
       mfds.init_pid = init_pid;
       mfds.init_sync_fd = sync_parent.get();
       mtimer.Mark("state written");
-      monitor_command.Exec(mfds);
+      monitor_command->Exec(mfds);
     } catch (const Error& e) {
       ChildFail(ready.write.get(), e.what());
     } catch (const std::exception& e) {
