@@ -389,6 +389,7 @@ InstanceNetwork::InstanceNetwork(const NetworkOptions& options, const std::strin
   bc.state_dir = JoinPath(state_dir_, "bridge");
   bc.table = options_.nft_table;
   bc.enable_ip_forward = options_.enable_ip_forward;
+  bc.fast_path = options_.bridge_fast_path;
   bc.host_netns_fd = host_ns_ ? host_ns_.get() : -1;
   bridge_ = std::make_unique<net::BridgeNetwork>(bc);
   net::VifNetworkConfig vc;
@@ -509,6 +510,7 @@ void InstanceNetwork::Reconcile(const std::map<std::string, NetworkRequest>& liv
   for (const auto& id : bridge_->Reconcile(ids)) {
     spdlog::warn("network: released the bridge attachment of {} (no such instance)", id);
   }
+  spdlog::info("network: bridge fast path {}", bridge_->FastPathStatus());
   try {
     for (const auto& id : vifs_->Reconcile(ids)) {
       spdlog::warn("network: detached VIF {} (no such instance)", id);

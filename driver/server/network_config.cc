@@ -90,6 +90,8 @@ void SetNetworkOption(NetworkOptions& o, const std::string& where, const std::st
     o.nft_table = v;
   } else if (key == "enable_ip_forward") {
     o.enable_ip_forward = ToBool(where, v);
+  } else if (key == "bridge_fast_path") {
+    o.bridge_fast_path = ToBool(where, v);
   } else if (key == "host_resolv_conf") {
     o.host_resolv_conf = v;
   } else if (key == "fallback_dns") {

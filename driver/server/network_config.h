@@ -24,6 +24,9 @@ struct NetworkOptions {
   unsigned mtu = 1500;
   std::string nft_table = "berth";
   bool enable_ip_forward = true;
+  // Frames between instances on the bridge skip it when they pass its source checks
+  // (runtime/network/bridge_fast_path.h); needs Linux 6.6 (tcx).
+  bool bridge_fast_path = true;
   // /etc/resolv.conf of instances: the host's file with loopback servers dropped; these
   // when none is left (empty: the instance gets no nameserver).
   std::string host_resolv_conf = "/etc/resolv.conf";

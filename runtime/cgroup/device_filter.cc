@@ -1,13 +1,10 @@
 #include "runtime/cgroup/device_filter.h"
 
 #include <fcntl.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
-#include <cerrno>
-#include <cstring>
-
 #include "runtime/cgroup/cgroup_internal.h"
+#include "runtime/common/bpf.h"
 #include "runtime/common/error.h"
 #include "runtime/common/unique_fd.h"
 
@@ -20,15 +17,9 @@ namespace {
 constexpr uint8_t kR0 = BPF_REG_0, kR1 = BPF_REG_1, kType = BPF_REG_2, kAccess = BPF_REG_3,
                   kMajor = BPF_REG_4, kMinor = BPF_REG_5;
 
-bpf_insn Insn(uint8_t code, uint8_t dst, uint8_t src, int16_t off, int32_t imm) {
-  bpf_insn insn{};
-  insn.code = code;
-  insn.dst_reg = dst & 0xf;
-  insn.src_reg = src & 0xf;
-  insn.off = off;
-  insn.imm = imm;
-  return insn;
-}
+using bpf::Exit;
+using bpf::Insn;
+using bpf::Mov64Imm;
 
 bpf_insn LoadCtxWord(uint8_t dst, int16_t offset) {
   return Insn(BPF_LDX | BPF_MEM | BPF_W, dst, kR1, offset, 0);
@@ -43,10 +34,6 @@ bpf_insn Mov32Reg(uint8_t dst, uint8_t src) {
 bpf_insn Jmp32Imm(uint8_t op, uint8_t dst, int32_t imm) {
   return Insn(BPF_JMP32 | op | BPF_K, dst, 0, 0, imm);
 }
-bpf_insn Mov64Imm(uint8_t dst, int32_t imm) {
-  return Insn(BPF_ALU64 | BPF_MOV | BPF_K, dst, 0, 0, imm);
-}
-bpf_insn Exit() { return Insn(BPF_JMP | BPF_EXIT, 0, 0, 0, 0); }
 
 constexpr int32_t kAllAccess = BPF_DEVCG_ACC_MKNOD | BPF_DEVCG_ACC_READ | BPF_DEVCG_ACC_WRITE;
 
@@ -108,49 +95,10 @@ void AppendRule(const spec::DeviceRule& rule, std::vector<bpf_insn>& program) {
   program.insert(program.end(), block.begin(), block.end());
 }
 
-long Bpf(int cmd, bpf_attr* attr) { return ::syscall(SYS_bpf, cmd, attr, sizeof(*attr)); }
-
-uint64_t Ptr(const void* p) { return static_cast<uint64_t>(reinterpret_cast<uintptr_t>(p)); }
-
 UniqueFd OpenDir(const std::string& dir) {
   UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!fd) ThrowErrno("open", dir);
   return fd;
-}
-
-std::vector<uint32_t> QueryAttached(int dir_fd, const std::string& dir) {
-  std::vector<uint32_t> ids(64);
-  bpf_attr attr{};
-  attr.query.target_fd = static_cast<uint32_t>(dir_fd);
-  attr.query.attach_type = BPF_CGROUP_DEVICE;
-  attr.query.prog_ids = Ptr(ids.data());
-  attr.query.prog_cnt = static_cast<uint32_t>(ids.size());
-  if (Bpf(BPF_PROG_QUERY, &attr) != 0) ThrowErrno("bpf BPF_PROG_QUERY", dir);
-  ids.resize(std::min<size_t>(attr.query.prog_cnt, ids.size()));
-  return ids;
-}
-
-UniqueFd LoadProgram(const std::vector<bpf_insn>& program) {
-  static const char kLicense[] = "GPL";
-  bpf_attr attr{};
-  attr.prog_type = BPF_PROG_TYPE_CGROUP_DEVICE;
-  attr.insns = Ptr(program.data());
-  attr.insn_cnt = static_cast<uint32_t>(program.size());
-  attr.license = Ptr(kLicense);
-  int fd = static_cast<int>(Bpf(BPF_PROG_LOAD, &attr));
-  if (fd >= 0) return UniqueFd(fd);
-  int err = errno;
-  if (err != EINVAL && err != EACCES) ThrowErrnoValue(err, "bpf BPF_PROG_LOAD");
-  // Load again with the verifier's log: the program is ours, so this is a bug to report.
-  std::string log(64 * 1024, '\0');
-  attr.log_buf = Ptr(log.data());
-  attr.log_size = static_cast<uint32_t>(log.size());
-  attr.log_level = 1;
-  fd = static_cast<int>(Bpf(BPF_PROG_LOAD, &attr));
-  if (fd >= 0) return UniqueFd(fd);
-  log.resize(strnlen(log.data(), log.size()));
-  throw Error(ErrorKind::kInternal,
-              "bpf BPF_PROG_LOAD: " + ErrnoName(err) + ": verifier says: " + log, err);
 }
 
 }  // namespace
@@ -178,38 +126,21 @@ std::vector<bpf_insn> BuildDeviceFilter(const std::vector<spec::DeviceRule>& rul
 
 std::vector<uint32_t> QueryDeviceFilters(const std::string& cgroup_dir) {
   UniqueFd dir = OpenDir(cgroup_dir);
-  return QueryAttached(dir.get(), cgroup_dir);
+  return bpf::QueryPrograms(static_cast<uint32_t>(dir.get()), BPF_CGROUP_DEVICE, cgroup_dir);
 }
 
 void AttachDeviceFilter(const std::string& cgroup_dir, const std::vector<bpf_insn>& program) {
   UniqueFd dir = OpenDir(cgroup_dir);
-  std::vector<uint32_t> old_ids = QueryAttached(dir.get(), cgroup_dir);
-  UniqueFd prog = LoadProgram(program);
-
-  bpf_attr attr{};
-  attr.target_fd = static_cast<uint32_t>(dir.get());
-  attr.attach_bpf_fd = static_cast<uint32_t>(prog.get());
-  attr.attach_type = BPF_CGROUP_DEVICE;
-  attr.attach_flags = BPF_F_ALLOW_MULTI;
-  if (Bpf(BPF_PROG_ATTACH, &attr) != 0) ThrowErrno("bpf BPF_PROG_ATTACH", cgroup_dir);
+  const auto target = static_cast<uint32_t>(dir.get());
+  std::vector<uint32_t> old_ids = bpf::QueryPrograms(target, BPF_CGROUP_DEVICE, cgroup_dir);
+  UniqueFd prog = bpf::LoadProgram(BPF_PROG_TYPE_CGROUP_DEVICE, program, "berth_devices");
+  bpf::AttachProgram(target, BPF_CGROUP_DEVICE, prog.get(), BPF_F_ALLOW_MULTI, cgroup_dir);
 
   // With several programs attached every one must allow, so the group is never less
   // restricted than either the old or the new rules while both are in place.
   for (uint32_t id : old_ids) {
-    bpf_attr get{};
-    get.prog_id = id;
-    UniqueFd old(static_cast<int>(Bpf(BPF_PROG_GET_FD_BY_ID, &get)));
-    if (!old) {
-      if (errno == ENOENT) continue;  // detached meanwhile
-      ThrowErrno("bpf BPF_PROG_GET_FD_BY_ID", cgroup_dir);
-    }
-    bpf_attr detach{};
-    detach.target_fd = static_cast<uint32_t>(dir.get());
-    detach.attach_bpf_fd = static_cast<uint32_t>(old.get());
-    detach.attach_type = BPF_CGROUP_DEVICE;
-    if (Bpf(BPF_PROG_DETACH, &detach) != 0 && errno != ENOENT) {
-      ThrowErrno("bpf BPF_PROG_DETACH", cgroup_dir);
-    }
+    UniqueFd old = bpf::ProgramById(id);
+    if (old) bpf::DetachProgram(target, BPF_CGROUP_DEVICE, old.get(), cgroup_dir);
   }
 }
 

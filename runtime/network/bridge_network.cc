@@ -1,9 +1,11 @@
 #include "runtime/network/bridge_network.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <map>
 #include <sstream>
 #include <utility>
 
@@ -458,6 +460,7 @@ Attachment BridgeNetwork::Attach(const std::string& instance_id, const NetnsRef&
       if (!a.gateway6.empty()) inside.AddDefaultRoute(a.ifname, a.gateway6);
     });
     SyncFirewallLocked();
+    AddToFastPathLocked(a, br);
     undo.Commit();
     return a;
   });
@@ -482,6 +485,7 @@ bool BridgeNetwork::DetachLocked(const std::string& instance_id) {
       any |= br->DeleteLinkIfExists(record->host_ifname);
     }
     any |= ipam_->Release(record->address);
+    if (fast_path_) fast_path_->RemovePort(record->mac);
   }
   // A lease without a record: Attach crashed between the two steps.
   any |= ipam_->ReleaseOwner(instance_id) > 0;
@@ -533,6 +537,7 @@ std::vector<std::string> BridgeNetwork::Reconcile(const std::set<std::string>& l
     DeleteOrphanVethsLocked();
     if (!kept.empty()) EnsureBridgeLocked();
     SyncFirewallLocked();
+    SyncFastPathLocked();
     return detached;
   });
 }
@@ -551,7 +556,74 @@ void BridgeNetwork::Cleanup() {
     if (Netlink* br = BridgeNetlink(/*create=*/false)) br->DeleteLinkIfExists(config_.bridge);
     ForgetBridgeNetns();
     UnpinNetns(pin_);
+    fast_path_.reset();
   });
+}
+
+std::string BridgeNetwork::FastPathStatus() const {
+  std::lock_guard lock(mu_);
+  if (!config_.fast_path) return "off: disabled in the configuration";
+  if (!fast_path_off_.empty()) return "off: " + fast_path_off_;
+  return "on";
+}
+
+BridgeFastPath* BridgeNetwork::FastPathLocked() {
+  if (fast_path_ || !config_.fast_path || !fast_path_off_.empty()) return fast_path_.get();
+  try {
+    fast_path_ = std::make_unique<BridgeFastPath>();
+  } catch (const Error& e) {
+    if (e.kind() != ErrorKind::kUnsupported) throw;
+    DisableFastPathLocked(e.message());
+  }
+  return fast_path_.get();
+}
+
+void BridgeNetwork::DisableFastPathLocked(const std::string& why) {
+  fast_path_.reset();
+  fast_path_off_ = why;
+}
+
+namespace {
+
+FastPathPort PortOf(const Attachment& a, int ifindex) {
+  FastPathPort port{.ifindex = ifindex, .mac = a.mac, .address = a.address, .address6 = {}};
+  if (!a.address6.empty()) {
+    std::array<uint8_t, 16> bytes{};
+    if (::inet_pton(AF_INET6, a.address6.c_str(), bytes.data()) == 1) port.address6 = bytes;
+  }
+  return port;
+}
+
+}  // namespace
+
+void BridgeNetwork::AddToFastPathLocked(const Attachment& a, Netlink& br) {
+  BridgeFastPath* fast = FastPathLocked();
+  if (!fast) return;
+  try {
+    fast->AddPort(bridge_ns_.get(), PortOf(a, br.GetLink(a.host_ifname).index));
+  } catch (const Error& e) {
+    if (e.kind() != ErrorKind::kUnsupported) throw;
+    DisableFastPathLocked(e.message());  // the bridge carries everything, as before
+  }
+}
+
+void BridgeNetwork::SyncFastPathLocked() {
+  Netlink* br = BridgeNetlink(/*create=*/false);
+  BridgeFastPath* fast = br ? FastPathLocked() : nullptr;
+  if (!fast) return;
+  std::map<std::string, int> ifindex;
+  for (const auto& link : br->ListLinks()) ifindex[link.name] = link.index;
+  std::vector<FastPathPort> ports;
+  for (const auto& a : LoadRecords()) {
+    auto it = ifindex.find(a.host_ifname);
+    if (it != ifindex.end()) ports.push_back(PortOf(a, it->second));
+  }
+  try {
+    fast->Sync(bridge_ns_.get(), ports);
+  } catch (const Error& e) {
+    if (e.kind() != ErrorKind::kUnsupported) throw;
+    DisableFastPathLocked(e.message());
+  }
 }
 
 }  // namespace berth::net

@@ -42,7 +42,8 @@
 //      the IPv6 one, when configured), the interface up, the default route(s) via the
 //      gateway(s);
 //   5. the nftables tables are re-rendered from all records (one atomic transaction per
-//      namespace).
+//      namespace);
+//   6. the bt- end joins the fast path (bridge_fast_path.h): its map entry, its program.
 // Any failure undoes the steps already made and rethrows: no lease, record, device or rule
 // is left by a failed Attach.
 //
@@ -59,6 +60,7 @@
 
 #include "runtime/common/unique_fd.h"
 #include "runtime/network/address.h"
+#include "runtime/network/bridge_fast_path.h"
 #include "runtime/network/firewall.h"
 #include "runtime/network/ipam.h"
 #include "runtime/network/netlink.h"
@@ -92,6 +94,9 @@ struct BridgeConfig {
   // nothing touches the real host; the bridge namespace is pinned under state_dir either
   // way.
   int host_netns_fd = -1;
+  // Frames between instances skip the bridge when they pass its source checks
+  // (bridge_fast_path.h); off, or where the kernel cannot, they all cross the bridge.
+  bool fast_path = true;
 };
 
 struct AttachOptions {
@@ -165,6 +170,9 @@ class BridgeNetwork {
   // and the bridge namespace's pin (with no other holder, the namespace ends).
   void Cleanup();
 
+  // "on", or "off: " and why (the configuration, or what the kernel refused).
+  std::string FastPathStatus() const;
+
   const BridgeConfig& config() const { return config_; }
   Ipv4Address gateway() const { return gateway_; }
 
@@ -185,6 +193,11 @@ class BridgeNetwork {
   // `create` is false).
   Netlink* BridgeNetlink(bool create);
   void ForgetBridgeNetns();
+  // The fast path, loaded on first use; nullptr when off.
+  BridgeFastPath* FastPathLocked();
+  void DisableFastPathLocked(const std::string& why);
+  void AddToFastPathLocked(const Attachment& attachment, Netlink& bridge_netlink);
+  void SyncFastPathLocked();
 
   BridgeConfig config_;
   Ipv4Address gateway_;
@@ -196,6 +209,8 @@ class BridgeNetwork {
   std::optional<Netlink> host_nl_;
   std::optional<Netlink> bridge_nl_;
   bool ready_ = false;  // EnsureBridge completed in this process
+  std::unique_ptr<BridgeFastPath> fast_path_;
+  std::string fast_path_off_;  // why it is off; empty: on, or not loaded yet
   mutable std::mutex mu_;
 };
 

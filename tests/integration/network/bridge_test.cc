@@ -13,6 +13,7 @@
 #include <fstream>
 #include <thread>
 
+#include "runtime/common/bpf.h"
 #include "runtime/common/error.h"
 #include "runtime/common/file_util.h"
 #include "runtime/network/command.h"
@@ -321,6 +322,117 @@ TEST_F(BridgeTest, TaggedFramesAreDroppedEvenFromTheRightSource) {
   RunNft(BridgeNs().get(), "delete table bridge berth");
   testing::SendRawUdp(a.netns(), att_a.mac, att_b.mac, ip_a, ip_b, 9999, "tagged-open", true);
   EXPECT_EQ(rx.Receive(2000), "tagged-open");
+}
+
+// A table of the test's in the bridge namespace that drops (and counts) every unicast IP
+// frame the bridge forwards: what takes the fast path never reaches it.
+void DropIpTheBridgeForwards(int bridge_ns) {
+  RunNft(bridge_ns,
+         "table bridge berthtest {\n  chain forward {\n    type filter hook forward priority 0; "
+         "policy accept;\n    meta pkttype != { broadcast, multicast } ether type { ip, ip6 } "
+         "counter drop\n  }\n}\n");
+}
+uint64_t IpFramesTheBridgeForwarded(int bridge_ns) {
+  std::string table = QueryNft(bridge_ns, "list table bridge berthtest");
+  auto at = table.find("counter packets ");
+  if (at == std::string::npos) throw std::runtime_error("no counter in " + table);
+  return std::stoull(table.substr(at + 16));
+}
+
+// The names of the programs on a bt- end's tcx ingress.
+std::vector<std::string> FastPathPrograms(int bridge_ns, const std::string& ifname) {
+  int ifindex = Netlink::OpenIn(NetnsRef::Fd(bridge_ns)).GetLink(ifname).index;
+  return RunInNetns(bridge_ns, [&] {
+    std::vector<std::string> names;
+    for (uint32_t id :
+         bpf::QueryPrograms(static_cast<uint32_t>(ifindex), bpf::kTcxIngress, ifname)) {
+      UniqueFd prog = bpf::ProgramById(id);
+      if (prog) names.push_back(bpf::ProgramName(prog.get()) + "#" + std::to_string(id));
+    }
+    return names;
+  });
+}
+
+void DetachFastPath(int bridge_ns, const std::string& ifname) {
+  int ifindex = Netlink::OpenIn(NetnsRef::Fd(bridge_ns)).GetLink(ifname).index;
+  RunInNetns(bridge_ns, [&] {
+    for (uint32_t id :
+         bpf::QueryPrograms(static_cast<uint32_t>(ifindex), bpf::kTcxIngress, ifname)) {
+      UniqueFd prog = bpf::ProgramById(id);
+      if (prog) {
+        bpf::DetachProgram(static_cast<uint32_t>(ifindex), bpf::kTcxIngress, prog.get(), ifname);
+      }
+    }
+  });
+}
+
+TEST_F(BridgeTest, UnicastBetweenInstancesTakesTheFastPath) {
+  InstanceProcess a, b;
+  auto att_a = net_->Attach("berth-test-a", NetnsRef::Pid(a.pid()));
+  auto att_b = net_->Attach("berth-test-b", NetnsRef::Pid(b.pid()));
+  ASSERT_EQ(net_->FastPathStatus(), "on");
+  const std::string ip_a = att_a.address.ToString(), ip_b = att_b.address.ToString();
+  UniqueFd brns = BridgeNs();
+  auto programs = FastPathPrograms(brns.get(), att_a.host_ifname);
+  ASSERT_EQ(programs.size(), 1u);
+  EXPECT_EQ(programs[0].rfind(kFastPathProgramName, 0), 0u) << programs[0];
+  EXPECT_EQ(FastPathPrograms(brns.get(), att_b.host_ifname), programs) << "one program";
+  DropIpTheBridgeForwards(brns.get());
+
+  EXPECT_TRUE(Ping(a.netns(), ip_b));
+  EXPECT_TRUE(Ping(b.netns(), ip_a));
+  HttpServer server(b.netns(), 80, "hello from b");
+  auto body = HttpGet(a.netns(), ip_b, 80);
+  ASSERT_TRUE(body) << "TCP between instances";
+  EXPECT_EQ(*body, "hello from b " + ip_a);
+  EXPECT_TRUE(Ping(a.netns(), "10.88.0.1")) << "the gateway stays on the bridge";
+  EXPECT_TRUE(Ping(host_.get(), ip_a)) << "and so does the transit";
+  EXPECT_EQ(IpFramesTheBridgeForwarded(brns.get()), 0u) << "nothing crossed the bridge";
+
+  // Without the program the same traffic crosses the bridge, where the test's table drops
+  // it: so the pings above did take the fast path.
+  DetachFastPath(brns.get(), att_a.host_ifname);
+  DetachFastPath(brns.get(), att_b.host_ifname);
+  EXPECT_FALSE(Ping(a.netns(), ip_b));
+  uint64_t crossed = IpFramesTheBridgeForwarded(brns.get());
+  EXPECT_GT(crossed, 0u);
+
+  // A restarted berthd's reconcile attaches its own program again...
+  net_ = std::make_unique<BridgeNetwork>(Config());
+  net_->Reconcile({"berth-test-a", "berth-test-b"});
+  programs = FastPathPrograms(brns.get(), att_a.host_ifname);
+  ASSERT_EQ(programs.size(), 1u);
+  EXPECT_TRUE(Ping(a.netns(), ip_b));
+  EXPECT_EQ(IpFramesTheBridgeForwarded(brns.get()), crossed);
+  // ...and in place of its predecessor's, which stays attached when berthd goes.
+  net_ = std::make_unique<BridgeNetwork>(Config());
+  net_->Reconcile({"berth-test-a", "berth-test-b"});
+  auto after = FastPathPrograms(brns.get(), att_a.host_ifname);
+  ASSERT_EQ(after.size(), 1u);
+  EXPECT_NE(after, programs) << "a new program, the old one detached";
+  EXPECT_EQ(FastPathPrograms(brns.get(), att_b.host_ifname), after);
+  EXPECT_TRUE(Ping(b.netns(), ip_a));
+  EXPECT_EQ(IpFramesTheBridgeForwarded(brns.get()), crossed);
+
+  // b detached: a's frames to b's old MAC go the bridge's way (and nowhere).
+  net_->Detach("berth-test-b");
+  EXPECT_EQ(FastPathPrograms(brns.get(), att_a.host_ifname), after);
+}
+
+TEST_F(BridgeTest, WithTheFastPathOffEverythingCrossesTheBridge) {
+  BridgeConfig config = Config();
+  config.fast_path = false;
+  net_ = std::make_unique<BridgeNetwork>(config);
+  InstanceProcess a, b;
+  auto att_a = net_->Attach("berth-test-a", NetnsRef::Pid(a.pid()));
+  auto att_b = net_->Attach("berth-test-b", NetnsRef::Pid(b.pid()));
+  EXPECT_EQ(net_->FastPathStatus(), "off: disabled in the configuration");
+  UniqueFd brns = BridgeNs();
+  EXPECT_TRUE(FastPathPrograms(brns.get(), att_a.host_ifname).empty());
+  EXPECT_TRUE(Ping(a.netns(), att_b.address.ToString()));
+  DropIpTheBridgeForwards(brns.get());
+  EXPECT_FALSE(Ping(a.netns(), att_b.address.ToString()));
+  EXPECT_GT(IpFramesTheBridgeForwarded(brns.get()), 0u);
 }
 
 TEST_F(BridgeTest, RestartKeepsAddressesAndReconcileFreesTheDead) {
