@@ -6,6 +6,8 @@
 #
 #   tests/bench/network/iperf3_bench.sh BUILD_DIR [RUNS=5] [SECONDS=5] [SPAWNS=10]
 #   (as root; Debian's iperf3, busybox-static and jq)
+#   FAST_PATH=false: berthd's bridge fast path off ([network] bridge_fast_path), so the
+#   "fast path off" rows equal the Berth rows.
 #   BR_NETFILTER=off: bridge-nf-call-{iptables,ip6tables,arptables}=0 in berthd's "host"
 #   namespace and the plain bridge's, i.e. a host without br_netfilter; the default leaves
 #   them as the kernel sets them in a new namespace (1 wherever br_netfilter is loaded or
@@ -22,8 +24,9 @@
 #     other, both bridge mode, flavor VCPUS (env, default: all CPUs of the host, so the
 #     flavor's CPU quota is not what is measured; VCPUS=1 shows its effect); the same
 #     between two namespaces on a veth pair, and on a Linux bridge; and, as a diagnostic,
-#     the instances again with berthd's bridge-family nftables table (anti-spoofing) taken
-#     out for that run and restored. RUNS rounds, round-robin (load from other work on the
+#     the instances again with berthd's bridge fast path (runtime/network/bridge_fast_path.h)
+#     taken off their two ports for that run and put back (fast_path_toggle.c, built here),
+#     so the frames cross the bridge and its rules. RUNS rounds, round-robin (load from other work on the
 #     host hits every setup alike). Median Gbit/s and berth / baseline; the MTU and qdisc
 #     of every device on the path.
 #  1b. Cost per frame (frame_cost.c, built here with cc): FRAMES small UDP frames sent by
@@ -56,6 +59,7 @@ SPAWNS=${4:-10}
 FRAMES=${FRAMES:-100000}
 VCPUS=${VCPUS:-$(nproc)}
 BR_NETFILTER=${BR_NETFILTER:-kernel}
+FAST_PATH=${FAST_PATH:-true}
 BERTHD=$BUILD/driver/server/berthd
 
 die() {
@@ -202,6 +206,7 @@ bridge = $TAG-b0
 subnet = 10.231.7.0/24
 host_netns = /run/netns/$HOSTNS
 host_resolv_conf = $D/resolv.conf
+bridge_fast_path = $FAST_PATH
 CONF
 : >"$D/resolv.conf"
 "$BERTHD" --config "$D/berthd.conf" >"$D/out" 2>"$D/err" &
@@ -259,17 +264,24 @@ run_berth() {
   args=$(printf '%s\n' iperf3 -c "$SRV_IP" -t "$SECS" "${AFFINITY[@]}" -J | jq -R . | jq -cs .)
   api POST "/v1/instances/$CLI/exec" "{\"command\": $args}" | jq -r .stdout | gbits
 }
-# Diagnostic: runs "$@" on the same instances with berthd's bridge-family table
-# (anti-spoofing) taken out and put back unchanged, to show what the per-frame rules cost.
-without_bridge_table() {
-  local saved=$D/bridge-table.nft v
-  nsenter --net="$BRNS" nft list table bridge berth >"$saved"
-  nsenter --net="$BRNS" nft delete table bridge berth
+# Diagnostic: runs "$@" on the same instances with berthd's fast path (its eBPF program on
+# both bt- ends) taken off and put back unchanged, so the frames cross the bridge and its
+# rules as they did before the fast path: what the fast path saves.
+cc -O2 -o "$D/fast_path_toggle" "$(dirname "$0")/fast_path_toggle.c" || die "cannot build fast_path_toggle.c"
+mkdir -p "$D/bpffs"
+mount -t bpf bpf "$D/bpffs"
+PORTS=("$(api GET "/v1/instances/$SRV" | jq -r '.network.interfaces[0].host_ifname')"
+  "$(api GET "/v1/instances/$CLI" | jq -r '.network.interfaces[0].host_ifname')")
+grep -o 'bridge fast path [^"]*' "$D/err" | head -1 >&2
+without_fast_path() {
+  local v p
+  [[ $FAST_PATH == true ]] || { "$@"; return; }
+  for p in "${PORTS[@]}"; do nsenter --net="$BRNS" "$D/fast_path_toggle" off "$p" "$D/bpffs/$p" || die "fast path off $p"; done
   v=$("$@")
-  nsenter --net="$BRNS" nft -f "$saved"
+  for p in "${PORTS[@]}"; do nsenter --net="$BRNS" "$D/fast_path_toggle" on "$p" "$D/bpffs/$p" || die "fast path on $p"; done
   echo "$v"
 }
-run_berth_nofilter() { without_bridge_table run_berth; }
+run_berth_nofast() { without_fast_path run_berth; }
 run_berth_net_only() {
   (in_base_cg nsenter --net="/proc/$CLI_PID/ns/net" "$IPERF3" -c "$SRV_IP" -p 5202 -t "$SECS" "${AFFINITY[@]}" -J) | gbits
 }
@@ -287,9 +299,9 @@ echo "         berth instance: $(api POST "/v1/instances/$CLI/exec" '{"command":
 echo "         baselines: $(devices "$NS_VA" eth0) $(devices "$NS_BR" br0 h2)" >&2
 echo "br_netfilter (bridge-nf-call-iptables): berthd's host namespace $(brnf_state "$HOSTNS"), berthd's bridge namespace $(brnf_state "$BRNS"), plain bridge's $(brnf_state "$NS_BR")" >&2
 echo "iperf3: $RUNS rounds of $SECS s, one TCP stream, round-robin; instances' flavor vcpus=$VCPUS" >&2
-for f in t.berth t.veth t.bridge t.berth_nofilter t.berth_net_only; do : >"$D/$f"; done
+for f in t.berth t.veth t.bridge t.berth_nofast t.berth_net_only; do : >"$D/$f"; done
 for r in $(seq "$RUNS"); do
-  for kind in veth bridge berth berth_nofilter berth_net_only; do
+  for kind in veth bridge berth berth_nofast berth_net_only; do
     v=$("run_$kind")
     echo "$v" >>"$D/t.$kind"
     printf '  round %d %-15s %6.2f Gbit/s\n' "$r" "$kind" "$v" >&2
@@ -298,7 +310,7 @@ done
 m_veth=$(median <"$D/t.veth")
 m_bridge=$(median <"$D/t.bridge")
 m_berth=$(median <"$D/t.berth")
-m_nofilter=$(median <"$D/t.berth_nofilter")
+m_nofast=$(median <"$D/t.berth_nofast")
 m_netonly=$(median <"$D/t.berth_net_only")
 # Paired ratios: each round's Berth figure over the same round's baseline, so load that
 # changes during the run (a busy shared host) does not skew the ratio.
@@ -324,11 +336,11 @@ in_base_cg_run() { (in_base_cg "$@"); }
 fc_veth() { frames_on ip netns exec "$NS_VB" -- "$(mac_in "$NS_VB")" "$(mac_in "$NS_VA")" 10.231.8.2 10.231.8.1; }
 fc_bridge() { frames_on ip netns exec "$NS_BB" -- "$(mac_in "$NS_BB")" "$(mac_in "$NS_BA")" 10.231.9.3 10.231.9.2; }
 fc_berth() { frames_on nsenter --net="/proc/$CLI_PID/ns/net" -- "$CLI_MAC" "$SRV_MAC" "$CLI_IP" "$SRV_IP"; }
-fc_berth_nofilter() { without_bridge_table fc_berth; }
+fc_berth_nofast() { without_fast_path fc_berth; }
 echo "cost per frame: $RUNS rounds of $FRAMES frames (hot) and $((FRAMES / 5)) (cold), round-robin" >&2
-for f in f.veth f.bridge f.berth f.berth_nofilter; do : >"$D/$f"; done
+for f in f.veth f.bridge f.berth f.berth_nofast; do : >"$D/$f"; done
 for r in $(seq "$RUNS"); do
-  for kind in veth bridge berth berth_nofilter; do
+  for kind in veth bridge berth berth_nofast; do
     v=$("fc_$kind")
     echo "$v" >>"$D/f.$kind"
     printf '  round %d %-15s hot %6s  cold %6s ns/frame\n' "$r" "$kind" $v >&2
@@ -376,19 +388,19 @@ echo "TCP throughput, iperf3 one stream ${SECS}s, median of $RUNS (Gbit/s); brid
 printf '  %-44s %8.2f\n' "netns <-> netns, veth pair" "$m_veth"
 printf '  %-44s %8.2f\n' "netns <-> netns, plain Linux bridge" "$m_bridge"
 printf '  %-44s %8.2f\n' "Berth instance <-> instance, berthd bridge" "$m_berth"
-printf '  %-44s %8.2f\n' "  same, bridge nft rules taken out (diag.)" "$m_nofilter"
+printf '  %-44s %8.2f\n' "  same, fast path off (diag.)" "$m_nofast"
 printf '  %-44s %8.2f\n' "  Berth's path, iperf3 outside the containers" "$m_netonly"
 printf '  %-44s %7.1f%%  (target >= 95%%)\n' "Berth / veth pair, median of per-round" "$r_veth"
 printf '  %-44s %7.1f%%\n' "Berth / plain Linux bridge, median per-round" "$r_bridge"
 echo
 echo "Cost per frame (CPU ns in the sender's context, whole path), median (min) of $RUNS"
 printf '  %-44s %15s %15s\n' "" hot cold
-for kind in veth bridge berth berth_nofilter; do
+for kind in veth bridge berth berth_nofast; do
   case $kind in
   veth) label="netns <-> netns, veth pair" ;;
   bridge) label="netns <-> netns, plain Linux bridge" ;;
   berth) label="Berth instance <-> instance, berthd bridge" ;;
-  berth_nofilter) label="  same, bridge nft rules taken out (diag.)" ;;
+  berth_nofast) label="  same, fast path off (diag.)" ;;
   esac
   printf '  %-44s %7.0f (%5.0f) %7.0f (%5.0f)\n' "$label" "$(fmed "$kind" 1)" "$(fmin "$kind" 1)" \
     "$(fmed "$kind" 2)" "$(fmin "$kind" 2)"
