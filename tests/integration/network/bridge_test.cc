@@ -13,7 +13,6 @@
 #include <fstream>
 #include <thread>
 
-#include "runtime/common/bpf.h"
 #include "runtime/common/error.h"
 #include "runtime/common/file_util.h"
 #include "runtime/network/command.h"
@@ -339,33 +338,6 @@ uint64_t IpFramesTheBridgeForwarded(int bridge_ns) {
   return std::stoull(table.substr(at + 16));
 }
 
-// The names of the programs on a bt- end's tcx ingress.
-std::vector<std::string> FastPathPrograms(int bridge_ns, const std::string& ifname) {
-  int ifindex = Netlink::OpenIn(NetnsRef::Fd(bridge_ns)).GetLink(ifname).index;
-  return RunInNetns(bridge_ns, [&] {
-    std::vector<std::string> names;
-    for (uint32_t id :
-         bpf::QueryPrograms(static_cast<uint32_t>(ifindex), bpf::kTcxIngress, ifname)) {
-      UniqueFd prog = bpf::ProgramById(id);
-      if (prog) names.push_back(bpf::ProgramName(prog.get()) + "#" + std::to_string(id));
-    }
-    return names;
-  });
-}
-
-void DetachFastPath(int bridge_ns, const std::string& ifname) {
-  int ifindex = Netlink::OpenIn(NetnsRef::Fd(bridge_ns)).GetLink(ifname).index;
-  RunInNetns(bridge_ns, [&] {
-    for (uint32_t id :
-         bpf::QueryPrograms(static_cast<uint32_t>(ifindex), bpf::kTcxIngress, ifname)) {
-      UniqueFd prog = bpf::ProgramById(id);
-      if (prog) {
-        bpf::DetachProgram(static_cast<uint32_t>(ifindex), bpf::kTcxIngress, prog.get(), ifname);
-      }
-    }
-  });
-}
-
 TEST_F(BridgeTest, UnicastBetweenInstancesTakesTheFastPath) {
   InstanceProcess a, b;
   auto att_a = net_->Attach("berth-test-a", NetnsRef::Pid(a.pid()));
@@ -373,10 +345,10 @@ TEST_F(BridgeTest, UnicastBetweenInstancesTakesTheFastPath) {
   ASSERT_EQ(net_->FastPathStatus(), "on");
   const std::string ip_a = att_a.address.ToString(), ip_b = att_b.address.ToString();
   UniqueFd brns = BridgeNs();
-  auto programs = FastPathPrograms(brns.get(), att_a.host_ifname);
+  auto programs = testing::TcxIngressPrograms(brns.get(), att_a.host_ifname);
   ASSERT_EQ(programs.size(), 1u);
   EXPECT_EQ(programs[0].rfind(kFastPathProgramName, 0), 0u) << programs[0];
-  EXPECT_EQ(FastPathPrograms(brns.get(), att_b.host_ifname), programs) << "one program";
+  EXPECT_EQ(testing::TcxIngressPrograms(brns.get(), att_b.host_ifname), programs) << "one program";
   DropIpTheBridgeForwards(brns.get());
 
   EXPECT_TRUE(Ping(a.netns(), ip_b));
@@ -391,8 +363,8 @@ TEST_F(BridgeTest, UnicastBetweenInstancesTakesTheFastPath) {
 
   // Without the program the same traffic crosses the bridge, where the test's table drops
   // it: so the pings above did take the fast path.
-  DetachFastPath(brns.get(), att_a.host_ifname);
-  DetachFastPath(brns.get(), att_b.host_ifname);
+  testing::DetachTcxIngressPrograms(brns.get(), att_a.host_ifname);
+  testing::DetachTcxIngressPrograms(brns.get(), att_b.host_ifname);
   EXPECT_FALSE(Ping(a.netns(), ip_b));
   uint64_t crossed = IpFramesTheBridgeForwarded(brns.get());
   EXPECT_GT(crossed, 0u);
@@ -400,23 +372,23 @@ TEST_F(BridgeTest, UnicastBetweenInstancesTakesTheFastPath) {
   // A restarted berthd's reconcile attaches its own program again...
   net_ = std::make_unique<BridgeNetwork>(Config());
   net_->Reconcile({"berth-test-a", "berth-test-b"});
-  programs = FastPathPrograms(brns.get(), att_a.host_ifname);
+  programs = testing::TcxIngressPrograms(brns.get(), att_a.host_ifname);
   ASSERT_EQ(programs.size(), 1u);
   EXPECT_TRUE(Ping(a.netns(), ip_b));
   EXPECT_EQ(IpFramesTheBridgeForwarded(brns.get()), crossed);
   // ...and in place of its predecessor's, which stays attached when berthd goes.
   net_ = std::make_unique<BridgeNetwork>(Config());
   net_->Reconcile({"berth-test-a", "berth-test-b"});
-  auto after = FastPathPrograms(brns.get(), att_a.host_ifname);
+  auto after = testing::TcxIngressPrograms(brns.get(), att_a.host_ifname);
   ASSERT_EQ(after.size(), 1u);
   EXPECT_NE(after, programs) << "a new program, the old one detached";
-  EXPECT_EQ(FastPathPrograms(brns.get(), att_b.host_ifname), after);
+  EXPECT_EQ(testing::TcxIngressPrograms(brns.get(), att_b.host_ifname), after);
   EXPECT_TRUE(Ping(b.netns(), ip_a));
   EXPECT_EQ(IpFramesTheBridgeForwarded(brns.get()), crossed);
 
   // b detached: a's frames to b's old MAC go the bridge's way (and nowhere).
   net_->Detach("berth-test-b");
-  EXPECT_EQ(FastPathPrograms(brns.get(), att_a.host_ifname), after);
+  EXPECT_EQ(testing::TcxIngressPrograms(brns.get(), att_a.host_ifname), after);
 }
 
 TEST_F(BridgeTest, WithTheFastPathOffEverythingCrossesTheBridge) {
@@ -428,7 +400,7 @@ TEST_F(BridgeTest, WithTheFastPathOffEverythingCrossesTheBridge) {
   auto att_b = net_->Attach("berth-test-b", NetnsRef::Pid(b.pid()));
   EXPECT_EQ(net_->FastPathStatus(), "off: disabled in the configuration");
   UniqueFd brns = BridgeNs();
-  EXPECT_TRUE(FastPathPrograms(brns.get(), att_a.host_ifname).empty());
+  EXPECT_TRUE(testing::TcxIngressPrograms(brns.get(), att_a.host_ifname).empty());
   EXPECT_TRUE(Ping(a.netns(), att_b.address.ToString()));
   DropIpTheBridgeForwards(brns.get());
   EXPECT_FALSE(Ping(a.netns(), att_b.address.ToString()));

@@ -16,6 +16,7 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "runtime/common/bpf.h"
 #include "runtime/common/error.h"
 #include "runtime/network/netlink.h"
 #include "runtime/network/netns.h"
@@ -69,6 +70,34 @@ InstanceProcess::~InstanceProcess() {
     ::kill(pid_, SIGKILL);
     ::waitpid(pid_, nullptr, 0);
   }
+}
+
+namespace {
+template <typename Fn>
+void ForEachTcxIngressProgram(int netns_fd, const std::string& link, Fn&& fn) {
+  const auto ifindex =
+      static_cast<uint32_t>(Netlink::OpenIn(NetnsRef::Fd(netns_fd)).GetLink(link).index);
+  RunInNetns(netns_fd, [&] {
+    for (uint32_t id : bpf::QueryPrograms(ifindex, bpf::kTcxIngress, link)) {
+      UniqueFd prog = bpf::ProgramById(id);
+      if (prog) fn(ifindex, id, prog.get());
+    }
+  });
+}
+}  // namespace
+
+std::vector<std::string> TcxIngressPrograms(int netns_fd, const std::string& link) {
+  std::vector<std::string> names;
+  ForEachTcxIngressProgram(netns_fd, link, [&](uint32_t, uint32_t id, int prog) {
+    names.push_back(bpf::ProgramName(prog) + "#" + std::to_string(id));
+  });
+  return names;
+}
+
+void DetachTcxIngressPrograms(int netns_fd, const std::string& link) {
+  ForEachTcxIngressProgram(netns_fd, link, [&](uint32_t ifindex, uint32_t, int prog) {
+    bpf::DetachProgram(ifindex, bpf::kTcxIngress, prog, link);
+  });
 }
 
 bool Ping(int netns_fd, const std::string& address) {

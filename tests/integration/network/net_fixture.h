@@ -35,6 +35,12 @@ class InstanceProcess {
 // busybox ping -c1 from inside the namespace; true when a reply came.
 bool Ping(int netns_fd, const std::string& address);
 
+// "<name>#<id>" of each eBPF program on the link's tcx ingress, in the namespace (the
+// bridge fast path's, on a bt- end).
+std::vector<std::string> TcxIngressPrograms(int netns_fd, const std::string& link);
+// Detaches them all (as if the fast path were off for that port).
+void DetachTcxIngressPrograms(int netns_fd, const std::string& link);
+
 // A TCP server listening in a namespace on port (all addresses), answering each
 // connection with an HTTP/1.0 response whose body is `body` followed by the client's
 // address. Serves until destroyed.

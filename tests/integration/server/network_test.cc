@@ -334,6 +334,12 @@ TEST_F(NetworkTest, BridgeInstancesReachEachOtherTheHostAndPublishedPorts) {
   });
   EXPECT_TRUE(brnf == "0\n" || brnf == "absent") << brnf;
 
+  // Both ports carry berthd's fast path, one program for both.
+  auto fast_a = net::testing::TcxIngressPrograms(brns.get(), net::HostIfname(a));
+  ASSERT_EQ(fast_a.size(), 1u);
+  EXPECT_EQ(fast_a[0].rfind(net::kFastPathProgramName, 0), 0u) << fast_a[0];
+  EXPECT_EQ(net::testing::TcxIngressPrograms(brns.get(), net::HostIfname(b)), fast_a);
+
   // A spoofed source address leaves B but never reaches A (anti-spoofing on the bridge).
   EXPECT_NE(
       ExecCode(b, "ip addr add 10.99.0.250/24 dev eth0 && ping -c1 -W1 -I 10.99.0.250 " + ip_a), 0);
@@ -493,6 +499,8 @@ TEST_F(NetworkTest, ReconcileAfterSigkillWithInstancesDeletedBehindItsBack) {
   std::string ip_a = Address(a);
   std::string ip_b = Address(b);
   int64_t pid_a = Int(Show(a), "pid");
+  auto fast_before = net::testing::TcxIngressPrograms(BridgeNs().get(), net::HostIfname(a));
+  ASSERT_EQ(fast_before.size(), 1u);
 
   daemon_->Kill9();
   // B disappears while berthd is down: its record is gone (its container, mount, veth,
@@ -523,6 +531,11 @@ TEST_F(NetworkTest, ReconcileAfterSigkillWithInstancesDeletedBehindItsBack) {
   EXPECT_NE(ip_c, ip_a);
   EXPECT_NE(ip_c, ip_b) << "an address is not reused at once (next-fit)";
   EXPECT_EQ(ExecCode(c, "ping -c1 -W2 " + ip_a), 0);
+  // The new berthd's fast path on a's re-made port and on c's.
+  auto fast_after = net::testing::TcxIngressPrograms(BridgeNs().get(), a_if);
+  ASSERT_EQ(fast_after.size(), 1u);
+  EXPECT_NE(fast_after, fast_before);
+  EXPECT_EQ(net::testing::TcxIngressPrograms(BridgeNs().get(), net::HostIfname(c)), fast_after);
 }
 
 // The bridge namespace's pin gone while berthd is down (as after a reboot, where the file
