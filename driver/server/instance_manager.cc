@@ -607,12 +607,13 @@ InstanceView InstanceManager::Create(const rapidjson::Value& body) {
   const std::string store_ref =
       image_resolver_ ? image_resolver_(rec.image_ref, body) : rec.image_ref;
   store::ImageRecord image;
+  std::vector<store::Mount> snapshot_mounts;
   {
     // An image cannot be removed between being resolved and getting a snapshot on it.
     std::lock_guard image_lock(image_mu_);
     image = images_.Get(store_ref);
     timer.Mark("image");
-    images_.layers().Prepare(SnapshotKey(uuid), image.top_chain().str());
+    snapshot_mounts = images_.layers().Prepare(SnapshotKey(uuid), image.top_chain().str());
     timer.Mark("snapshot");
   }
   rollback.Add([this, uuid] { images_.layers().Remove(SnapshotKey(uuid)); });
@@ -623,8 +624,7 @@ InstanceView InstanceManager::Create(const rapidjson::Value& body) {
   auto prepared = Clock::now();
   const std::string rootfs = RootfsDir(uuid);
   MakeDirs(rootfs, 0755);
-  MountInstanceRootfs(images_.layers().Mounts(SnapshotKey(uuid)), rootfs, id_range,
-                      IdmapScratch(dir), userns_cache_);
+  MountInstanceRootfs(snapshot_mounts, rootfs, id_range, IdmapScratch(dir), userns_cache_);
   rollback.Add([rootfs] { store::UnmountAll(rootfs, true); });
 
   auto mounted = Clock::now();

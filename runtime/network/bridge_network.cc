@@ -608,9 +608,10 @@ void BridgeNetwork::AddToFastPathLocked(const Attachment& a, Netlink& br) {
 }
 
 void BridgeNetwork::SyncFastPathLocked() {
+  // Loaded even with no bridge yet, so that berthd's start-up says whether it can be.
+  BridgeFastPath* fast = FastPathLocked();
   Netlink* br = BridgeNetlink(/*create=*/false);
-  BridgeFastPath* fast = br ? FastPathLocked() : nullptr;
-  if (!fast) return;
+  if (!fast || !br) return;
   std::map<std::string, int> ifindex;
   for (const auto& link : br->ListLinks()) ifindex[link.name] = link.index;
   std::vector<FastPathPort> ports;
