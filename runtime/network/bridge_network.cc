@@ -572,7 +572,8 @@ BridgeFastPath* BridgeNetwork::FastPathLocked() {
   try {
     fast_path_ = std::make_unique<BridgeFastPath>();
   } catch (const Error& e) {
-    if (e.kind() != ErrorKind::kUnsupported) throw;
+    // Whatever the reason (no bpf(2), a verifier older than the program): the bridge
+    // carries everything, and berthd says why at start.
     DisableFastPathLocked(e.message());
   }
   return fast_path_.get();
