@@ -11,6 +11,7 @@
 
 #include "runtime/common/error.h"
 #include "runtime/common/file_util.h"
+#include "runtime/common/phase_timer.h"
 #include "runtime/common/scope_guard.h"
 
 namespace berth::net {
@@ -183,6 +184,7 @@ void BridgeNetwork::ForgetBridgeNetns() {
   bridge_nl_.reset();
   bridge_ns_.reset();
   ready_ = false;
+  bridge_table_current_ = false;
 }
 
 UniqueFd BridgeNetwork::OpenBridgeNetns() {
@@ -348,7 +350,7 @@ void BridgeNetwork::EnsureTransitLocked() {
   });
 }
 
-void BridgeNetwork::SyncFirewallLocked() {
+void BridgeNetwork::SyncFirewallLocked(const Attachment* changed, ElementChange change) {
   FirewallState state;
   state.table = config_.table;
   state.transit = transit_ifname_;
@@ -361,10 +363,31 @@ void BridgeNetwork::SyncFirewallLocked() {
   // Anti-spoofing first: no port is published before its instance's sources are checked.
   // No bridge namespace: no port to protect.
   if (BridgeNetlink(/*create=*/false)) {
-    WithContext("apply nftables rules in the bridge namespace",
-                [&] { RunNft(bridge_ns_.get(), RenderBridgeRuleset(state)); });
+    WithContext("apply nftables rules in the bridge namespace", [&] {
+      if (changed && bridge_table_current_ && !state.endpoints.empty()) {
+        try {
+          FirewallEndpoint ep{
+              changed->host_ifname, changed->address, changed->mac, {}, changed->address6};
+          RunNft(bridge_ns_.get(), RenderBridgeElements(config_.table, ep, change));
+          return;
+        } catch (const Error&) {
+          // The table is not what this process made (changed behind its back): make it
+          // whole again below.
+        }
+      }
+      bridge_table_current_ = false;
+      RunNft(bridge_ns_.get(), RenderBridgeRuleset(state));
+      bridge_table_current_ = !state.endpoints.empty();
+    });
   }
-  WithContext("apply nftables rules", [&] { RunNft(host_ns_.get(), RenderNatRuleset(state)); });
+  // The NAT table changes only with published ports (most instances have none): the same
+  // text applied again would cost an nft transaction for nothing. Reconcile forgets it,
+  // so a table changed behind berthd's back is put right at the next start.
+  std::string nat = RenderNatRuleset(state);
+  if (nat == applied_nat_ruleset_) return;
+  applied_nat_ruleset_.clear();  // unknown if this fails half-way
+  WithContext("apply nftables rules", [&] { RunNft(host_ns_.get(), nat); });
+  applied_nat_ruleset_ = std::move(nat);
 }
 
 Attachment BridgeNetwork::Attach(const std::string& instance_id, const NetnsRef& netns,
@@ -376,6 +399,7 @@ Attachment BridgeNetwork::Attach(const std::string& instance_id, const NetnsRef&
   }
   std::lock_guard lock(mu_);
   return WithContext("attach " + instance_id + " to bridge " + config_.bridge, [&] {
+    PhaseTimer timer("attach");
     Attachment a;
     a.instance_id = instance_id;
     a.host_ifname = HostIfname(instance_id);
@@ -413,8 +437,10 @@ Attachment BridgeNetwork::Attach(const std::string& instance_id, const NetnsRef&
     }
     // Render once up front so a bad port fails before anything is made.
     for (const auto& p : a.ports) ParsePortMapping(ToString(p));
+    timer.Mark("records");
 
     EnsureBridgeLocked();
+    timer.Mark("bridge");
     Rollback undo;
     a.address = ipam_->Allocate(instance_id);  // the owner's lease when it has one
     undo.Add([&] {
@@ -427,6 +453,7 @@ Attachment BridgeNetwork::Attach(const std::string& instance_id, const NetnsRef&
       a.gateway6 = config_.subnet6->At(1);
     }
     SaveRecord(a);
+    timer.Mark("lease+record");
     undo.Add([&] {
       if (stale) {
         SaveRecord(*stale);
@@ -446,6 +473,7 @@ Attachment BridgeNetwork::Attach(const std::string& instance_id, const NetnsRef&
     undo.Add([&] { br.DeleteLinkIfExists(a.host_ifname); });
     br.SetMaster(a.host_ifname, config_.bridge);
     br.SetUp(a.host_ifname);
+    timer.Mark("veth");
 
     WithContext("configure " + a.ifname + " inside the instance", [&] {
       Netlink inside = Netlink::OpenIn(netns);
@@ -459,8 +487,14 @@ Attachment BridgeNetwork::Attach(const std::string& instance_id, const NetnsRef&
       inside.AddDefaultRoute(a.ifname, a.gateway.ToString());
       if (!a.gateway6.empty()) inside.AddDefaultRoute(a.ifname, a.gateway6);
     });
-    SyncFirewallLocked();
+    timer.Mark("inside");
+    // Failing after this, the bridge table may hold this port's elements: the next sync
+    // renders it whole.
+    undo.Add([&] { bridge_table_current_ = false; });
+    SyncFirewallLocked(&a, ElementChange::kAdd);
+    timer.Mark("nftables");
     AddToFastPathLocked(a, br);
+    timer.Mark("fast path");
     undo.Commit();
     return a;
   });
@@ -470,8 +504,9 @@ bool BridgeNetwork::Detach(const std::string& instance_id) {
   CheckInstanceId(instance_id);
   std::lock_guard lock(mu_);
   return WithContext("detach " + instance_id + " from bridge " + config_.bridge, [&] {
+    auto record = LoadRecord(instance_id);
     bool detached = DetachLocked(instance_id);
-    SyncFirewallLocked();
+    SyncFirewallLocked(record ? &*record : nullptr, ElementChange::kDelete);
     return detached;
   });
 }
@@ -536,6 +571,8 @@ std::vector<std::string> BridgeNetwork::Reconcile(const std::set<std::string>& l
     }
     DeleteOrphanVethsLocked();
     if (!kept.empty()) EnsureBridgeLocked();
+    applied_nat_ruleset_.clear();
+    bridge_table_current_ = false;
     SyncFirewallLocked();
     SyncFastPathLocked();
     return detached;
@@ -549,6 +586,7 @@ void BridgeNetwork::Cleanup() {
     ipam_->Reconcile({});
     DeleteOrphanVethsLocked();
     RunNft(host_ns_.get(), RenderRemoval(config_.table));
+    applied_nat_ruleset_.clear();
     HostNetlink().DeleteLinkIfExists(transit_ifname_);  // its peer goes with it
     // A bridge of ours in the host's namespace, left by a berthd from before the bridge had
     // a namespace of its own.

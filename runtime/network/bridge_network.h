@@ -183,7 +183,11 @@ class BridgeNetwork {
   void SaveRecord(const Attachment& attachment);
   void RemoveRecord(const std::string& instance_id);
   void EnsureBridgeLocked();
-  void SyncFirewallLocked();
+  // Renders both nftables tables from the records. With `changed`, the one attachment
+  // added or removed since the last sync: the bridge table then gets just its elements
+  // when this process made that table (firewall.h, RenderBridgeElements).
+  void SyncFirewallLocked(const Attachment* changed = nullptr,
+                          ElementChange change = ElementChange::kAdd);
   bool DetachLocked(const std::string& instance_id);
   void DeleteOrphanVethsLocked();
   void EnsureTransitLocked();
@@ -208,7 +212,9 @@ class BridgeNetwork {
   std::unique_ptr<Ipam> ipam_;
   std::optional<Netlink> host_nl_;
   std::optional<Netlink> bridge_nl_;
-  bool ready_ = false;  // EnsureBridge completed in this process
+  bool ready_ = false;                 // EnsureBridge completed in this process
+  std::string applied_nat_ruleset_;    // what the host's NAT table was last set to
+  bool bridge_table_current_ = false;  // the bridge table is the one this process rendered
   std::unique_ptr<BridgeFastPath> fast_path_;
   std::string fast_path_off_;  // why it is off; empty: on, or not loaded yet
   mutable std::mutex mu_;

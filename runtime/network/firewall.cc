@@ -179,6 +179,43 @@ std::string RenderNatRuleset(const FirewallState& state) {
   return out + nat.str();
 }
 
+namespace {
+
+// One endpoint's elements in each set of the bridge table (ipv6 empty without IPv6).
+struct BridgeElements {
+  std::string port, mac, ipv4, arp, ipv6;
+};
+
+BridgeElements ElementsOf(const FirewallEndpoint& ep) {
+  CheckIfname(ep.host_ifname);
+  const std::string port = Quote(ep.host_ifname), mac = ep.mac.ToString();
+  const std::string ip = ep.address.ToString();
+  BridgeElements e{port, port + " . " + mac, port + " . " + mac + " . " + ip,
+                   port + " . " + mac + " . " + mac + " . " + ip, ""};
+  if (!ep.address6.empty()) e.ipv6 = port + " . " + mac + " . " + CanonicalIpv6(ep.address6);
+  return e;
+}
+
+}  // namespace
+
+std::string RenderBridgeElements(const std::string& table, const FirewallEndpoint& endpoint,
+                                 ElementChange change) {
+  CheckTable(table);
+  const BridgeElements e = ElementsOf(endpoint);
+  const std::string verb = change == ElementChange::kAdd ? "add" : "delete";
+  std::string out;
+  auto element = [&](const char* set, const std::string& value) {
+    if (!value.empty())
+      out += verb + " element bridge " + table + " " + set + " { " + value + " }\n";
+  };
+  element("ipv4_sources", e.ipv4);
+  element("arp_sources", e.arp);
+  element("ipv6_sources", e.ipv6);
+  element("mac_sources", e.mac);
+  element("ports", e.port);
+  return out;
+}
+
 std::string RenderBridgeRuleset(const FirewallState& state) {
   std::string out = RenderFamilyRemoval("bridge", state.table);
   if (state.endpoints.empty()) return out;
@@ -203,14 +240,12 @@ std::string RenderBridgeRuleset(const FirewallState& state) {
   // conntrack (the host's br_netfilter setting does not reach into this namespace).
   std::vector<std::string> ports, macs, v4, arps, v6;
   for (const auto& ep : state.endpoints) {
-    CheckIfname(ep.host_ifname);
-    const std::string port = Quote(ep.host_ifname), mac = ep.mac.ToString();
-    const std::string ip = ep.address.ToString();
-    ports.push_back(port);
-    macs.push_back(port + " . " + mac);
-    v4.push_back(port + " . " + mac + " . " + ip);
-    arps.push_back(port + " . " + mac + " . " + mac + " . " + ip);
-    if (!ep.address6.empty()) v6.push_back(port + " . " + mac + " . " + CanonicalIpv6(ep.address6));
+    BridgeElements e = ElementsOf(ep);
+    ports.push_back(e.port);
+    macs.push_back(e.mac);
+    v4.push_back(e.ipv4);
+    arps.push_back(e.arp);
+    if (!e.ipv6.empty()) v6.push_back(e.ipv6);
   }
   auto set = [](const std::string& name, const std::string& type,
                 const std::vector<std::string>& elements) {

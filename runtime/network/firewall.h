@@ -58,6 +58,14 @@ std::string RenderNatRuleset(const FirewallState& state);
 // For the bridge's namespace: replaces our bridge-family table (anti-spoofing) with
 // exactly `state`; with no endpoints, removes it.
 std::string RenderBridgeRuleset(const FirewallState& state);
+// For the bridge's namespace, in a table RenderBridgeRuleset made: adds or deletes one
+// endpoint's elements in its sets, in one transaction, leaving the table exactly as
+// RenderBridgeRuleset of the state with (or without) that endpoint would. An attach or
+// detach then changes no chain: a whole table replaced unregisters and registers its hook,
+// and each costs the kernel an RCU grace period.
+enum class ElementChange { kAdd, kDelete };
+std::string RenderBridgeElements(const std::string& table, const FirewallEndpoint& endpoint,
+                                 ElementChange change);
 // Removes our tables of both families if present (idempotent).
 std::string RenderRemoval(const std::string& table = "berth");
 

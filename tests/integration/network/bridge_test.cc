@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <thread>
@@ -405,6 +406,74 @@ TEST_F(BridgeTest, WithTheFastPathOffEverythingCrossesTheBridge) {
   DropIpTheBridgeForwards(brns.get());
   EXPECT_FALSE(Ping(a.netns(), att_b.address.ToString()));
   EXPECT_GT(IpFramesTheBridgeForwarded(brns.get()), 0u);
+}
+
+// nft's listing of a table with each set's elements sorted (their order is the kernel's).
+std::string SortedElements(std::string listing) {
+  std::string out;
+  for (size_t at = 0;;) {
+    size_t open = listing.find("elements = {", at);
+    if (open == std::string::npos) return out + listing.substr(at);
+    size_t close = listing.find('}', open);
+    out += listing.substr(at, open - at);
+    std::vector<std::string> elements;
+    std::string body = listing.substr(open + 12, close - open - 12), element;
+    for (char c : body + ",") {
+      if (c == ',') {
+        elements.push_back(element);
+        element.clear();
+      } else if (c != ' ' && c != '\n' && c != '\t') {
+        element += c;
+      }
+    }
+    std::sort(elements.begin(), elements.end());
+    for (const auto& e : elements) out += e + ";";
+    at = close + 1;
+  }
+}
+
+// The kernel's handle of our bridge table: a new one each time the table is made again.
+std::string BridgeTableHandle(int bridge_ns) {
+  std::string listing = RunInNetns(bridge_ns, [] {
+    return RunCommand({"nft", "-a", "list", "table", "bridge", "berth"}, 10000).out;
+  });
+  auto at = listing.find("# handle ");
+  if (at == std::string::npos) throw std::runtime_error("no handle in: " + listing);
+  return listing.substr(at + 9, listing.find('\n', at) - at - 9);
+}
+
+// An attach or detach adds or deletes one instance's set elements instead of rendering the
+// whole table again (whose hook the kernel would unregister and register, an RCU grace
+// period each): the table they leave is the one a whole rendering makes.
+TEST_F(BridgeTest, AttachAndDetachChangeOnlyTheSetsAndLeaveWhatAWholeSyncMakes) {
+  InstanceProcess a, b, c, d;
+  auto att_a = net_->Attach("berth-test-a", NetnsRef::Pid(a.pid()));
+  UniqueFd brns = BridgeNs();
+  const std::string handle = BridgeTableHandle(brns.get());
+  net_->Attach("berth-test-b", NetnsRef::Pid(b.pid()));
+  net_->Attach("berth-test-c", NetnsRef::Pid(c.pid()));
+  net_->Detach("berth-test-b");
+  auto att_d = net_->Attach("berth-test-d", NetnsRef::Pid(d.pid()));
+  EXPECT_EQ(BridgeTableHandle(brns.get()), handle) << "the same table, changed in place";
+  std::string incremental = QueryNft(brns.get(), "list table bridge berth");
+  EXPECT_EQ(incremental.find(HostIfname("berth-test-b")), std::string::npos) << incremental;
+  EXPECT_NE(incremental.find(att_d.host_ifname), std::string::npos) << incremental;
+  EXPECT_TRUE(Ping(d.netns(), att_a.address.ToString()));
+
+  net_->Reconcile({"berth-test-a", "berth-test-c", "berth-test-d"});  // renders it whole
+  std::string whole = QueryNft(brns.get(), "list table bridge berth");
+  EXPECT_NE(BridgeTableHandle(brns.get()), handle) << "made again";
+  EXPECT_EQ(SortedElements(incremental), SortedElements(whole));
+  EXPECT_NE(SortedElements(whole).find("\"" + att_d.host_ifname + "\";"), std::string::npos)
+      << SortedElements(whole);
+
+  // A table changed behind berthd's back (here: gone) is made whole at the next attach.
+  RunNft(brns.get(), "delete table bridge berth");
+  InstanceProcess e;
+  net_->Attach("berth-test-e", NetnsRef::Pid(e.pid()));
+  std::string remade = QueryNft(brns.get(), "list table bridge berth");
+  EXPECT_NE(remade.find(att_a.host_ifname), std::string::npos) << remade;
+  EXPECT_NE(remade.find("iifname @ports drop"), std::string::npos) << remade;
 }
 
 TEST_F(BridgeTest, RestartKeepsAddressesAndReconcileFreesTheDead) {

@@ -152,6 +152,41 @@ TEST(FirewallTest, Ipv6OnlyFromTheInstancesOwnAddressOrLinkLocal) {
   EXPECT_THROW(RenderBridgeRuleset(state), Error) << "not an address: never rendered";
 }
 
+// An attach or detach changes the bridge table's sets, not its chain: the elements of the
+// one instance, in every set the whole rendering would have them in.
+TEST(FirewallTest, OneInstancesElementsAddedOrDeletedAlone) {
+  auto ip = Ipv4Address::Parse("10.88.0.5");
+  FirewallEndpoint ep{"bt-1", ip, MacAddress::FromIpv4(ip), {}, ""};
+  EXPECT_EQ(RenderBridgeElements("berth", ep, ElementChange::kAdd),
+            "add element bridge berth ipv4_sources { \"bt-1\" . 02:42:0a:58:00:05 . 10.88.0.5 }\n"
+            "add element bridge berth arp_sources { \"bt-1\" . 02:42:0a:58:00:05 . "
+            "02:42:0a:58:00:05 . 10.88.0.5 }\n"
+            "add element bridge berth mac_sources { \"bt-1\" . 02:42:0a:58:00:05 }\n"
+            "add element bridge berth ports { \"bt-1\" }\n");
+  ep.address6 = "fd00:88:0::a58:5";
+  std::string del = RenderBridgeElements("berth", ep, ElementChange::kDelete);
+  EXPECT_NE(del.find("delete element bridge berth ipv6_sources { \"bt-1\" . 02:42:0a:58:00:05 . "
+                     "fd00:88::a58:5 }\n"),
+            std::string::npos)
+      << del;
+  EXPECT_EQ(del.find("add "), std::string::npos) << del;
+  // Every element it adds is one the whole rendering has.
+  FirewallState state;
+  state.transit = "berth0-h";
+  state.subnet = Ipv4Subnet::Parse("10.88.0.0/16");
+  state.endpoints.push_back(ep);
+  std::string whole = RenderBridgeRuleset(state);
+  std::string add = RenderBridgeElements("berth", ep, ElementChange::kAdd);
+  for (size_t at = 0; (at = add.find(" { ", at)) != std::string::npos; ++at) {
+    std::string element = add.substr(at + 3, add.find(" }", at) - at - 3);
+    EXPECT_NE(whole.find(element), std::string::npos) << element << " not in " << whole;
+  }
+  ep.host_ifname = "bt-1\"; flush";
+  EXPECT_THROW(RenderBridgeElements("berth", ep, ElementChange::kAdd), Error);
+  ep.host_ifname = "bt-1";
+  EXPECT_THROW(RenderBridgeElements("berth; flush ruleset", ep, ElementChange::kAdd), Error);
+}
+
 TEST(FirewallTest, RefusesNamesThatCouldInjectRules) {
   FirewallState state;
   state.transit = "berth0\" accept";
