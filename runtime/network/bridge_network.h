@@ -41,8 +41,9 @@
 //   4. the bt- end is enslaved to the bridge and set up; inside: lo up, the address (and
 //      the IPv6 one, when configured), the interface up, the default route(s) via the
 //      gateway(s);
-//   5. the nftables tables are re-rendered from all records (one atomic transaction per
-//      namespace);
+//   5. the nftables tables are brought to what all records say (one atomic transaction per
+//      namespace): the instance's set elements added to a bridge table this process made,
+//      or the tables rendered whole; the NAT table only when it changes;
 //   6. the bt- end joins the fast path (bridge_fast_path.h): its map entry, its program.
 // Any failure undoes the steps already made and rethrows: no lease, record, device or rule
 // is left by a failed Attach.
