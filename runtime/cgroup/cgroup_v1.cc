@@ -105,6 +105,7 @@ class CgroupV1 : public Cgroup {
     // The common case at delete: the init has exited and took its pid namespace along.
     if (Pids().empty()) return;
     WithContext("kill processes of cgroup " + path_, [&] {
+      if (KillThroughUnifiedTwin()) return;
       bool frozen = false;
       if (!DirectoryFor("freezer").empty()) {
         // So nothing forks between reading the list and signalling it. A group that will
@@ -132,6 +133,26 @@ class CgroupV1 : public Cgroup {
           internal::kDrainTimeout);
       if (!empty) throw Error(ErrorKind::kSystem, "processes still present after SIGKILL");
     });
+  }
+
+  // On a hybrid host the group has a twin in the unified hierarchy holding the same
+  // processes (they join both): its cgroup.kill (Linux 5.14) kills them all in one write,
+  // forks included, with no freeze. The v1 freezer is dear on some machines: the first
+  // freeze and the last thaw on the host switch a kernel static key, which rewrites kernel
+  // code (20-30 ms for a freeze and thaw on the 2-core VM Berth is tested on). False when
+  // the twin cannot do it: no twin or no cgroup.kill, a process that is not in it (moved
+  // out by hand), or a frozen group, whose tasks would not die until thawed.
+  bool KillThroughUnifiedTwin() {
+    std::string twin = DirectoryFor("unified");
+    if (twin.empty() || !PathExists(JoinPath(twin, "cgroup.kill"))) return false;
+    if (GetFreezerState() != FreezerState::kThawed) return false;
+    auto in_twin = internal::ReadPids(JoinPath(twin, "cgroup.procs"));
+    std::set<pid_t> twin_pids(in_twin.begin(), in_twin.end());
+    for (pid_t pid : Pids()) {
+      if (!twin_pids.count(pid)) return false;
+    }
+    WriteCgroupFile(twin, "cgroup.kill", "1", "kill");
+    return internal::WaitUntil([&] { return Pids().empty(); }, internal::kDrainTimeout);
   }
 
   std::vector<pid_t> Pids() override {

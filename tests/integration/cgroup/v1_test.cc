@@ -113,6 +113,67 @@ TEST_F(CgroupV1IntegrationTest, LifecycleWithARealChild) {
   }
 }
 
+// KillAll kills through the unified twin's cgroup.kill where the host has one (hybrid),
+// else through the freezer; either way a child forked inside the group dies too.
+TEST_F(CgroupV1IntegrationTest, KillAllReachesForkedDescendants) {
+  Cgroup& cg = cleaner_->Make("tree");
+  cg.Create();
+  Pipe go, grandchild_pid;
+  Child child([&] {
+    char c;
+    if (::read(go.read_fd, &c, 1) != 1) ::_exit(1);
+    pid_t gc = ::fork();  // born inside the group
+    if (gc == 0) {
+      for (;;) ::pause();
+    }
+    if (::write(grandchild_pid.write_fd, &gc, sizeof gc) != sizeof gc) ::_exit(2);
+    for (;;) ::pause();
+  });
+  cg.AddProcess(child.pid());
+  ASSERT_EQ(::write(go.write_fd, "g", 1), 1);
+  pid_t gc = -1;
+  ASSERT_EQ(::read(grandchild_pid.read_fd, &gc, sizeof gc), static_cast<ssize_t>(sizeof gc));
+  cg.KillAll();
+  EXPECT_TRUE(cg.Pids().empty());
+  int status = child.Wait();
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << status;
+  EXPECT_EQ(cg.GetFreezerState(), FreezerState::kThawed);
+}
+
+// A paused (frozen) group's tasks would not die from cgroup.kill until thawed: KillAll
+// takes the freezer's way for it, and the group ends thawed and empty.
+TEST_F(CgroupV1IntegrationTest, KillAllOfAPausedGroup) {
+  Cgroup& cg = cleaner_->Make("paused");
+  cg.Create();
+  Pipe ticks;
+  Child child([&] { testing::TickForever(ticks.write_fd); });
+  cg.AddProcess(child.pid());
+  cg.Freeze();
+  ASSERT_EQ(cg.GetFreezerState(), FreezerState::kFrozen);
+  cg.KillAll();
+  int status = child.Wait();
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << status;
+  EXPECT_TRUE(cg.Pids().empty());
+  EXPECT_EQ(cg.GetFreezerState(), FreezerState::kThawed);
+}
+
+// A process that left the group's unified twin (moved to the unified root by hand) is
+// still in the v1 groups: KillAll still kills it.
+TEST_F(CgroupV1IntegrationTest, KillAllOfAProcessOutsideTheUnifiedTwin) {
+  if (host_.unified_mount.empty()) GTEST_SKIP() << "no unified hierarchy beside v1";
+  Cgroup& cg = cleaner_->Make("outside");
+  cg.Create();
+  Pipe ticks;
+  Child child([&] { testing::TickForever(ticks.write_fd); });
+  cg.AddProcess(child.pid());
+  WriteToFile(JoinPath(host_.unified_mount, "cgroup.procs"), std::to_string(child.pid()));
+  ASSERT_EQ(KernelValue(cg.DirectoryFor("unified"), "cgroup.procs"), "");
+  cg.KillAll();
+  int status = child.Wait();
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << status;
+  EXPECT_TRUE(cg.Pids().empty());
+}
+
 TEST_F(CgroupV1IntegrationTest, MemoryAndSwapCanBeLoweredAndRaised) {
   Cgroup& cg = cleaner_->Make("memsw");
   cg.Create();
