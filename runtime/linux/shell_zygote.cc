@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <string>
@@ -41,8 +42,9 @@ bool ExitedWithin(int pidfd, int timeout_ms) {
   ::prctl(PR_SET_NAME, "berth-zygote");
   // Nothing of the spawner's but our socket and stdio: its control socket held here would
   // hide the spawner's death from the daemon. (M closes all but its own as well.)
-  if (sock > 3) ::syscall(SYS_close_range, 3u, static_cast<unsigned>(sock) - 1, 0u);
-  ::syscall(SYS_close_range, static_cast<unsigned>(sock) + 1, ~0u, 0u);
+  const unsigned kept = static_cast<unsigned>(sock);
+  if (kept > 3) ::syscall(SYS_close_range, 3u, kept - 1, 0u);
+  ::syscall(SYS_close_range, std::max(3u, kept + 1), ~0u, 0u);
   // Shells are made with what the creates leave of the CPU: we, and the M we make, at
   // nice 19. A claim puts M and its init back to the spawner's priority (the spawner is
   // root: CAP_SYS_NICE over them; a process can only lower its own).
