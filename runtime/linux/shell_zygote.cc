@@ -46,8 +46,8 @@ bool ExitedWithin(int pidfd, int timeout_ms) {
   if (kept > 3) ::syscall(SYS_close_range, 3u, kept - 1, 0u);
   ::syscall(SYS_close_range, std::max(3u, kept + 1), ~0u, 0u);
   // Shells are made with what the creates leave of the CPU: we, and the M we make, at
-  // nice 19. A claim puts M and its init back to the spawner's priority (the spawner is
-  // root: CAP_SYS_NICE over them; a process can only lower its own).
+  // nice 19. A claim puts M and its init back to the spawner's priority: raising it back
+  // needs CAP_SYS_NICE, which the spawner (root) has over them.
   ::setpriority(PRIO_PROCESS, 0, 19);
   for (;;) {
     std::string request;
