@@ -227,7 +227,33 @@ void Shell::SendToMonitor(std::string_view body, const std::vector<int>& fds) {
   to_m_.reset();
 }
 
-std::unique_ptr<Shell> MakeShell(const ShellShape& shape) {
+std::vector<UniqueFd> Shell::Release() {
+  std::vector<UniqueFd> fds;
+  fds.push_back(std::move(to_m_));
+  fds.push_back(std::move(to_init_));
+  fds.push_back(std::move(m_pidfd_));
+  fds.push_back(std::move(init_pidfd_));
+  return fds;
+}
+
+std::unique_ptr<Shell> Shell::Adopt(const ShellShape& shape, pid_t monitor_pid, pid_t init_pid,
+                                    std::vector<UniqueFd> fds) {
+  if (fds.size() != 4 || monitor_pid <= 0 || init_pid <= 0 ||
+      !std::all_of(fds.begin(), fds.end(), [](const UniqueFd& fd) { return fd.get() >= 0; })) {
+    throw Error(ErrorKind::kInternal, "adopt shell: wrong pids or descriptors");
+  }
+  auto shell = std::unique_ptr<Shell>(new Shell());
+  shell->shape_ = shape;
+  shell->m_pid_ = monitor_pid;
+  shell->init_pid_ = init_pid;
+  shell->to_m_ = std::move(fds[0]);
+  shell->to_init_ = std::move(fds[1]);
+  shell->m_pidfd_ = std::move(fds[2]);
+  shell->init_pidfd_ = std::move(fds[3]);
+  return shell;
+}
+
+std::unique_ptr<Shell> MakeShell(const ShellShape& shape, ShellParent parent) {
   const cgroup::CgroupHost host = cgroup::DetectCgroupHost();
   const std::string monitor_binary = monitor::FindMonitorBinary();
   int m_pair[2], init_pair[2], report[2];
@@ -242,13 +268,25 @@ std::unique_ptr<Shell> MakeShell(const ShellShape& shape) {
   if (::pipe2(report, O_CLOEXEC) != 0) ThrowErrno("pipe2", "shell");
   UniqueFd report_read(report[0]), report_write(report[1]);
 
-  const pid_t maker = ::getpid();
-  pid_t m = ::fork();
-  if (m < 0) ThrowErrno("fork", "shell");
+  pid_t m;
+  pid_t m_parent;
+  UniqueFd m_pidfd;
+  if (parent == ShellParent::kCaller) {
+    m_parent = ::getpid();
+    m = ::fork();
+  } else {
+    // CLONE_PIDFD: M is not ours to reap, so its pid alone could be reused before we open it.
+    m_parent = ::getppid();
+    int pidfd = -1;
+    m = static_cast<pid_t>(::syscall(SYS_clone, CLONE_PARENT | CLONE_PIDFD | SIGCHLD, nullptr,
+                                     &pidfd, nullptr, nullptr));
+    if (m > 0) m_pidfd.reset(pidfd);
+  }
+  if (m < 0) ThrowErrno(parent == ShellParent::kCaller ? "fork" : "clone", "shell");
   if (m == 0) {
     ::setsid();
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // the maker's thread, until claimed
-    if (::getppid() != maker) ::_exit(0);
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // the parent's thread, until claimed
+    if (::getppid() != m_parent) ::_exit(0);
     ::prctl(PR_SET_CHILD_SUBREAPER, 1);
     RunShellMonitor(shape, host, monitor_binary, m_end.get(), init_end.get(), report_write.get());
   }
@@ -258,7 +296,7 @@ std::unique_ptr<Shell> MakeShell(const ShellShape& shape) {
   auto shell = std::unique_ptr<Shell>(new Shell());
   shell->shape_ = shape;
   shell->m_pid_ = m;
-  shell->m_pidfd_ = PidFd(m);
+  shell->m_pidfd_ = m_pidfd ? std::move(m_pidfd) : PidFd(m);
   shell->to_m_ = std::move(to_m);
   shell->to_init_ = std::move(to_init);
   // "ok <init pid>", then EOF once M has exec'd berth-monitor (the pipe is close-on-exec):

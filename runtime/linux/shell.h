@@ -12,8 +12,8 @@
 // root was mounted.
 //
 // An unclaimed shell holds no cgroup, no state directory and no file: its processes are
-// all there is. They end when the Shell is destroyed, when the thread that made it exits
-// (PR_SET_PDEATHSIG), or when its sockets close.
+// all there is. They end when the Shell is destroyed, when the thread that is M's parent
+// exits (PR_SET_PDEATHSIG), or when its sockets close.
 #pragma once
 
 #include <sys/types.h>
@@ -47,12 +47,25 @@ std::string ShellShapeJson(const ShellShape& shape);
 // kInvalidArgument on a malformed document.
 ShellShape ParseShellShape(std::string_view json);
 
+// Whose child a shell's M is. That parent reaps it, and until claimed M ends when the
+// parent's thread it hangs from exits (PR_SET_PDEATHSIG).
+enum class ShellParent {
+  // fork: the caller's, hanging from the calling thread (make shells on a thread that lives
+  // as long as they may).
+  kCaller,
+  // clone(CLONE_PARENT): the caller's parent's, as if it had forked M itself, hanging from
+  // the thread that forked the caller. For a process that makes shells for its parent
+  // (shell_zygote.h). Single-threaded callers only: a raw clone does not reset the locks
+  // another thread may hold.
+  kCallersParent,
+};
+
 class Shell {
  public:
   Shell(const Shell&) = delete;
   Shell& operator=(const Shell&) = delete;
   // An unclaimed shell ends: M sees its claim socket close, kills and reaps its init, and
-  // exits. M is the caller's child: the caller reaps it.
+  // exits. M's parent (ShellParent) reaps it.
   ~Shell();
 
   const ShellShape& shape() const { return shape_; }
@@ -66,8 +79,16 @@ class Shell {
   void SendToInit(std::string_view body, const std::vector<int>& fds);
   void SendToMonitor(std::string_view body, const std::vector<int>& fds);
 
+  // A shell made in another process (shell_zygote.h) travels as its shape, its two pids
+  // and these descriptors, in this order: to M, to the init, M's pidfd, the init's pidfd.
+  // Release leaves this Shell empty: its destruction then ends nothing.
+  std::vector<UniqueFd> Release();
+  // kInternal unless `fds` are the four Release gives.
+  static std::unique_ptr<Shell> Adopt(const ShellShape& shape, pid_t monitor_pid, pid_t init_pid,
+                                      std::vector<UniqueFd> fds);
+
  private:
-  friend std::unique_ptr<Shell> MakeShell(const ShellShape& shape);
+  friend std::unique_ptr<Shell> MakeShell(const ShellShape& shape, ShellParent parent);
   friend struct ShellClaim;
   Shell() = default;
 
@@ -80,9 +101,9 @@ class Shell {
   UniqueFd to_init_;  // the init's part
 };
 
-// Forks M, which clones the init and writes its maps; returns when both wait. M is a child
-// of the caller, which must reap it; M ends when the calling thread does (make shells on
-// a thread that lives as long as they may). Throws when a step fails.
-std::unique_ptr<Shell> MakeShell(const ShellShape& shape);
+// Makes M, which clones the init and writes its maps; returns when both wait. Throws when a
+// step fails.
+std::unique_ptr<Shell> MakeShell(const ShellShape& shape,
+                                 ShellParent parent = ShellParent::kCaller);
 
 }  // namespace berth::container

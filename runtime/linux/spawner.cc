@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
@@ -28,6 +29,7 @@
 #include "runtime/common/fd_io.h"
 #include "runtime/common/phase_timer.h"
 #include "runtime/linux/shell.h"
+#include "runtime/linux/shell_zygote.h"
 #include "runtime/spec/parser.h"
 
 namespace berth::container {
@@ -99,15 +101,18 @@ Request DecodeRequest(const std::string& text) {
   return r;
 }
 
-// Shells made ahead, for the shape the daemon says comes next. One thread makes them all
-// and lives as long as the spawner: an unclaimed shell's M dies with the thread that
-// forked it (PR_SET_PDEATHSIG).
+// Shells made ahead, for the shape the daemon says comes next. The zygote (shell_zygote.h)
+// makes them, so that the spawner never forks for one; one thread asks it, one shell at a
+// time. An unclaimed shell's M is our child and dies with the thread that started the
+// zygote (PR_SET_PDEATHSIG): the spawner's main thread, which lives as long as we do.
 class ShellPool {
  public:
-  explicit ShellPool(size_t capacity) : capacity_(capacity) {}
+  // No zygote: no shells.
+  ShellPool(size_t capacity, std::unique_ptr<ShellZygote> zygote)
+      : capacity_(zygote ? capacity : 0), zygote_(std::move(zygote)) {}
 
   void StartMaker() {
-    std::thread([this] { MakeForever(); }).detach();
+    if (zygote_) std::thread([this] { MakeWhileZygoteLives(); }).detach();
   }
 
   // A live shell of this shape, or null. One still being made is not waited for: it is
@@ -130,7 +135,7 @@ class ShellPool {
     std::vector<std::unique_ptr<Shell>> dropped;
     {
       std::lock_guard lock(mu_);
-      if (capacity_ == 0) return;
+      if (capacity_ == 0 || zygote_gone_) return;
       wanted_ = shape;
       ++wants_;
       for (auto it = shells_.begin(); it != shells_.end();) {
@@ -145,7 +150,35 @@ class ShellPool {
     cv_.notify_all();
   }  // dropped shells end here, outside the lock
 
+  // From the reaper: when `pid` was the zygote, no more shells are made. Those made stay
+  // good: their M are ours.
+  void Reaped(pid_t pid, int status) {
+    if (!zygote_ || pid != zygote_->pid()) return;
+    ZygoteGone(WIFSIGNALED(status) ? "killed by signal " + std::to_string(WTERMSIG(status))
+                                   : "exit status " + std::to_string(WEXITSTATUS(status)));
+  }
+
+  // The spawner is exiting: the zygote ends, and that is no news.
+  void Stop() {
+    stopping_ = true;
+    if (zygote_) zygote_->Stop();
+  }
+
  private:
+  void ZygoteGone(const std::string& why) {
+    std::lock_guard lock(mu_);
+    if (zygote_gone_) return;
+    zygote_gone_ = true;
+    wanted_.reset();
+    cv_.notify_all();
+    if (!stopping_) {
+      std::fprintf(stderr,
+                   "berth-spawner: the shell zygote (pid %d) is gone (%s): no more shells are "
+                   "made, creates go cold\n",
+                   static_cast<int>(zygote_->pid()), why.c_str());
+    }
+  }
+
   int Find(const ShellShape& shape) const {
     for (size_t i = 0; i < shells_.size(); ++i) {
       if (shells_[i]->shape() == shape) return static_cast<int>(i);
@@ -153,15 +186,16 @@ class ShellPool {
     return -1;
   }
 
-  [[noreturn]] void MakeForever() {
-    // Shells are made with what the creates leave of the CPU: this thread, and the
-    // processes it forks, at nice 19. A claim puts them back to 0.
+  void MakeWhileZygoteLives() {
+    // Shells are made with what the creates leave of the CPU: this thread, and the zygote
+    // and the processes it makes, at nice 19. A claim puts them back to ours.
     ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 19);
     for (;;) {
       ShellShape shape;
       {
         std::unique_lock lock(mu_);
-        cv_.wait(lock, [&] { return wanted_ && shells_.size() < capacity_; });
+        cv_.wait(lock, [&] { return zygote_gone_ || (wanted_ && shells_.size() < capacity_); });
+        if (zygote_gone_) return;
         // Spawns back to back (a storm) take their slots before a shell could be ready, and
         // making one then only costs CPU: wait for a quiet moment, as a host between Nova's
         // spawns has many.
@@ -173,8 +207,12 @@ class ShellPool {
       }
       std::unique_ptr<Shell> shell;
       try {
-        shell = MakeShell(shape);
-      } catch (const std::exception&) {
+        shell = zygote_->Make(shape);
+      } catch (const std::exception& e) {
+        if (!zygote_->alive()) {
+          ZygoteGone(e.what());
+          return;
+        }
         // A shell is only a head start; the creates go cold. Do not spin on a host that
         // refuses them.
         std::lock_guard lock(mu_);
@@ -189,7 +227,10 @@ class ShellPool {
   }
 
   const size_t capacity_;
+  const std::unique_ptr<ShellZygote> zygote_;
+  std::atomic<bool> stopping_{false};
   std::mutex mu_;
+  bool zygote_gone_ = false;
   std::condition_variable cv_;
   static constexpr std::chrono::milliseconds kQuietBeforeMaking{50};
   std::optional<ShellShape> wanted_;
@@ -219,12 +260,12 @@ void Serve(int fd, ShellPool* pool) {
     }
     PhaseTimer timer("spawner");
     Request request = DecodeRequest(text);
-    timer.Mark("decode");
     if (request.prepare) {
       ::close(fd);
       pool->Want(*request.prepare);
       return;
     }
+    timer.Mark("decode");  // a create's only: the mark the zygote is there for
     std::unique_ptr<Shell> shell;
     if (auto shape = ShellShapeOf(request.options.spec)) shell = pool->Take(*shape);
     timer.Mark("take shell");
@@ -244,12 +285,13 @@ void Serve(int fd, ShellPool* pool) {
   ::close(fd);
 }
 
-// The monitors are our children (one fork is cheaper than two): they are reaped when their
-// containers end; they are our only children.
-[[noreturn]] void ReapChildren() {
+// The monitors are our children (one fork is cheaper than two), shells' too (made by the
+// zygote as ours): they are reaped when their containers end. The zygote is the only other.
+[[noreturn]] void ReapChildren(ShellPool* pool) {
   for (;;) {
     int status = 0;
     pid_t pid = ::waitpid(-1, &status, 0);
+    if (pid > 0) pool->Reaped(pid, status);
     if (pid < 0 && errno == ECHILD) ::usleep(100000);  // none yet
   }
 }
@@ -316,18 +358,32 @@ class Workers {
   ::signal(SIGPIPE, SIG_IGN);
   // A terminal's ^C is for the daemon, which ends us when it exits.
   ::signal(SIGINT, SIG_IGN);
+  // Now, while we are as small as we will be and have no thread: the zygote's pages are
+  // then few, and ours stay writable (it makes the shells; each fork write-protects the
+  // forking process's pages).
+  std::unique_ptr<ShellZygote> zygote;
+  if (shells > 0) {
+    try {
+      zygote = ShellZygote::Start();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "berth-spawner: no shell zygote (%s): creates go cold\n", e.what());
+    }
+  }
   // Never destroyed: the spawner ends with _exit, and its shells with it.
-  auto* pool = new ShellPool(shells);
+  auto* pool = new ShellPool(shells, std::move(zygote));
   try {
-    std::thread(ReapChildren).detach();
-    if (shells > 0) pool->StartMaker();
+    std::thread(ReapChildren, pool).detach();
+    pool->StartMaker();
   } catch (const std::exception&) {
     ::_exit(1);  // the daemon then creates containers itself
   }
   auto* workers = new Workers(pool);
   for (;;) {
     int fd = ReceiveFd(control);  // one per create
-    if (fd < 0) ::_exit(0);       // the daemon closed the control socket
+    if (fd < 0) {                 // the daemon closed the control socket
+      pool->Stop();
+      ::_exit(0);
+    }
     workers->Submit(fd);
   }
 }

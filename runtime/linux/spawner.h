@@ -26,7 +26,9 @@ class Spawner {
   // Forks the spawner. Call before any thread exists: the child must not inherit a lock
   // another thread holds. Throws on failure (fork, socketpair).
   // `shells`: how many shells (shell.h) it keeps made ahead for the shape the caller says
-  // comes next; 0: none, every create makes its processes.
+  // comes next; 0: none, every create makes its processes. With shells, the spawner forks
+  // a zygote (shell_zygote.h) first thing, which makes them: the spawner itself never forks
+  // for a shell. If the zygote dies, the spawner says so on stderr and creates go cold.
   static std::unique_ptr<Spawner> Start(size_t shells = 0);
 
   Spawner(const Spawner&) = delete;

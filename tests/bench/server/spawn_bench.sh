@@ -8,6 +8,7 @@
 # the script when anything is left.
 #   [SHELLS=1] [PACED=20] tests/bench/server/spawn_bench.sh [BUILD_DIR] [N=50] [C=4]
 # SHELLS: berthd's [instances] shells (0: every spawn makes its processes).
+# BERTH_TIMING=1: also the p50 of the paced creates' request decode in the spawner.
 set -euo pipefail
 BUILD=${1:-/work/main/build-berthd}; N=${2:-50}; C=${3:-4}
 D=$(mktemp -d /tmp/berth-test-bench-server.XXXXXX)
@@ -64,6 +65,10 @@ paced=$(grep -h 'spawned from' "$D/out" "$D/err" | tail -n "$PACED")
 echo "  paced spawns (berthd's log, 200 ms apart, shells=${SHELLS:-1}): $(echo "$paced" |
   grep -o ' in [0-9.]* ms' | awk '{print $2}' | quantiles); from a shell: $(echo "$paced" |
   grep -c 'from a shell' || true) of $PACED"
+if [ -n "${BERTH_TIMING:-}" ]; then  # the spawner's marks are on berthd's stderr
+  echo "  paced spawns' request decode in the spawner (BERTH_TIMING): $(grep -h '^spawner: ' "$D/err" |
+    awk '$2 == "decode" {d = $3} $2 == "take" {print d}' | tail -n "$PACED" | quantiles)"
+fi
 for id in $(curl -sf -H "$H" "$U/v1/instances" | grep -o '"uuid":"[^"]*"' | cut -d'"' -f4); do
   curl -sf -H "$H" -X DELETE "$U/v1/instances/$id"; done
 left=$(ls "$D/state/instances" | wc -l); mounts=$(grep -c "$D" /proc/self/mountinfo || true)

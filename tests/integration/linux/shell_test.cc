@@ -17,6 +17,7 @@
 #include "runtime/common/error.h"
 #include "runtime/common/file_util.h"
 #include "runtime/common/scope_guard.h"
+#include "runtime/linux/shell_zygote.h"
 #include "tests/integration/linux/container_fixture.h"
 
 namespace berth::testing {
@@ -183,6 +184,63 @@ TEST_F(ShellTest, SpecsWithoutAUserNamespaceOrWithATerminalHaveNoShape) {
   auto shape = *container::ShellShapeOf(UsernsSpec({"true"}));
   EXPECT_EQ(container::ParseShellShape(container::ShellShapeJson(shape)), shape);
   EXPECT_THROW(container::ParseShellShape("{\"clone_flags\": 1}"), Error);
+}
+
+// A zygote makes shells for the process that started it: M is that process's child (as
+// one made by MakeShell), the zygote keeps none, and a make that fails leaves it working.
+TEST_F(ShellTest, AZygoteMakesShellsAsItsStartersChildren) {
+  auto zygote = container::ShellZygote::Start();
+  const pid_t zygote_pid = zygote->pid();
+  spec::Spec s = UsernsSpec({"sh", "-c", "echo made by the zygote"});
+  const container::ShellShape shape = *container::ShellShapeOf(s);
+  auto shell = zygote->Make(shape);
+  const pid_t m = shell->monitor_pid(), init = shell->init_pid();
+  ScopeGuard reap([&] {
+    try {
+      container::DeleteContainer(state_root_, "zygote-made", true);
+    } catch (const Error&) {
+    }
+    ReapShell(m, init);
+  });
+  EXPECT_TRUE(shell->alive());
+  EXPECT_EQ(ReadProcStat(m)->ppid, ::getpid());
+  EXPECT_EQ(ReadProcStat(init)->ppid, m);
+  EXPECT_EQ(ReadProcStat(zygote_pid)->comm, "berth-zygote");
+
+  auto record = container::CreateContainer(Options("zygote-made", s), std::move(shell));
+  EXPECT_EQ(record.init_pid, init);
+  container::StartContainer(state_root_, "zygote-made");
+  EXPECT_EQ(container::WaitContainer(state_root_, "zygote-made").exit_code.value_or(-1), 0);
+  EXPECT_NE(Console("zygote-made").find("made by the zygote\n"), std::string::npos)
+      << Console("zygote-made");
+
+  // Maps the kernel refuses: the make fails with the step's error, the zygote goes on.
+  container::ShellShape bad = shape;
+  bad.uid_mappings = {{0, 4294967000u, 65536}};
+  try {
+    zygote->Make(bad);
+    FAIL() << "made a shell with impossible maps";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("uidMappings"), std::string::npos) << e.what();
+  }
+  // Its M gave up and exited, our child: reaped here, as the spawner reaps all of its.
+  pid_t failed = 0;
+  for (int i = 0; i < 400 && failed <= 0; ++i) {
+    failed = ::waitpid(-1, nullptr, WNOHANG);
+    if (failed <= 0) ::usleep(5000);
+  }
+  EXPECT_GT(failed, 0);
+  EXPECT_NE(failed, zygote_pid);
+  EXPECT_TRUE(zygote->alive());
+  auto second = zygote->Make(shape);
+  const pid_t m2 = second->monitor_pid(), init2 = second->init_pid();
+  second.reset();
+  ReapShell(m2, init2);
+  EXPECT_TRUE(Gone(m2));
+  EXPECT_TRUE(Gone(init2));
+
+  zygote.reset();
+  EXPECT_TRUE(Gone(zygote_pid));
 }
 
 }  // namespace

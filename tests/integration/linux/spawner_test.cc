@@ -1,13 +1,16 @@
 // Containers created through the spawner: the same containers and the same errors as
 // CreateContainer in the caller, monitors reaped by the spawner, and a spawner that dies
-// reported as such without leaving a half-made container.
+// reported as such without leaving a half-made container. Shells made by its zygote, not
+// by the spawner's own forks; a zygote that dies leaves creates cold, not failing.
 #include "runtime/linux/spawner.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <memory>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -29,6 +32,60 @@ pid_t ParentOf(pid_t pid) {
   return stat ? stat->ppid : -1;
 }
 
+// The children of `parent`, but zombies.
+std::vector<pid_t> ChildrenOf(pid_t parent) {
+  std::vector<pid_t> out;
+  for (const auto& name : ListDirectory("/proc", IfMissing::kThrow)) {
+    pid_t pid = static_cast<pid_t>(std::atoi(name.c_str()));
+    auto stat = pid > 0 ? ReadProcStat(pid) : std::nullopt;
+    if (stat && stat->ppid == parent && stat->state != 'Z') out.push_back(pid);
+  }
+  return out;
+}
+
+// The spawner forks its zygote first thing, after Start has returned: waited for.
+pid_t ZygoteOf(pid_t spawner) {
+  for (int i = 0; i < 400; ++i) {
+    for (pid_t pid : ChildrenOf(spawner)) {
+      auto stat = ReadProcStat(pid);
+      if (stat && stat->comm == "berth-zygote") return pid;
+    }
+    ::usleep(5000);
+  }
+  return -1;
+}
+
+struct ShellPids {
+  pid_t monitor = -1;
+  pid_t init = -1;
+};
+
+// An unclaimed shell's monitor: exec'd with "--shell-claim-fd" (a claimed one shows a cold
+// monitor's command line), child of `spawner`.
+std::optional<ShellPids> FindShell(pid_t spawner) {
+  for (pid_t pid : ChildrenOf(spawner)) {
+    auto cmdline = ReadFileIfExists("/proc/" + std::to_string(pid) + "/cmdline");
+    if (!cmdline || cmdline->find("--shell-claim-fd") == std::string::npos) continue;
+    auto at = cmdline->find(std::string("--init-pid\0", 11));
+    if (at == std::string::npos) continue;
+    return ShellPids{pid, static_cast<pid_t>(std::atoi(cmdline->c_str() + at + 11))};
+  }
+  return std::nullopt;
+}
+
+// Shells are made at nice 19 after 50 ms without a request: slow on a busy host. Once the
+// monitor is exec'd, the zygote still answers and the spawner files the shell.
+std::optional<ShellPids> WaitForShell(pid_t spawner) {
+  for (int i = 0; i < 500; ++i) {
+    if (auto shell = FindShell(spawner)) {
+      ::usleep(500000);
+      return shell;
+    }
+    ::usleep(10000);
+  }
+  return std::nullopt;
+}
+
 class SpawnerTest : public ContainerTest {
  protected:
   void SetUp() override {
@@ -41,7 +98,30 @@ class SpawnerTest : public ContainerTest {
     spawner_.reset();
   }
 
+  spec::Spec UsernsSpec(std::vector<std::string> args, uint32_t host_base = 100000) const {
+    spec::Spec s = BaseSpec(std::move(args));
+    s.linux.namespaces.push_back({spec::NamespaceType::kUser, ""});
+    s.linux.uid_mappings = {{0, host_base, 65536}};
+    s.linux.gid_mappings = {{0, host_base, 65536}};
+    return s;
+  }
+
+  // A spawner that keeps one shell, its stderr (its log) in a file of the test's.
+  void StartWithShells() {
+    spawner_.reset();
+    log_ = dir_->Sub("spawner.log");
+    const int saved = ::dup(2);
+    const int log = ::open(log_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    ASSERT_GE(log, 0);
+    ::dup2(log, 2);
+    ::close(log);
+    spawner_ = container::Spawner::Start(1);
+    ::dup2(saved, 2);
+    ::close(saved);
+  }
+
   std::unique_ptr<container::Spawner> spawner_;
+  std::string log_;
 };
 
 TEST_F(SpawnerTest, CreatesAContainerWhoseMonitorItReaps) {
@@ -122,6 +202,91 @@ TEST_F(SpawnerTest, EndsWithItsOwner) {
   ASSERT_NE(ProcessState(pid), "Z");
   spawner_.reset();
   EXPECT_EQ(ProcessState(pid), "");  // exited and reaped
+}
+
+// Each fork write-protects the forking process's pages: the spawner makes none for a
+// shell. Its zygote makes M as the spawner's child (the spawner reaps it, as it reaps a
+// cold create's monitor) and keeps no child of its own.
+TEST_F(SpawnerTest, ShellsAreMadeByItsZygoteNotByTheSpawner) {
+  StartWithShells();
+  const pid_t zygote = ZygoteOf(spawner_->pid());
+  ASSERT_GT(zygote, 0) << "the spawner has no berth-zygote child";
+  EXPECT_NE(ReadFile("/proc/" + std::to_string(zygote) + "/status").find("\nThreads:\t1\n"),
+            std::string::npos);
+  // Nothing of the spawner's but stdio: its socket to the spawner and no other descriptor.
+  std::vector<std::string> held;
+  for (const auto& fd :
+       ListDirectory("/proc/" + std::to_string(zygote) + "/fd", IfMissing::kThrow)) {
+    if (std::atoi(fd.c_str()) > 2) held.push_back(fd);
+  }
+  ASSERT_EQ(held.size(), 1u);
+  char target[64] = {};
+  ::readlink(("/proc/" + std::to_string(zygote) + "/fd/" + held[0]).c_str(), target,
+             sizeof target - 1);
+  EXPECT_EQ(std::string(target).rfind("socket:", 0), 0u) << target;
+  spec::Spec s = UsernsSpec({"sh", "-c", "echo warm"});
+  spawner_->Prepare(*container::ShellShapeOf(s));
+  auto shell = WaitForShell(spawner_->pid());
+  ASSERT_TRUE(shell) << "no shell was made";
+  EXPECT_EQ(ParentOf(shell->init), shell->monitor);
+  // The init was cloned from M before M exec'd berth-monitor, and M from the zygote: its
+  // name is the zygote's. From a fork of the spawner it would be "berth-spawner".
+  EXPECT_EQ(ReadProcStat(shell->init)->comm, "berth-zygote");
+  EXPECT_TRUE(ChildrenOf(zygote).empty());
+
+  bool used_shell = false;
+  auto record = spawner_->Create(Options("warm", s), {}, &used_shell);
+  EXPECT_TRUE(used_shell);
+  EXPECT_EQ(record.init_pid, shell->init);
+  EXPECT_EQ(record.monitor_pid, shell->monitor);
+  container::StartContainer(state_root_, "warm");
+  EXPECT_EQ(container::WaitContainer(state_root_, "warm").exit_code.value_or(-1), 0);
+  EXPECT_NE(Console("warm").find("warm\n"), std::string::npos) << Console("warm");
+  container::DeleteContainer(state_root_, "warm", false);
+  // Reaped by the spawner once its container is gone.
+  for (int i = 0; i < 300 && !ProcessState(shell->monitor).empty(); ++i) ::usleep(5000);
+  EXPECT_EQ(ProcessState(shell->monitor), "") << "monitor " << shell->monitor;
+
+  // The zygote ends with the spawner, reaped: nothing is left behind.
+  spawner_.reset();
+  EXPECT_EQ(ProcessState(zygote), "");
+  EXPECT_EQ(ReadFile(log_).find("zygote"), std::string::npos) << "a clean end is no news";
+}
+
+// A dead zygote costs the shells not yet made: the one made stays good, and later creates
+// go cold and work.
+TEST_F(SpawnerTest, AZygoteThatDiesLeavesCreatesCold) {
+  StartWithShells();
+  const pid_t zygote = ZygoteOf(spawner_->pid());
+  ASSERT_GT(zygote, 0) << "the spawner has no berth-zygote child";
+  spec::Spec first = UsernsSpec({"true"}, 100000);
+  spawner_->Prepare(*container::ShellShapeOf(first));
+  auto shell = WaitForShell(spawner_->pid());
+  ASSERT_TRUE(shell) << "no shell was made";
+
+  ASSERT_EQ(::kill(zygote, SIGKILL), 0);
+  for (int i = 0; i < 300 && !ProcessState(zygote).empty(); ++i) ::usleep(5000);
+  EXPECT_EQ(ProcessState(zygote), "") << "the spawner did not reap its zygote";
+  EXPECT_NE(ReadFile(log_).find("shell zygote (pid " + std::to_string(zygote) + ") is gone"),
+            std::string::npos)
+      << ReadFile(log_);
+
+  bool used_shell = false;
+  auto record = spawner_->Create(Options("made-before", first), {}, &used_shell);
+  EXPECT_TRUE(used_shell);
+  EXPECT_EQ(record.init_pid, shell->init);
+
+  spec::Spec next = UsernsSpec({"sh", "-c", "echo cold"}, 200000);
+  spawner_->Prepare(*container::ShellShapeOf(next));
+  ::usleep(500000);  // ten times the quiet wait before a shell is made
+  EXPECT_FALSE(FindShell(spawner_->pid())) << "a shell was made without a zygote";
+  record = spawner_->Create(Options("cold", next), {}, &used_shell);
+  EXPECT_FALSE(used_shell);
+  EXPECT_TRUE(spawner_->alive());
+  EXPECT_EQ(ParentOf(record.monitor_pid), spawner_->pid());
+  container::StartContainer(state_root_, "cold");
+  EXPECT_EQ(container::WaitContainer(state_root_, "cold").exit_code.value_or(-1), 0);
+  EXPECT_NE(Console("cold").find("cold\n"), std::string::npos) << Console("cold");
 }
 
 }  // namespace
