@@ -505,14 +505,14 @@ bool BridgeNetwork::Detach(const std::string& instance_id) {
   std::lock_guard lock(mu_);
   return WithContext("detach " + instance_id + " from bridge " + config_.bridge, [&] {
     auto record = LoadRecord(instance_id);
-    bool detached = DetachLocked(instance_id);
+    bool detached = DetachLocked(instance_id, record);
     SyncFirewallLocked(record ? &*record : nullptr, ElementChange::kDelete);
     return detached;
   });
 }
 
-bool BridgeNetwork::DetachLocked(const std::string& instance_id) {
-  auto record = LoadRecord(instance_id);
+bool BridgeNetwork::DetachLocked(const std::string& instance_id,
+                                 const std::optional<Attachment>& record) {
   bool any = false;
   if (record) {
     // No bridge namespace: the veth went with it.
@@ -562,7 +562,7 @@ std::vector<std::string> BridgeNetwork::Reconcile(const std::set<std::string>& l
     for (const auto& a : LoadRecords()) {
       if (live.count(a.instance_id)) {
         kept.insert(a.instance_id);
-      } else if (DetachLocked(a.instance_id)) {
+      } else if (DetachLocked(a.instance_id, a)) {
         detached.push_back(a.instance_id);
       }
     }
@@ -582,7 +582,7 @@ std::vector<std::string> BridgeNetwork::Reconcile(const std::set<std::string>& l
 void BridgeNetwork::Cleanup() {
   std::lock_guard lock(mu_);
   WithContext("clean up bridge " + config_.bridge, [&] {
-    for (const auto& a : LoadRecords()) DetachLocked(a.instance_id);
+    for (const auto& a : LoadRecords()) DetachLocked(a.instance_id, a);
     ipam_->Reconcile({});
     DeleteOrphanVethsLocked();
     RunNft(host_ns_.get(), RenderRemoval(config_.table));

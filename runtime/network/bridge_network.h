@@ -189,7 +189,8 @@ class BridgeNetwork {
   // when this process made that table (firewall.h, RenderBridgeElements).
   void SyncFirewallLocked(const Attachment* changed = nullptr,
                           ElementChange change = ElementChange::kAdd);
-  bool DetachLocked(const std::string& instance_id);
+  // `record`: the instance's attachment record as the caller read it (none: there is none).
+  bool DetachLocked(const std::string& instance_id, const std::optional<Attachment>& record);
   void DeleteOrphanVethsLocked();
   void EnsureTransitLocked();
   void ApplyBridgeSysctlsLocked();

@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -144,5 +145,36 @@ inline bool TicksWithin(int fd, std::chrono::milliseconds timeout) {
   }
   return false;
 }
+
+// A child moved into the group that then forks a grandchild there (born inside the group,
+// never moved, as a container's later processes are); both pause until killed.
+class TreeInGroup {
+ public:
+  explicit TreeInGroup(Cgroup& cg)
+      : child_([this] {
+          char c;
+          if (::read(go_.read_fd, &c, 1) != 1) ::_exit(1);
+          pid_t gc = ::fork();
+          if (gc == 0) {
+            for (;;) ::pause();
+          }
+          if (::write(grandchild_pid_.write_fd, &gc, sizeof gc) != sizeof gc) ::_exit(2);
+          for (;;) ::pause();
+        }) {
+    cg.AddProcess(child_.pid());
+    if (::write(go_.write_fd, "g", 1) != 1 ||
+        ::read(grandchild_pid_.read_fd, &grandchild_, sizeof grandchild_) !=
+            static_cast<ssize_t>(sizeof grandchild_)) {
+      throw std::runtime_error("the child did not fork its grandchild");
+    }
+  }
+  Child& child() { return child_; }
+  pid_t grandchild() const { return grandchild_; }
+
+ private:
+  Pipe go_, grandchild_pid_;  // made before the child forks
+  Child child_;
+  pid_t grandchild_ = -1;
+};
 
 }  // namespace berth::cgroup::testing

@@ -118,24 +118,10 @@ TEST_F(CgroupV1IntegrationTest, LifecycleWithARealChild) {
 TEST_F(CgroupV1IntegrationTest, KillAllReachesForkedDescendants) {
   Cgroup& cg = cleaner_->Make("tree");
   cg.Create();
-  Pipe go, grandchild_pid;
-  Child child([&] {
-    char c;
-    if (::read(go.read_fd, &c, 1) != 1) ::_exit(1);
-    pid_t gc = ::fork();  // born inside the group
-    if (gc == 0) {
-      for (;;) ::pause();
-    }
-    if (::write(grandchild_pid.write_fd, &gc, sizeof gc) != sizeof gc) ::_exit(2);
-    for (;;) ::pause();
-  });
-  cg.AddProcess(child.pid());
-  ASSERT_EQ(::write(go.write_fd, "g", 1), 1);
-  pid_t gc = -1;
-  ASSERT_EQ(::read(grandchild_pid.read_fd, &gc, sizeof gc), static_cast<ssize_t>(sizeof gc));
+  testing::TreeInGroup tree(cg);
   cg.KillAll();
   EXPECT_TRUE(cg.Pids().empty());
-  int status = child.Wait();
+  int status = tree.child().Wait();
   EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << status;
   EXPECT_EQ(cg.GetFreezerState(), FreezerState::kThawed);
 }

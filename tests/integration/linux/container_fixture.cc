@@ -56,6 +56,14 @@ spec::Spec ContainerTest::BaseSpec(std::vector<std::string> args) const {
   return s;
 }
 
+spec::Spec ContainerTest::UsernsSpec(std::vector<std::string> args, uint32_t host_base) const {
+  spec::Spec s = BaseSpec(std::move(args));
+  s.linux.namespaces.push_back({spec::NamespaceType::kUser, ""});
+  s.linux.uid_mappings = {{0, host_base, 65536}};
+  s.linux.gid_mappings = {{0, host_base, 65536}};
+  return s;
+}
+
 std::string ContainerTest::StateDir(const std::string& id) const {
   return container::StateDir(state_root_, id);
 }

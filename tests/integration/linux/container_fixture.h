@@ -23,6 +23,8 @@ class ContainerTest : public ::testing::Test {
   // The default spec with this rootfs, the given command, hostname "berth-test", and a
   // cgroup path unique to the test.
   spec::Spec BaseSpec(std::vector<std::string> args) const;
+  // BaseSpec in a user namespace of its own, root mapped to host_base (65536 ids).
+  spec::Spec UsernsSpec(std::vector<std::string> args, uint32_t host_base = 100000) const;
   // Options for a create of `spec` under this test's state root and cgroup, its bundle the
   // test's directory (for creates through the spawner or a shell).
   container::CreateOptions Options(const std::string& id, spec::Spec spec) const;

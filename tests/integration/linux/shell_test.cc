@@ -34,13 +34,6 @@ void ReapShell(pid_t m, pid_t init) {
 
 class ShellTest : public ContainerTest {
  protected:
-  spec::Spec UsernsSpec(std::vector<std::string> args, uint32_t host_base = 100000) const {
-    spec::Spec s = BaseSpec(std::move(args));
-    s.linux.namespaces.push_back({spec::NamespaceType::kUser, ""});
-    s.linux.uid_mappings = {{0, host_base, 65536}};
-    s.linux.gid_mappings = {{0, host_base, 65536}};
-    return s;
-  }
   // M is our child: we reap it, as the spawner does its monitors.
   container::CreateOptions Options(const std::string& id, spec::Spec spec) const {
     container::CreateOptions o = ContainerTest::Options(id, std::move(spec));

@@ -98,14 +98,6 @@ class SpawnerTest : public ContainerTest {
     spawner_.reset();
   }
 
-  spec::Spec UsernsSpec(std::vector<std::string> args, uint32_t host_base = 100000) const {
-    spec::Spec s = BaseSpec(std::move(args));
-    s.linux.namespaces.push_back({spec::NamespaceType::kUser, ""});
-    s.linux.uid_mappings = {{0, host_base, 65536}};
-    s.linux.gid_mappings = {{0, host_base, 65536}};
-    return s;
-  }
-
   // A spawner that keeps one shell, its stderr (its log) in a file of the test's.
   void StartWithShells() {
     spawner_.reset();
