@@ -298,8 +298,12 @@ InitPlan PlanInit(const spec::Spec& spec, const NamespacePlan& namespaces,
     if (n != 1) ::_exit(0);  // deleted before it was started
     ::execve(exe.c_str(), argv.data(), envp.data());
     int err = errno;
+    // "start" has been answered: the container's own stderr is where its user looks, as
+    // with runc ("exec /app: exec format error"); the status gets exec_errno.
+    std::string why = "berth: exec " + exe + ": " + std::strerror(err) + "\n";
+    (void)!::write(STDERR_FILENO, why.data(), why.size());
     WriteFully(p.exec_err_fd, &err, sizeof err);
-    ::_exit(127);
+    ::_exit(err == ENOENT ? 127 : 126);  // the shell's codes, as Docker uses them
   } catch (const Error& e) {
     ChildFail(p.sync_fd, e.what());
   } catch (const std::exception& e) {

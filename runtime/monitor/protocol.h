@@ -57,7 +57,7 @@
 //                  "oom_killed":bool, "oom_kills":N}
 //                 Times are UTC with nanoseconds ("2026-11-28T02:51:38.123456789Z").
 //                 exit_code and exit_signal exclude each other. exec_errno is set when C's
-//                 execve failed (status stays "created" until C exits, then "stopped").
+//                 execve failed after "start" (C then exits 127 for ENOENT, else 126).
 //                 oom_killed: oom_kill > 0 and C died of SIGKILL. Parse it with
 //                 ParseStatus (client.h).
 //   console.log   the container's stdout+stderr; when it reaches half of --console-max it
@@ -66,8 +66,9 @@
 //
 // Requests on monitor.sock (SOCK_SEQPACKET, one request and one reply per datagram, text):
 //   "state"            -> "ok <status.json content>"
-//   "start"            -> "ok" once C has exec'd; "err <errno> <message>" if exec failed
-//                         or the state is not "created"
+//   "start"            -> "ok" once C is told to exec (status "running"), as runc and crun
+//                         answer; "err <errno> <message>" if the state is not "created"
+//                         or C is gone. An exec that fails after that is C's exit.
 //   "kill <sig> [all]" -> signal C (or every pid in cgroup.procs with "all")
 //   "pause" / "resume" -> freeze / thaw through --freezer; reply when done
 //   "wait"             -> reply only when C has exited: "ok <status.json content>"

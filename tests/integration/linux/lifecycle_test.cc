@@ -6,6 +6,7 @@
 
 #include "runtime/common/error.h"
 #include "runtime/common/file_util.h"
+#include "runtime/common/scope_guard.h"
 #include "tests/integration/linux/container_fixture.h"
 
 namespace berth::testing {
@@ -136,6 +137,22 @@ TEST_F(ContainerTest, MissingExecutableFailsCreateAndLeavesNothing) {
   EXPECT_FALSE(PathExists(StateDir("noexe")));
   EXPECT_FALSE(PathExists(CgroupDir("memory", "noexe")));
   EXPECT_TRUE(container::ListContainers(state_root_).empty());
+}
+
+// Start is answered when the init is told to exec (runc's and crun's contract): a file the
+// kernel cannot run is found by create, so it fails only at the exec, after start, and
+// shows as the container's exit 126 with the reason in its console, as Docker shows it.
+TEST_F(ContainerTest, AnExecThatFailsAfterStartIsTheContainersExit) {
+  const std::string junk = rootfs_ + "/not-a-program";
+  WriteFileAtomic(junk, "neither ELF nor #!\n", 0755);
+  ScopeGuard remove([&] { ::unlink(junk.c_str()); });
+  Create("noexec", BaseSpec({"/not-a-program"}));
+  container::StartContainer(state_root_, "noexec");
+  auto info = container::WaitContainer(state_root_, "noexec");
+  EXPECT_EQ(info.exit_code.value_or(-1), 126);
+  EXPECT_EQ(Console("noexec"), "berth: exec /not-a-program: Exec format error\n");
+  container::DeleteContainer(state_root_, "noexec", false);
+  EXPECT_FALSE(PathExists(StateDir("noexec")));
 }
 
 TEST_F(ContainerTest, DuplicateIdIsRefused) {

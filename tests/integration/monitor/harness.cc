@@ -86,8 +86,10 @@ struct Pipe {
   if (n != 1) ::_exit(1);  // EOF: the monitor is gone, abort
   ::execvp(argv[0], argv);
   int err = errno;
+  static const char kWhy[] = "exec failed\n";  // as the real init, its console says so
+  (void)!::write(2, kWhy, sizeof kWhy - 1);
   (void)!::write(exec_err.w, &err, sizeof err);
-  ::_exit(127);
+  ::_exit(err == ENOENT ? 127 : 126);
 }
 
 [[noreturn]] void RunMonitorProcess(MonitorCommand& command, int ready_fd, bool console,

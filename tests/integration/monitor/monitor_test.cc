@@ -89,22 +89,33 @@ TEST_F(MonitorTest, LifecycleCreatedStartWaitStopped) {
   EXPECT_EQ(::kill(init, 0), -1) << "the init is still around";
 }
 
-TEST_F(MonitorTest, ExecFailureIsReportedWithItsErrno) {
+// "start" is answered when the init is told to exec, as runc and crun answer: an exec
+// that fails after that is the container's exit, with its errno in the status.
+TEST_F(MonitorTest, StartAnswersAtOnceAndAFailedExecIsTheContainersExit) {
   TestContainer c(state(), Command({"/nonexistent/berth-test-binary"}));
-  try {
-    MonitorClient::Start(state());
-    FAIL() << "start succeeded";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.sys_errno(), ENOENT) << e.message();
-    EXPECT_EQ(e.kind(), ErrorKind::kNotFound);
-  }
+  MonitorClient::Start(state());
+  MonitorStatus st = MonitorClient::Wait(state(), 5000);
+  EXPECT_EQ(st.state, MonitorState::kStopped);
+  EXPECT_EQ(st.exec_errno, ENOENT);
+  EXPECT_EQ(st.exit_code, 127);
+  EXPECT_TRUE(st.started_at);
   ExpectMonitorFinished(c);
-  auto st = ReadStatusFile(state());
-  ASSERT_TRUE(st);
-  EXPECT_EQ(st->state, MonitorState::kStopped);
-  EXPECT_EQ(st->exec_errno, ENOENT);
-  EXPECT_EQ(st->exit_code, 127);
-  EXPECT_FALSE(st->started_at);
+  auto file = ReadStatusFile(state());
+  ASSERT_TRUE(file);
+  EXPECT_EQ(file->state, MonitorState::kStopped);
+  EXPECT_EQ(file->exec_errno, ENOENT);
+  EXPECT_EQ(ReadFileOr(state() + "/console.log"), "exec failed\n");
+}
+
+TEST_F(MonitorTest, AFileThatCannotBeRunExits126) {
+  berth::testing::TempDir bin;
+  WriteFileAtomic(bin.path() + "/not-executable", "#!/bin/sh\n", 0644);
+  TestContainer c(state(), Command({bin.path() + "/not-executable"}));
+  MonitorClient::Start(state());
+  MonitorStatus st = MonitorClient::Wait(state(), 5000);
+  EXPECT_EQ(st.exec_errno, EACCES);
+  EXPECT_EQ(st.exit_code, 126);
+  ExpectMonitorFinished(c);
 }
 
 TEST_F(MonitorTest, KillNineRecordsTheSignal) {
