@@ -242,6 +242,35 @@ TEST_F(LifecycleTest, ExitedInstanceIsShutdownAndKilledOneIsCrashed) {
   EXPECT_EQ(PowerState(killed), "RUNNING");
 }
 
+// The spawn is answered once the init is told to exec (runc's contract); an entrypoint the
+// kernel cannot run is then the instance's own exit: SHUTDOWN, 126, the reason in its console.
+TEST_F(LifecycleTest, AnEntrypointTheKernelCannotRunShutsTheInstanceDown) {
+  TempDir image;
+  MakeDirs(image.Sub("root"), 0755);
+  WriteFileAtomic(image.Sub("root/junk"), "neither ELF nor #!\n", 0755);
+  const std::string tar = image.Sub("junk.tar");
+  ASSERT_EQ(std::system(("tar -C " + image.Sub("root") + " -cf " + tar + " .").c_str()), 0);
+  HttpResult imp = daemon().Request("POST", "/v1/images?name=berth-test-junk&format=rootfs-tar",
+                                    ReadFile(tar), true, "application/x-tar");
+  ASSERT_EQ(imp.status, 201) << imp.body;
+  const std::string image_id = Str(imp.Json(), "id");
+  HttpResult r =
+      daemon().Post("/v1/instances", R"({"image": "berth-test-junk", "command": ["/junk"]})");
+  ASSERT_EQ(r.status, 201) << r.body;
+  const std::string uuid = Str(r.Json(), "uuid");
+  std::string state;
+  for (int i = 0; i < 200 && state != "SHUTDOWN"; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    state = PowerState(uuid);
+  }
+  EXPECT_EQ(state, "SHUTDOWN");
+  EXPECT_EQ(Int(Show(uuid), "exit_code"), 126);
+  HttpResult log = daemon().Get("/v1/instances/" + uuid + "/console");
+  EXPECT_NE(log.body.find("berth: exec /junk: Exec format error"), std::string::npos) << log.body;
+  EXPECT_EQ(daemon().Delete("/v1/instances/" + uuid).status, 204);
+  EXPECT_EQ(daemon().Delete("/v1/images/" + image_id).status, 204);
+}
+
 TEST_F(LifecycleTest, ExecReturnsOutputAndExitCode) {
   std::string uuid = CreateInstance();
   HttpResult r = daemon().Post("/v1/instances/" + uuid + "/exec",
