@@ -7,7 +7,9 @@
 // Points: spawn-after-launch (container created and started, network attached, record
 // not yet written), delete-mid-teardown (record unlinked, container gone; mount,
 // snapshot and network not yet released), rebuild-after-prepare (new disk ready, old
-// one still in use).
+// one still in use), pool-after-snapshot and pool-after-mount (the rootfs pool's thread,
+// making the next spawn's root: its snapshot made; then mounted at its staging dir, not
+// yet detached; rootfs_pool.h).
 #pragma once
 
 namespace berth::server {
