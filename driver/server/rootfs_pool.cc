@@ -17,6 +17,7 @@
 #include "driver/server/test_point.h"
 #include "runtime/common/error.h"
 #include "runtime/common/file_util.h"
+#include "runtime/common/phase_timer.h"
 #include "runtime/common/scope_guard.h"
 
 namespace berth::server {
@@ -170,6 +171,7 @@ void RootfsPool::Run() {
 }
 
 std::optional<RootfsPool::Root> RootfsPool::Make(const Target& target) {
+  PhaseTimer timer("pool");
   Root root;
   root.key = kKeyPrefix + RandomHex(8);
   root.target = target;
@@ -187,6 +189,7 @@ std::optional<RootfsPool::Root> RootfsPool::Make(const Target& target) {
     std::lock_guard lock(mu_);
     busy_has_snapshot_ = true;
   }
+  timer.Mark("snapshot");
   Rollback rollback;
   rollback.Add([&] { images_.layers().Remove(root.key); });
   TestPausePoint("pool-after-snapshot");
@@ -198,6 +201,7 @@ std::optional<RootfsPool::Root> RootfsPool::Make(const Target& target) {
   rollback.Add([&] { RemoveTree(staging); });
   MountInstanceRootfs(mounts, rootfs, target.range, JoinPath(staging, "idmap-scratch"),
                       userns_cache_);
+  timer.Mark("mount");
   ScopeGuard unmount([&] { ::umount2(rootfs.c_str(), MNT_DETACH); });
   TestPausePoint("pool-after-mount");
   root.mount = UniqueFd(static_cast<int>(
@@ -206,6 +210,7 @@ std::optional<RootfsPool::Root> RootfsPool::Make(const Target& target) {
   unmount.Dismiss();
   if (::umount2(rootfs.c_str(), MNT_DETACH) != 0) ThrowErrno("umount", rootfs);
   RemoveTree(staging);
+  timer.Mark("detach");
   rollback.Commit();
   return root;
 }
