@@ -23,8 +23,6 @@
 namespace berth::testing {
 namespace {
 
-using PoolTest = ServerTest;
-
 size_t Count(const std::string& text, const std::string& needle) {
   size_t n = 0;
   for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
@@ -65,7 +63,7 @@ std::string SpawnLine(const std::string& log, const std::string& uuid) {
   return "";
 }
 
-class PoolTestBase : public PoolTest {
+class RootfsPoolFixture : public ServerTest {
  protected:
   std::string PoolDir() const { return daemon().state_dir() + "/rootfs-pool"; }
   size_t MadeAhead() const { return Count(daemon().log(), "made ahead for"); }
@@ -125,7 +123,9 @@ class PoolTestBase : public PoolTest {
   }
 };
 
-TEST_F(PoolTestBase, ASecondSpawnOfTheSameImageTakesTheRootMadeAhead) {
+using RootfsPoolTest = RootfsPoolFixture;
+
+TEST_F(RootfsPoolTest, ASecondSpawnOfTheSameImageTakesTheRootMadeAhead) {
   const std::string first = SpawnAndWaitForTheNextRoot();
   ASSERT_FALSE(first.empty());
   // Made ahead and held detached: a snapshot, nothing in the mount table or the pool's dir.
@@ -166,7 +166,7 @@ TEST_F(PoolTestBase, ASecondSpawnOfTheSameImageTakesTheRootMadeAhead) {
   EXPECT_FALSE(PathExists(upper));
 }
 
-TEST_F(PoolTestBase, AnotherImageGoesTheNormalWayAndAnImageDeleteDropsThePooledRoot) {
+TEST_F(RootfsPoolTest, AnotherImageGoesTheNormalWayAndAnImageDeleteDropsThePooledRoot) {
   // A second image: busybox and one more file.
   TempDir scratch;
   const std::string tar = scratch.Sub("other.tar");
@@ -211,7 +211,7 @@ TEST_F(PoolTestBase, AnotherImageGoesTheNormalWayAndAnImageDeleteDropsThePooledR
   EXPECT_EQ(Exec(c, "echo ok"), "ok\n");
 }
 
-TEST_F(PoolTestBase, DiffSnapshotStopStartAndRebuildOfAnInstanceFromTheRootMadeAhead) {
+TEST_F(RootfsPoolTest, DiffSnapshotStopStartAndRebuildOfAnInstanceFromTheRootMadeAhead) {
   ASSERT_FALSE(SpawnAndWaitForTheNextRoot().empty());
   const std::string b = CreateInstance();
   ASSERT_FALSE(b.empty());
@@ -262,7 +262,7 @@ TEST_F(PoolTestBase, DiffSnapshotStopStartAndRebuildOfAnInstanceFromTheRootMadeA
 // berthd killed while it makes a root ahead (its snapshot made; then mounted at the staging
 // dir), and while one is ready (detached): the next start leaves nothing of it. A SIGTERM
 // drops the ready one.
-TEST_F(PoolTestBase, NothingOfARootMadeAheadOutlivesAKilledOrStoppedBerthd) {
+TEST_F(RootfsPoolTest, NothingOfARootMadeAheadOutlivesAKilledOrStoppedBerthd) {
   for (const char* point : {"pool-after-snapshot", "pool-after-mount"}) {
     SCOPED_TRACE(point);
     daemon().Kill9();
@@ -298,6 +298,62 @@ TEST_F(PoolTestBase, NothingOfARootMadeAheadOutlivesAKilledOrStoppedBerthd) {
     ExpectNoPoolLeftovers(OwnedDisks());
     EXPECT_EQ(Exec(a, "echo alive"), "alive\n");
   }
+}
+
+// Without user namespaces the root is made for no slot: the plain overlay.
+class PoolNoUsernsTest : public RootfsPoolFixture {
+ protected:
+  static void SetUpTestSuite() {
+    extra_conf_ = "[security]\nuserns = false\n";
+    ServerTest::SetUpTestSuite();
+  }
+  static void TearDownTestSuite() {
+    ServerTest::TearDownTestSuite();
+    extra_conf_.clear();
+  }
+};
+
+TEST_F(PoolNoUsernsTest, ASpawnTakesTheRootMadeAheadWithoutAUserNamespace) {
+  ASSERT_FALSE(SpawnAndWaitForTheNextRoot().empty());
+  const std::string b = CreateInstance();
+  ASSERT_FALSE(b.empty());
+  EXPECT_NE(SpawnLine(daemon().log(), b).find("root made ahead"), std::string::npos);
+  EXPECT_FALSE(PathExists(InstanceDir(b) + "/idmap.json")) << "a slot without userns";
+  EXPECT_EQ(Exec(b, "echo mine > /written; cat /written"), "mine\n");
+  const std::string upper = UpperFile(b, "written");
+  ASSERT_NE(upper, "");
+  struct stat st;
+  ASSERT_EQ(::stat(upper.c_str(), &st), 0) << upper;
+  EXPECT_EQ(st.st_uid, 0u) << "root inside is the host's root without a user namespace";
+  const std::string disk = DiskKeyOf(daemon().state_dir(), b);
+  ASSERT_EQ(daemon().Delete("/v1/instances/" + b).status, 204);
+  EXPECT_EQ(SnapshotRecords(daemon().state_dir()).find("\"" + disk + "\""), std::string::npos);
+}
+
+// rootfs_pool = false: nothing is made ahead, every spawn makes its root.
+class PoolOffTest : public RootfsPoolFixture {
+ protected:
+  static void SetUpTestSuite() {
+    extra_conf_ = "rootfs_pool = false\n";
+    ServerTest::SetUpTestSuite();
+  }
+  static void TearDownTestSuite() {
+    ServerTest::TearDownTestSuite();
+    extra_conf_.clear();
+  }
+};
+
+TEST_F(PoolOffTest, EverySpawnMakesItsRoot) {
+  for (int i = 0; i < 3; ++i) {
+    const std::string uuid = CreateInstance();
+    ASSERT_FALSE(uuid.empty());
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // as long as a fill takes
+    EXPECT_EQ(SpawnLine(daemon().log(), uuid).find("root made ahead"), std::string::npos);
+    EXPECT_EQ(DiskKeyOf(daemon().state_dir(), uuid), "instance-" + uuid);
+  }
+  EXPECT_TRUE(PoolKeys(daemon().state_dir()).empty());
+  EXPECT_FALSE(PathExists(PoolDir()));
+  EXPECT_EQ(MadeAhead(), 0u);
 }
 
 }  // namespace
