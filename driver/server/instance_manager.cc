@@ -673,6 +673,7 @@ InstanceView InstanceManager::Create(const rapidjson::Value& body) {
     MountInstanceRootfs(snapshot_mounts, rootfs, id_range, IdmapScratch(dir), userns_cache_);
   }
   rollback.Add([rootfs] { store::UnmountAll(rootfs, true); });
+  if (pooled) TestPausePoint("spawn-after-pooled-root");
   timer.Mark("rootfs");
 
   auto mounted = Clock::now();
