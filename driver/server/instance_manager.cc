@@ -242,7 +242,8 @@ InstanceManager::InstanceManager(const Config& config, store::ImageStore& images
   // mount, and marked so in the instance's dir: a root made elsewhere would be shifted twice.
   if (config_.rootfs_pool && config_.storage_driver == "overlay") {
     rootfs_pool_ = std::make_unique<RootfsPool>(JoinPath(config_.state_dir, "rootfs-pool"), images_,
-                                                image_mu_, userns_cache_);
+                                                image_mu_, userns_cache_,
+                                                [this] { return spawns_in_flight_.load() == 0; });
     rootfs_pool_->RemoveLeftovers();
   }
 }

@@ -47,8 +47,12 @@ std::vector<std::string> MountsBelow(const std::string& dir) {
 }  // namespace
 
 RootfsPool::RootfsPool(std::string dir, store::ImageStore& images, std::mutex& image_mu,
-                       MappingUsernsCache& userns_cache)
-    : dir_(std::move(dir)), images_(images), image_mu_(image_mu), userns_cache_(userns_cache) {
+                       MappingUsernsCache& userns_cache, std::function<bool()> idle)
+    : dir_(std::move(dir)),
+      images_(images),
+      image_mu_(image_mu),
+      userns_cache_(userns_cache),
+      idle_(std::move(idle)) {
   MakeDirs(dir_, 0700);
   worker_ = std::thread([this] { Run(); });
 }
@@ -126,6 +130,10 @@ void RootfsPool::Run() {
     if (stop_) break;
     Target target = *wanted_;
     wanted_.reset();
+    // A newer request (another spawn done) or the stop: start over.
+    if (cv_.wait_for(lock, kQuiet, [&] { return stop_ || wanted_.has_value(); })) continue;
+    // A spawn came meanwhile: it will ask again when it is done, if no other is in flight.
+    if (idle_ && !idle_()) continue;
     if (ready_ && ready_->target.Matches(target)) continue;
     std::optional<Root> old = std::move(ready_);
     ready_.reset();

@@ -12,6 +12,7 @@
 // instance record names (a root taken by a spawn keeps its key, recorded as the disk).
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -47,9 +48,10 @@ class RootfsPool {
   };
 
   // `image_mu`: berthd's lock that keeps an image from being removed between being looked
-  // up and getting a snapshot; the pool takes it to make its snapshot.
+  // up and getting a snapshot; the pool takes it to make its snapshot. `idle`: true when no
+  // spawn is in flight (null: always).
   RootfsPool(std::string dir, store::ImageStore& images, std::mutex& image_mu,
-             MappingUsernsCache& userns_cache);
+             MappingUsernsCache& userns_cache, std::function<bool()> idle = {});
   ~RootfsPool();
   RootfsPool(const RootfsPool&) = delete;
   RootfsPool& operator=(const RootfsPool&) = delete;
@@ -58,8 +60,12 @@ class RootfsPool {
   // berthd left under dir (a root being made). Its snapshots are the orphan walk's.
   void RemoveLeftovers();
 
-  // Asks for a root for `target`, replacing one made for another; returns at once.
+  // Asks for a root for `target`, replacing one made for another; returns at once. It is
+  // made after kQuiet without another Fill, and only if no spawn is in flight then: a spawn
+  // never shares the CPU or the snapshot database with it, and a storm, whose spawns take
+  // the slots faster than roots could be made for them, makes none.
   void Fill(const Target& target);
+  static constexpr std::chrono::milliseconds kQuiet{50};
   // The root made for `target` when it is ready; never waits for one being made.
   // Call with image_mu held (as a spawn does when it looks up its image).
   std::optional<Root> Take(const Target& target);
@@ -83,6 +89,7 @@ class RootfsPool {
   store::ImageStore& images_;
   std::mutex& image_mu_;
   MappingUsernsCache& userns_cache_;
+  std::function<bool()> idle_;
 
   std::mutex mu_;
   std::condition_variable cv_;

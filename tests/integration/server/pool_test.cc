@@ -389,7 +389,7 @@ TEST_F(PoolOffTest, EverySpawnMakesItsRoot) {
   for (int i = 0; i < 3; ++i) {
     const std::string uuid = CreateInstance();
     ASSERT_FALSE(uuid.empty());
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // as long as a fill takes
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // longer than a fill takes
     EXPECT_EQ(SpawnLine(daemon().log(), uuid).find("root made ahead"), std::string::npos);
     EXPECT_EQ(DiskKeyOf(daemon().state_dir(), uuid), "instance-" + uuid);
   }
