@@ -161,6 +161,8 @@ const std::map<std::string, Setter>& Setters() {
        [](Config& c, const std::string& w, const char* v) { c.spawner = ToBool(w, v); }},
       {"instances.shells",
        [](Config& c, const std::string& w, const char* v) { c.shells = ToUnsigned(w, v, 16); }},
+      {"instances.rootfs_pool",
+       [](Config& c, const std::string& w, const char* v) { c.rootfs_pool = ToBool(w, v); }},
       {"instances.max_console_followers",
        [](Config& c, const std::string& w, const char* v) {
          c.max_console_followers = ToUnsigned(w, v, 100000);

@@ -49,6 +49,9 @@ struct Config {
   // Shells (runtime/linux/shell.h) the spawner keeps made ahead for the next spawn's user
   // namespace slot; 0: none.
   uint64_t shells = 1;
+  // After a spawn, the next spawn's root filesystem (snapshot and mounts) is made ahead for
+  // the same image and the next user namespace slot (rootfs_pool.h).
+  bool rootfs_pool = true;
 
   // [network]
   NetworkOptions network;

@@ -150,6 +150,7 @@ std::string InstanceToJson(const InstanceRecord& r) {
   WriteString(w, "created_at", r.created_at);
   WriteString(w, "launched_at", r.launched_at);
   WriteString(w, "stop_signal", r.stop_signal);
+  if (!r.disk.empty()) WriteString(w, "disk", r.disk);
   w.EndObject();
   return std::string(buf.GetString(), buf.GetSize()) + "\n";
 }
@@ -175,6 +176,7 @@ InstanceRecord InstanceFromJson(const std::string& json, const std::string& path
     r.created_at = OptString(doc, "created_at", "created_at").value_or("");
     r.launched_at = OptString(doc, "launched_at", "launched_at").value_or("");
     r.stop_signal = OptString(doc, "stop_signal", "stop_signal").value_or("");
+    r.disk = OptString(doc, "disk", "disk").value_or("");
     if (r.uuid.empty()) Invalid("uuid: missing");
     return r;
   } catch (Error& e) {

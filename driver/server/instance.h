@@ -54,6 +54,9 @@ struct InstanceRecord {
   std::string created_at;
   std::string launched_at;
   std::string stop_signal;  // from the image config; empty: SIGTERM
+  // The snapshot key of its disk when it is not SnapshotKey(uuid): a root made ahead
+  // (rootfs_pool.h) keeps the key it was made under. A rebuild's <instance dir>/disk wins.
+  std::string disk;
 };
 
 std::string InstanceToJson(const InstanceRecord& r);

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <fstream>
 #include <future>
+#include <set>
 #include <thread>
 
 #include <spdlog/spdlog.h>
@@ -237,6 +238,14 @@ InstanceManager::InstanceManager(const Config& config, store::ImageStore& images
   }
   MakeDirs(config_.containers_dir(), 0700);
   network_ = std::make_unique<InstanceNetwork>(config_.network, config_.state_dir);
+  // vfs and btrfs roots are private copies whose ownership is shifted once, on their first
+  // mount, and marked so in the instance's dir: a root made elsewhere would be shifted twice.
+  if (config_.rootfs_pool && config_.storage_driver == "overlay") {
+    rootfs_pool_ = std::make_unique<RootfsPool>(JoinPath(config_.state_dir, "rootfs-pool"), images_,
+                                                image_mu_, userns_cache_,
+                                                [this] { return spawns_in_flight_.load() == 0; });
+    rootfs_pool_->RemoveLeftovers();
+  }
 }
 
 std::string InstanceManager::InstanceDir(const std::string& uuid) const {
@@ -251,9 +260,10 @@ std::string InstanceManager::RecordPath(const std::string& uuid) const {
 std::string InstanceManager::CgroupPath(const std::string& uuid) const {
   return config_.cgroup_parent + "/" + uuid;
 }
-std::string InstanceManager::DiskKey(const std::string& uuid) const {
+std::string InstanceManager::DiskKey(const std::string& uuid, const InstanceRecord* record) const {
   auto key = ReadFileIfExists(JoinPath(InstanceDir(uuid), "disk"));
-  return key && !key->empty() ? *key : SnapshotKey(uuid);
+  if (key && !key->empty()) return *key;
+  return record && !record->disk.empty() ? record->disk : SnapshotKey(uuid);
 }
 bool InstanceManager::ContainerExists(const std::string& uuid) const {
   return PathExists(JoinPath(container::StateDir(config_.containers_dir(), uuid), "state.json"));
@@ -382,7 +392,23 @@ void InstanceManager::StopRefresher() {
   if (refresher_.joinable()) refresher_.join();
 }
 
-InstanceManager::~InstanceManager() { StopRefresher(); }
+InstanceManager::~InstanceManager() {
+  StopRefresher();
+  StopRootfsPool();
+}
+
+void InstanceManager::StopRootfsPool() {
+  if (rootfs_pool_) rootfs_pool_->Stop();
+}
+
+void InstanceManager::DropPooledRoot(const store::ImageRecord& image) {
+  if (!rootfs_pool_) return;
+  std::set<std::string> chain;
+  for (const auto& l : image.layers) chain.insert(l.chain_id.str());
+  if (rootfs_pool_->DropIf([&](const std::string& top) { return chain.count(top) > 0; })) {
+    spdlog::info("rootfs pool: the root made ahead on image {} dropped", image.id.str());
+  }
+}
 
 InstanceView InstanceManager::ViewOf(const InstanceRecord& record, const std::string& task) {
   InstanceView v;
@@ -436,11 +462,12 @@ InstanceView InstanceManager::ViewOf(const InstanceRecord& record, const std::st
   return v;
 }
 
-void InstanceManager::EnsureRootfsMounted(const std::string& uuid) {
+void InstanceManager::EnsureRootfsMounted(const InstanceRecord& record) {
+  const std::string& uuid = record.uuid;
   const std::string rootfs = RootfsDir(uuid);
   if (IsMountPoint(rootfs)) return;
   MakeDirs(rootfs, 0755);
-  MountInstanceRootfs(images_.layers().Mounts(DiskKey(uuid)), rootfs,
+  MountInstanceRootfs(images_.layers().Mounts(DiskKey(record)), rootfs,
                       UsernsRanges::Load(InstanceDir(uuid)), IdmapScratch(InstanceDir(uuid)),
                       userns_cache_);
 }
@@ -608,15 +635,24 @@ InstanceView InstanceManager::Create(const rapidjson::Value& body) {
       image_resolver_ ? image_resolver_(rec.image_ref, body) : rec.image_ref;
   store::ImageRecord image;
   std::vector<store::Mount> snapshot_mounts;
+  std::optional<RootfsPool::Root> pooled;  // the root made ahead for this image and slot
+  std::string disk = SnapshotKey(uuid);
   {
     // An image cannot be removed between being resolved and getting a snapshot on it.
     std::lock_guard image_lock(image_mu_);
     image = images_.Get(store_ref);
     timer.Mark("image");
-    snapshot_mounts = images_.layers().Prepare(SnapshotKey(uuid), image.top_chain().str());
+    if (rootfs_pool_ && !security.privileged) {
+      pooled = rootfs_pool_->Take({"", image.top_chain().str(), id_range});
+    }
+    if (pooled) {
+      disk = rec.disk = pooled->key;  // the record says so: no snapshot record rewritten
+    } else {
+      snapshot_mounts = images_.layers().Prepare(disk, image.top_chain().str());
+    }
     timer.Mark("snapshot");
   }
-  rollback.Add([this, uuid] { images_.layers().Remove(SnapshotKey(uuid)); });
+  rollback.Add([this, disk] { images_.layers().Remove(disk); });
   rec.image_id = image.id.str();
   rec.stop_signal = image.config.config.stop_signal;
   ParseSignal(rec.stop_signal);
@@ -624,8 +660,22 @@ InstanceView InstanceManager::Create(const rapidjson::Value& body) {
   auto prepared = Clock::now();
   const std::string rootfs = RootfsDir(uuid);
   MakeDirs(rootfs, 0755);
-  MountInstanceRootfs(snapshot_mounts, rootfs, id_range, IdmapScratch(dir), userns_cache_);
+  if (pooled) {
+    try {
+      RootfsPool::Attach(*pooled, rootfs);
+    } catch (const Error& e) {
+      spdlog::warn("instance {}: the root made ahead did not move in ({}); mounting it anew", uuid,
+                   e.message());
+      pooled.reset();
+      snapshot_mounts = images_.layers().Mounts(disk);
+    }
+  }
+  if (!pooled) {
+    MountInstanceRootfs(snapshot_mounts, rootfs, id_range, IdmapScratch(dir), userns_cache_);
+  }
   rollback.Add([rootfs] { store::UnmountAll(rootfs, true); });
+  if (pooled) TestPausePoint("spawn-after-pooled-root");
+  timer.Mark("rootfs");
 
   auto mounted = Clock::now();
   std::future<void> synced = std::async(std::launch::async, FsyncFilesAndDirs, deferred.Release());
@@ -651,13 +701,19 @@ InstanceView InstanceManager::Create(const rapidjson::Value& body) {
   auto ms = [](auto d) { return std::chrono::duration<double, std::milli>(d).count(); };
   spdlog::info(
       "instance {} ({}) spawned from {} in {:.1f} ms (snapshot {:.1f}, mount {:.1f}, "
-      "container {:.1f}{}, record {:.1f})",
+      "container {:.1f}{}, record {:.1f}){}",
       uuid, rec.name, rec.image_id, seconds * 1000, ms(prepared - started), ms(mounted - prepared),
       ms(launched_at - mounted), launched.from_shell ? " from a shell" : "",
-      ms(Clock::now() - launched_at));
-  // Now that this spawn is done: making the next one's shell costs about a create.
-  if (launched.next_shell && spawner_ && config_.shells > 0 && spawns_in_flight_.load() == 1) {
-    spawner_->Prepare(*launched.next_shell);
+      ms(Clock::now() - launched_at), pooled ? "; root made ahead" : "");
+  // Now that this spawn is done: making the next one's shell costs about a create, its
+  // root a snapshot and its mounts (on the pool's thread).
+  if (spawns_in_flight_.load() == 1) {
+    if (launched.next_shell && spawner_ && config_.shells > 0) {
+      spawner_->Prepare(*launched.next_shell);
+    }
+    if (rootfs_pool_ && !security.privileged && (!ranges_ || next_range)) {
+      rootfs_pool_->Fill({rec.image_id, image.top_chain().str(), next_range});
+    }
   }
   return ViewOf(*inst);
 }
@@ -694,7 +750,7 @@ std::shared_ptr<const std::string> InstanceManager::ListJson() {
 
 InstanceView InstanceManager::Get(const std::string& uuid) { return ViewOf(*Find(uuid)); }
 
-void InstanceManager::TearDown(const std::string& uuid) {
+void InstanceManager::TearDown(const std::string& uuid, const InstanceRecord* record) {
   if (ContainerExists(uuid)) {
     container::DeleteContainer(config_.containers_dir(), uuid, true);
   } else {
@@ -709,7 +765,9 @@ void InstanceManager::TearDown(const std::string& uuid) {
   TestPausePoint("delete-mid-teardown");
   store::UnmountAll(RootfsDir(uuid), true);
   network_->Detach(uuid);
-  for (const auto& key : {DiskKey(uuid), SnapshotKey(uuid)}) {
+  std::set<std::string> keys = {DiskKey(uuid, record), SnapshotKey(uuid)};
+  if (record && !record->disk.empty()) keys.insert(record->disk);
+  for (const auto& key : keys) {
     try {
       images_.layers().Remove(key);
     } catch (const Error& e) {
@@ -734,13 +792,18 @@ void InstanceManager::Delete(const std::string& uuid) {
     UniqueFd dir(::open(InstanceDir(uuid).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (dir) ::fsync(dir.get());
   }
+  InstanceRecord record;
+  {
+    std::lock_guard lock(inst->mu);
+    record = inst->record;
+  }
   {
     std::unique_lock lock(map_mu_);
     instances_.erase(uuid);
     inst->gone = true;
   }
   MarkListDirty();
-  TearDown(uuid);
+  TearDown(uuid, &record);
   spdlog::info("instance {} deleted", uuid);
 }
 
@@ -804,7 +867,7 @@ InstanceView InstanceManager::Action(const std::string& uuid, const rapidjson::V
 
   auto start = [&] {
     if (ContainerExists(uuid)) container::DeleteContainer(root, uuid, true);  // exited leftover
-    EnsureRootfsMounted(uuid);
+    EnsureRootfsMounted(rec);
     store::ImageRecord image = images_.Get(rec.image_id);
     Launch(rec, image.config);
     rec.desired = DesiredState::kRunning;
@@ -912,7 +975,12 @@ std::vector<store::ChangeLine> InstanceManager::Diff(const std::string& uuid) {
   // Under the operation lock: a rebuild or delete must not swap the disk mid-walk.
   std::lock_guard op(inst->op_mu);
   if (inst->gone) throw Error(ErrorKind::kNotFound, "instance " + uuid + " not found");
-  return images_.Diff(DiskKey(uuid));
+  InstanceRecord record;
+  {
+    std::lock_guard lock(inst->mu);
+    record = inst->record;
+  }
+  return images_.Diff(DiskKey(record));
 }
 
 cgroup::CgroupStats InstanceManager::Stats(const std::string& uuid) {
@@ -988,7 +1056,7 @@ store::ImageRecord InstanceManager::Snapshot(const std::string& uuid,
                      ? "snapshot of instance " + uuid
                      : "snapshot of instance " + uuid + " for image " + request.image_id;
   if (auto r = UsernsRanges::Load(InstanceDir(uuid))) opts.ids = {r->uid, r->gid, r->size};
-  store::ImageRecord image = images_.Commit(DiskKey(uuid), opts);
+  store::ImageRecord image = images_.Commit(DiskKey(now.record), opts);
   spdlog::info("instance {}: snapshot {} ({}) committed in {:.1f} ms", uuid, image.id.str(),
                request.name,
                std::chrono::duration<double, std::milli>(Clock::now() - started).count());
@@ -1035,7 +1103,7 @@ void InstanceManager::Recover() {
       auto text = ReadFileIfExists(RecordPath(uuid));
       if (!text) {
         spdlog::warn("instance {}: half-made or half-deleted (no instance.json); removing", uuid);
-        TearDown(uuid);
+        TearDown(uuid, nullptr);
         continue;
       }
       InstanceRecord rec = InstanceFromJson(*text, RecordPath(uuid));
@@ -1045,7 +1113,7 @@ void InstanceManager::Recover() {
         container::DeleteContainer(root, uuid, true);
         store::UnmountAll(RootfsDir(uuid), true);
       }
-      if (rec.desired != DesiredState::kStopped) EnsureRootfsMounted(uuid);
+      if (rec.desired != DesiredState::kStopped) EnsureRootfsMounted(rec);
       auto inst = std::make_shared<Instance>();
       inst->record = rec;
       std::unique_lock lock(map_mu_);
@@ -1065,12 +1133,14 @@ void InstanceManager::Recover() {
     }
   }
   std::set<std::string> disks;
-  for (const auto& [uuid, inst] : instances_) disks.insert(DiskKey(uuid));
+  for (const auto& [uuid, inst] : instances_) disks.insert(DiskKey(inst->record));
   std::vector<std::string> orphans;
   images_.layers().Walk([&](const store::SnapshotInfo& s) {
     // A rebuild's new disk whose switch did not happen, or its old one that was not yet
     // removed, belongs to no instance too.
-    if (s.kind == store::SnapshotKind::kActive && s.name.rfind("instance-", 0) == 0 &&
+    // So does a root made ahead by a berthd that stopped without dropping it (killed).
+    if (s.kind == store::SnapshotKind::kActive &&
+        (s.name.rfind("instance-", 0) == 0 || s.name.rfind(RootfsPool::kKeyPrefix, 0) == 0) &&
         !disks.count(s.name)) {
       orphans.push_back(s.name);
     }

@@ -33,6 +33,7 @@
 #include "driver/server/json_util.h"
 #include "driver/server/mapping_userns_cache.h"
 #include "driver/server/metrics.h"
+#include "driver/server/rootfs_pool.h"
 #include "driver/server/userns_ranges.h"
 #include "runtime/cgroup/cgroup.h"
 #include "runtime/linux/spawner.h"
@@ -138,6 +139,11 @@ class InstanceManager {
   bool ImageInUse(const std::string& image_id);
   // Serialises image removal against spawns that are resolving an image.
   std::mutex& image_mutex() { return image_mu_; }
+  // Drops the root made ahead on `image` (rootfs_pool.h), which would keep the image store
+  // from removing it. Call with image_mutex() held, before the removal.
+  void DropPooledRoot(const store::ImageRecord& image);
+  // berthd's shutdown: the root made ahead goes (its snapshot, its mount).
+  void StopRootfsPool();
   Flavor UsedResources();  // sum of the flavors of all instances
   std::map<std::string, int> CountByState();
   const cgroup::CgroupHost& cgroup_host() const { return cgroup_host_; }
@@ -173,9 +179,11 @@ class InstanceManager {
   std::string RootfsDir(const std::string& uuid) const;
   std::string RecordPath(const std::string& uuid) const;
   std::string CgroupPath(const std::string& uuid) const;
-  // The snapshot key of the instance's disk: SnapshotKey(uuid), or after a rebuild the
-  // key named in <instance dir>/disk.
-  std::string DiskKey(const std::string& uuid) const;
+  // The snapshot key of the instance's disk: the key named in <instance dir>/disk (a
+  // rebuild's switch), else the record's (a root made ahead), else SnapshotKey(uuid).
+  // record null: an instance without one (half-made or half-deleted).
+  std::string DiskKey(const std::string& uuid, const InstanceRecord* record) const;
+  std::string DiskKey(const InstanceRecord& record) const { return DiskKey(record.uuid, &record); }
   // Start-up: releases the network of instances that no longer exist, restores what a
   // running one is missing.
   void RecoverNetwork();
@@ -203,12 +211,12 @@ class InstanceManager {
                                        std::string_view spec_json, bool* used_shell = nullptr);
   // A container created and not yet started (spawn with "start": false).
   bool CreatedNotStarted(const std::string& uuid) const;
-  void EnsureRootfsMounted(const std::string& uuid);
+  void EnsureRootfsMounted(const InstanceRecord& record);
   // Asks the init to stop, waits `timeout_s`, then kills; deletes the container and
   // unmounts the root (the snapshot, the instance's disk, stays).
   void PowerOff(const InstanceRecord& record, int timeout_s);
-  // Removes everything of an instance; missing pieces are fine.
-  void TearDown(const std::string& uuid);
+  // Removes everything of an instance; missing pieces are fine. record: as for DiskKey.
+  void TearDown(const std::string& uuid, const InstanceRecord* record);
 
   Config config_;
   ImageResolver image_resolver_;
@@ -225,6 +233,9 @@ class InstanceManager {
   std::shared_mutex map_mu_;
   std::map<std::string, InstancePtr> instances_;
   std::mutex image_mu_;
+  // The next spawn's root made ahead; null: [instances] rootfs_pool = false. After the
+  // members it uses (image_mu_, userns_cache_): it ends before them.
+  std::unique_ptr<RootfsPool> rootfs_pool_;
 
   std::atomic<uint64_t> list_version_{1};
   // Spawns between their request and their answer: a shell is made only when none is left

@@ -100,7 +100,7 @@ InstanceRecord InstanceManager::Rebuild(Instance& inst, InstanceRecord rec, Powe
   if (timeout && (*timeout < 0 || *timeout > 3600)) {
     throw Error(ErrorKind::kInvalidArgument, "timeout: want 0..3600 seconds");
   }
-  const std::string old_key = DiskKey(uuid);
+  const std::string old_key = DiskKey(rec);
   const std::string new_key = SnapshotKey(uuid) + "-r" + RandomHex(4);
   // As for a spawn: a Glance image id is synced (may download) outside image_mu_, with the
   // request's "token" and "glance" hints.
@@ -125,6 +125,7 @@ InstanceRecord InstanceManager::Rebuild(Instance& inst, InstanceRecord rec, Powe
   rec.image_id = image.id.str();
   rec.image_ref = *image_ref;
   rec.stop_signal = image.config.config.stop_signal;
+  rec.disk = new_key;  // as the disk file says (which wins)
   if (command) rec.command = *command;
   rec.desired = run ? DesiredState::kRunning : DesiredState::kStopped;
   SaveRecord(inst, rec);
@@ -136,7 +137,7 @@ InstanceRecord InstanceManager::Rebuild(Instance& inst, InstanceRecord rec, Powe
   }
   if (run) {
     if (ContainerExists(uuid)) container::DeleteContainer(config_.containers_dir(), uuid, true);
-    EnsureRootfsMounted(uuid);
+    EnsureRootfsMounted(rec);
     Launch(rec, image.config);
     rec.launched_at = container::NowRfc3339();
     SaveRecord(inst, rec);

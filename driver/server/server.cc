@@ -550,6 +550,7 @@ void ApiServer::shutdown() {
   if (waiters_) waiters_->Stop();
   if (endpoint_) endpoint_->shutdown();
   if (instances_) instances_->StopRefresher();
+  if (instances_) instances_->StopRootfsPool();
   if (glance_) glance_->Stop();
 }
 
@@ -732,6 +733,7 @@ void ApiServer::doDeleteImage(const Request& req, ResponseWriter& resp) {
   if (instances_->ImageInUse(img.id.str())) {
     throw Error(ErrorKind::kConflict, "image " + img.id.str() + " is used by an instance");
   }
+  instances_->DropPooledRoot(img);  // made ahead, not a user: it would hold the image
   images_->Remove(img.id.str());
   spdlog::info("image {} deleted", img.id.str());
   resp.send(Code::No_Content);

@@ -7,7 +7,10 @@
 // Points: spawn-after-launch (container created and started, network attached, record
 // not yet written), delete-mid-teardown (record unlinked, container gone; mount,
 // snapshot and network not yet released), rebuild-after-prepare (new disk ready, old
-// one still in use).
+// one still in use), pool-after-snapshot and pool-after-mount (the rootfs pool's thread,
+// making the next spawn's root: its snapshot made; then mounted at its staging dir, not
+// yet detached; rootfs_pool.h), spawn-after-pooled-root (a spawn took the root made ahead:
+// mounted on its rootfs, its snapshot in no record yet).
 #pragma once
 
 namespace berth::server {

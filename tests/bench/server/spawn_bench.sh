@@ -6,8 +6,9 @@
 # spawn p50 the issue asks for, from berthd's log, with how many claimed a shell), and a
 # leak check (instance dirs, containers, mounts, cgroups, monitor processes) that fails
 # the script when anything is left.
-#   [SHELLS=1] [PACED=20] tests/bench/server/spawn_bench.sh [BUILD_DIR] [N=50] [C=4]
+#   [SHELLS=1] [POOL=true] [PACED=20] tests/bench/server/spawn_bench.sh [BUILD_DIR] [N=50] [C=4]
 # SHELLS: berthd's [instances] shells (0: every spawn makes its processes).
+# POOL: berthd's [instances] rootfs_pool (false: every spawn makes its snapshot and mounts).
 # BERTH_TIMING=1: also the p50 of the paced creates' request decode in the spawner.
 set -euo pipefail
 BUILD=${1:-/work/main/build-berthd}; N=${2:-50}; C=${3:-4}
@@ -26,6 +27,7 @@ threads = 8
 [instances]
 cgroup_parent = $CG
 shells = ${SHELLS:-1}
+rootfs_pool = ${POOL:-true}
 CONF
 "$BUILD/driver/server/berthd" --config "$D/berthd.conf" >"$D/out" 2>"$D/err" &
 PID=$!
@@ -64,7 +66,8 @@ for i in $(seq "$PACED"); do curl -sf -H "$H" -X POST "$U/v1/instances" \
 paced=$(grep -h 'spawned from' "$D/out" "$D/err" | tail -n "$PACED")
 echo "  paced spawns (berthd's log, 200 ms apart, shells=${SHELLS:-1}): $(echo "$paced" |
   grep -o ' in [0-9.]* ms' | awk '{print $2}' | quantiles); from a shell: $(echo "$paced" |
-  grep -c 'from a shell' || true) of $PACED"
+  grep -c 'from a shell' || true) of $PACED, root made ahead: $(echo "$paced" |
+  grep -c 'root made ahead' || true) of $PACED"
 if [ -n "${BERTH_TIMING:-}" ]; then  # the spawner's marks are on berthd's stderr
   echo "  paced spawns' request decode in the spawner (BERTH_TIMING): $(grep -h '^spawner: ' "$D/err" |
     awk '$2 == "decode" {d = $3} $2 == "take" {print d}' | tail -n "$PACED" | quantiles)"

@@ -340,4 +340,26 @@ std::string ServerTest::Exec(const std::string& uuid, const std::string& shell) 
   return Str(r.Json(), "stdout");
 }
 
+std::string SnapshotRecords(const std::string& state_dir) {
+  std::string out;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(state_dir, ec)) {
+    if (e.path().filename() == "metadata.json") out += ReadFile(e.path().string());
+  }
+  return out;
+}
+
+std::string DiskKeyOf(const std::string& state_dir, const std::string& uuid) {
+  const std::string dir = state_dir + "/instances/" + uuid;
+  if (auto disk = ReadFileIfExists(dir + "/disk"); disk && !disk->empty()) return *disk;
+  if (auto record = ReadFileIfExists(dir + "/instance.json")) {
+    rapidjson::Document doc;
+    doc.Parse(record->c_str());
+    if (doc.IsObject() && doc.HasMember("disk") && doc["disk"].IsString()) {
+      return doc["disk"].GetString();
+    }
+  }
+  return "instance-" + uuid;
+}
+
 }  // namespace berth::testing

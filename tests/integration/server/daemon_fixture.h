@@ -103,6 +103,12 @@ class ServerTest : public ::testing::Test {
   static std::string rootfs_tar_;
 };
 
+// The layer store's snapshot records (every metadata.json under the state dir).
+std::string SnapshotRecords(const std::string& state_dir);
+// The snapshot key of an instance's disk as berthd reads it: <instance dir>/disk (a
+// rebuild's), else the record's "disk" (a root made ahead), else "instance-<uuid>".
+std::string DiskKeyOf(const std::string& state_dir, const std::string& uuid);
+
 std::string Str(const rapidjson::Value& v, const char* key);
 int64_t Int(const rapidjson::Value& v, const char* key);
 

@@ -77,16 +77,6 @@ bool Mounted(const std::string& needle) {
   return false;
 }
 
-// The layer store's snapshot records (every metadata.json under the state dir).
-std::string SnapshotRecords(const std::string& state_dir) {
-  std::string out;
-  std::error_code ec;
-  for (const auto& e : std::filesystem::recursive_directory_iterator(state_dir, ec)) {
-    if (e.path().filename() == "metadata.json") out += ReadFile(e.path().string());
-  }
-  return out;
-}
-
 class NetworkTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -604,7 +594,8 @@ TEST_F(NetworkTest, SigkillDuringSpawnLeavesNothing) {
         << c.path();
   }
   std::string snaps = SnapshotRecords(daemon_->state_dir());
-  EXPECT_NE(snaps.find("instance-" + keep), std::string::npos) << "not the snapshot records";
+  EXPECT_NE(snaps.find(DiskKeyOf(daemon_->state_dir(), keep)), std::string::npos)
+      << "not the snapshot records";
   EXPECT_EQ(snaps.find(half), std::string::npos) << "snapshot of the half spawn left";
   EXPECT_EQ(Str(Show(keep), "power_state_name"), "RUNNING");
   EXPECT_EQ(Int(Show(keep), "pid"), keep_pid);
@@ -641,7 +632,8 @@ TEST_F(NetworkTest, SigkillDuringDeleteCompletesIt) {
     EXPECT_FALSE(PathExists(c.path().string() + "/" + daemon_->cgroup_parent() + "/" + doomed));
   }
   std::string snaps = SnapshotRecords(daemon_->state_dir());
-  EXPECT_NE(snaps.find("instance-" + keep), std::string::npos) << "not the snapshot records";
+  EXPECT_NE(snaps.find(DiskKeyOf(daemon_->state_dir(), keep)), std::string::npos)
+      << "not the snapshot records";
   EXPECT_EQ(snaps.find(doomed), std::string::npos) << "snapshot of the deleted instance left";
   EXPECT_EQ(Str(Show(keep), "power_state_name"), "RUNNING");
   EXPECT_EQ(ExecCode(keep, "ping -c1 -W2 10.99.0.1"), 0);
@@ -652,6 +644,7 @@ TEST_F(NetworkTest, SigkillDuringDeleteCompletesIt) {
 TEST_F(NetworkTest, SigkillDuringRebuildKeepsTheOldDisk) {
   std::string a = Create(kBridge);
   ASSERT_FALSE(a.empty());
+  const std::string old_disk = DiskKeyOf(daemon_->state_dir(), a);
   ASSERT_EQ(Exec(a, "echo old > /marker && cat /marker"), "old\n");
   int64_t pid = Int(Show(a), "pid");
   std::string ip = Address(a);
@@ -678,8 +671,8 @@ TEST_F(NetworkTest, SigkillDuringRebuildKeepsTheOldDisk) {
                                R"({"action": "rebuild", "image": "busybox2"})");
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(Exec(a, "cat /etc/flavour"), "second\n");
-  EXPECT_EQ(SnapshotRecords(daemon_->state_dir()).find("\"instance-" + a + "\""), std::string::npos)
-      << "the old disk was not removed";
+  EXPECT_EQ(SnapshotRecords(daemon_->state_dir()).find("\"" + old_disk + "\""), std::string::npos)
+      << "the old disk " << old_disk << " was not removed";
 }
 
 // neutron mode, Linux bridge: Nova's network_info with VIFs of type "bridge"; the bridge

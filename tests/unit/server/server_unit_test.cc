@@ -268,6 +268,11 @@ TEST(RecordTest, RoundTrip) {
   EXPECT_EQ(back.metadata, r.metadata);
   EXPECT_EQ(back.desired, DesiredState::kSuspended);
   EXPECT_EQ(back.command, r.command);
+  // The disk's snapshot key: written only when it is not the default (old records lack it).
+  EXPECT_EQ(back.disk, "");
+  EXPECT_EQ(InstanceToJson(r).find("\"disk\""), std::string::npos);
+  r.disk = "pool-0123456789abcdef";
+  EXPECT_EQ(InstanceFromJson(InstanceToJson(r), "instance.json").disk, r.disk);
   EXPECT_THROW(InstanceFromJson("{\"uuid\": 5}", "x"), Error);
   EXPECT_THROW(InstanceFromJson("{", "x"), Error);
 }
