@@ -503,7 +503,8 @@ container::StateRecord InstanceManager::MakeContainer(const container::CreateOpt
 
 InstanceManager::Launched InstanceManager::Launch(const InstanceRecord& record,
                                                   const store::ImageConfig& image, bool start,
-                                                  const std::optional<IdRange>& next_range) {
+                                                  const std::optional<IdRange>& next_range,
+                                                  const std::function<void()>& before_start) {
   Launched launched;
   PhaseTimer timer("launch");
   const std::string rootfs = RootfsDir(record.uuid);
@@ -542,6 +543,7 @@ InstanceManager::Launched InstanceManager::Launch(const InstanceRecord& record,
   network_->Attach(record.uuid, state.init_pid, rootfs, record.hostname,
                    network_->Load(InstanceDir(record.uuid)));
   timer.Mark("network");
+  if (before_start) before_start();
   if (start) container::StartContainer(config_.containers_dir(), record.uuid);
   timer.Mark("start");
   rollback.Commit();
@@ -680,20 +682,53 @@ InstanceView InstanceManager::Create(const rapidjson::Value& body) {
   auto mounted = Clock::now();
   std::future<void> synced = std::async(std::launch::async, FsyncFilesAndDirs, deferred.Release());
   rollback.Add([this, uuid] { network_->Detach(uuid); });
+  // The record, the commit point, is written and synced while the container starts (the
+  // start's ~1 ms and the record's fsync overlap). A berthd killed between the two finds a
+  // record whose container was created and not started, with launched_at set: Recover
+  // starts it (a "start": false spawn records no launched_at until its start).
+  const std::string record_path = RecordPath(uuid);
+  std::future<void> recorded;
+  auto write_record = [&] {
+    TestPausePoint("spawn-after-launch");
+    if (start_now) rec.launched_at = container::NowRfc3339();
+    recorded = std::async(std::launch::async, [&synced, &record_path, json = InstanceToJson(rec)] {
+      synced.get();  // what the record names is on disk before it
+      WriteFileAtomic(record_path, json, 0600);
+    });
+    if (TestPauseWanted("spawn-after-record")) {
+      recorded.wait();
+      TestPausePoint("spawn-after-record");
+    }
+  };
+  auto unwrite_record = [&] {
+    recorded.wait();
+    ::unlink(record_path.c_str());  // first: a record must not outlive what it names
+  };
   Launched launched;
   try {
-    launched = Launch(rec, image.config, start_now, next_range);
+    launched = Launch(rec, image.config, start_now, next_range, write_record);
   } catch (...) {
-    synced.wait();
+    if (recorded.valid()) {
+      unwrite_record();
+    } else {
+      synced.wait();
+    }
     throw;
   }
   rollback.Add([this, uuid] { container::DeleteContainer(config_.containers_dir(), uuid, true); });
   auto launched_at = Clock::now();
-  synced.get();
-  TestPausePoint("spawn-after-launch");
-
-  rec.launched_at = container::NowRfc3339();
-  SaveRecord(*inst, rec);  // the commit point: from here on the instance exists
+  try {
+    recorded.get();
+  } catch (...) {
+    ::unlink(record_path.c_str());
+    throw;
+  }
+  {
+    std::lock_guard lock(inst->mu);
+    inst->record = rec;
+    ++inst->generation;
+  }
+  MarkListDirty();
   rollback.Commit();
   SetTask(*inst, "");
   double seconds = std::chrono::duration<double>(Clock::now() - started).count();
@@ -1114,6 +1149,13 @@ void InstanceManager::Recover() {
         store::UnmountAll(RootfsDir(uuid), true);
       }
       if (rec.desired != DesiredState::kStopped) EnsureRootfsMounted(rec);
+      if (rec.desired == DesiredState::kRunning && !rec.launched_at.empty() &&
+          CreatedNotStarted(uuid)) {
+        // Its record was written alongside its start, which a killed berthd did not reach
+        // (a "start": false spawn has no launched_at): the spawn is completed.
+        spdlog::warn("instance {}: created, recorded and not started; starting it", uuid);
+        container::StartContainer(root, uuid);
+      }
       auto inst = std::make_shared<Instance>();
       inst->record = rec;
       std::unique_lock lock(map_mu_);

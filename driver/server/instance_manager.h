@@ -202,9 +202,11 @@ class InstanceManager {
     // as far as its processes go, by its user namespace slot.
     std::optional<container::ShellShape> next_shell;
   };
-  // `next_range`: the user namespace slot the next spawn likely gets.
+  // `next_range`: the user namespace slot the next spawn likely gets. `before_start` runs
+  // once the container exists and its network is attached, just before it is started.
   Launched Launch(const InstanceRecord& record, const store::ImageConfig& image, bool start = true,
-                  const std::optional<IdRange>& next_range = std::nullopt);
+                  const std::optional<IdRange>& next_range = std::nullopt,
+                  const std::function<void()>& before_start = {});
   // container::CreateContainer, through the spawner while it lives.
   // spec_json: o.spec serialized (the bundle's config.json), passed on to the spawner.
   container::StateRecord MakeContainer(const container::CreateOptions& options,

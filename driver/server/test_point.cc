@@ -8,9 +8,13 @@
 
 namespace berth::server {
 
-void TestPausePoint(const char* name) {
+bool TestPauseWanted(const char* name) {
   static const char* wanted = std::getenv("BERTH_TEST_PAUSE_AT");
-  if (!wanted || std::strcmp(wanted, name) != 0) return;
+  return wanted && std::strcmp(wanted, name) == 0;
+}
+
+void TestPausePoint(const char* name) {
+  if (!TestPauseWanted(name)) return;
   std::printf("paused at %s\n", name);
   std::fflush(stdout);
   for (;;) ::pause();

@@ -84,6 +84,31 @@ TEST_F(CrashTest, InstancesSurviveSigkillOfBerthd) {
   EXPECT_EQ(Action(uuids[0], R"({"action": "unpause"})").status, 200);
 }
 
+// The record is written while the container starts. Killed once the record is on disk and
+// before the start: the next berthd completes the spawn (and one killed before the record
+// leaves nothing: NetworkTest.SigkillDuringSpawnLeavesNothing).
+TEST_F(CrashTest, ASpawnKilledBetweenItsRecordAndItsStartIsCompleted) {
+  daemon().Kill9();
+  daemon().SetPauseAt("spawn-after-record");
+  daemon().Start();
+  const std::string uuid = "3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e6f";
+  int fd = daemon().SendAndForget(
+      "POST", "/v1/instances",
+      R"({"uuid": ")" + uuid +
+          R"(", "image": "busybox", "command": ["sh", "-c", "echo started; sleep 1000"]})");
+  ASSERT_TRUE(daemon().WaitPaused("spawn-after-record")) << daemon().log();
+  EXPECT_TRUE(PathExists(InstanceDir(uuid) + "/instance.json"));
+  daemon().Kill9();
+  ::close(fd);
+  daemon().SetPauseAt("");
+  daemon().Start();
+  EXPECT_EQ(PowerState(uuid), "RUNNING");
+  EXPECT_EQ(Exec(uuid, "echo alive"), "alive\n");
+  EXPECT_NE(daemon().Get("/v1/instances/" + uuid + "/console").body.find("started"),
+            std::string::npos);
+  EXPECT_EQ(daemon().Delete("/v1/instances/" + uuid).status, 204);
+}
+
 TEST_F(CrashTest, SigtermLeavesInstancesRunning) {
   std::string uuid = CreateInstance();
   int64_t pid = Int(Show(uuid), "pid");
