@@ -31,6 +31,7 @@
 #include "runtime/common/unique_fd.h"
 #include "runtime/linux/mount_plan.h"
 #include "runtime/linux/namespaces.h"
+#include "runtime/linux/premade_mounts.h"
 #include "runtime/linux/rootfs.h"
 #include "runtime/linux/shell.h"
 #include "runtime/linux/shell_internal.h"
@@ -402,6 +403,35 @@ int PremadeProc() {
                    MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC | MOUNT_ATTR_NODEV);
 }
 
+// /dev and /sys of the shape's default spec (berthd's instances have its mounts and
+// masks), made while the shell waits (~1 ms of a claim otherwise). Files made in a user
+// namespace's tmpfs need an owner mapped there, so the init becomes its namespace's root
+// first, as a claimed init does anyway; that clears PR_SET_PDEATHSIG, which is armed again.
+// Returns false when M is gone meanwhile.
+bool PremakeShellMounts(const ShellInitContext& context, PremadeMounts* premade) {
+  if (!(context.namespaces.clone_flags & CLONE_NEWNS)) return true;
+  if (context.namespaces.new_user) {
+    if (::setresgid(0, 0, 0) != 0 || ::setresuid(0, 0, 0) != 0) {
+      premade->dev.unmade = premade->sys.unmade = "setresuid 0: " + std::string(strerror(errno));
+      return true;
+    }
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    struct pollfd p = {context.sync_fd, POLLRDHUP, 0};
+    if (::poll(&p, 1, 0) != 0) return false;  // M died before the signal was armed again
+  }
+  try {
+    RootfsHostInfo host;
+    host.new_user_namespace = context.namespaces.new_user;
+    host.new_cgroup_namespace = context.namespaces.new_cgroup;
+    host.new_network_namespace = context.namespaces.new_network;
+    host.cgroup_host = context.cgroup_host;
+    *premade = PremakeMounts(BuildRootfsPlan(spec::DefaultSpec(), host));
+  } catch (const Error& e) {
+    premade->dev.unmade = premade->sys.unmade = e.what();
+  }
+  return true;
+}
+
 }  // namespace
 
 void WriteIdMap(pid_t pid, const char* file, const std::vector<spec::IdMapping>& maps) {
@@ -426,6 +456,8 @@ void WriteIdMap(pid_t pid, const char* file, const std::vector<spec::IdMapping>&
     if (::read(context.sync_fd, &go, 1) != 1) ::_exit(1);  // M gave up
     if (context.namespaces.new_network) BringUpLoopback();
     const int proc_fd = PremadeProc();
+    PremadeMounts premade;
+    if (!PremakeShellMounts(context, &premade)) ::_exit(1);
     WarmMemory();
     WarmCode(context);
     std::string body;
@@ -463,6 +495,14 @@ void WriteIdMap(pid_t pid, const char* file, const std::vector<spec::IdMapping>&
     init.sync_fd = context.sync_fd;
     init.rootfs.rootfs_tree_fd = fds[kClaimRootTree].get();
     init.rootfs.premade_proc_fd = proc_fd;
+    UsePremadeMounts(init.rootfs, premade);
+    if (std::getenv("BERTH_TIMING")) {
+      for (const auto* tree : {&premade.dev, &premade.sys}) {
+        if (!tree->unmade.empty())
+          std::fprintf(stderr, "  shell init: not premade: %s\n", tree->unmade.c_str());
+      }
+    }
+    timer.Mark("premade mounts");
     init.start_fd = fds[kClaimStartRead].get();
     init.exec_err_fd = fds[kClaimExecErrWrite].get();
     init.stdin_fd = fds[kClaimStdin].get();
@@ -540,11 +580,16 @@ StateRecord CreateContainer(const CreateOptions& options, std::unique_ptr<Shell>
   // Everything that can fail on bad input, before any process exists.
   NamespacePlan namespaces = PlanNamespaces(spec);
   timer.Mark("validate");
-  cgroup::CgroupHost host = cgroup::DetectCgroupHost();
+  cgroup::CgroupHost host = cgroup::CachedCgroupHost();
   timer.Mark("detect cgroups");
   const std::string cgroup_path = DefaultCgroupPath(options);
   std::shared_ptr<cgroup::Cgroup> cg = cgroup::OpenCgroup(host, cgroup_path);
-  cg->Create();
+  try {
+    cg->Create();
+  } catch (const Error&) {
+    cgroup::ForgetCachedCgroupHost();  // in case the layout changed in a way not fingerprinted
+    throw;
+  }
   timer.Mark("cgroup create");
   rollback.Add([cg] {
     cg->KillAll();

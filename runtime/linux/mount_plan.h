@@ -20,6 +20,8 @@ struct MountFlags {
   unsigned long flags = 0;        // MS_RDONLY, MS_NOSUID, MS_BIND, MS_REC, ...
   unsigned long propagation = 0;  // MS_PRIVATE|MS_REC, MS_SLAVE, ... applied after mounting
   std::string data;               // options the filesystem interprets, comma-joined
+
+  bool operator==(const MountFlags&) const = default;
 };
 MountFlags ParseMountOptions(const std::vector<std::string>& options);
 
@@ -32,6 +34,11 @@ struct MountEntry {
   // For a read-only (or nosuid/nodev/noexec) bind: the kernel ignores those flags on the
   // first bind mount, so a remount carries them.
   bool remount_after_bind = false;
+  // >= 0: a premade tree (premade_mounts.h) moved onto `destination` whole; the rest of the
+  // entry is unused.
+  int tree_fd = -1;
+
+  bool operator==(const MountEntry&) const = default;
 };
 
 struct DeviceNode {
@@ -42,6 +49,8 @@ struct DeviceNode {
   mode_t mode = 0666;
   uid_t uid = 0;
   gid_t gid = 0;
+
+  bool operator==(const DeviceNode&) const = default;
 };
 
 struct RootfsPlan {

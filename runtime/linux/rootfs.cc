@@ -76,6 +76,13 @@ void CreateMountTarget(const std::string& target, bool as_directory) {
 
 void DoMount(const RootfsPlan& plan, const MountEntry& m, int* premade_proc_fd) {
   std::string target = SecureJoin(plan.rootfs, m.destination);
+  if (m.tree_fd >= 0) {
+    CreateMountTarget(target, true);
+    if (::move_mount(m.tree_fd, "", AT_FDCWD, target.c_str(), MOVE_MOUNT_F_EMPTY_PATH) != 0) {
+      ThrowErrno("move_mount premade tree", target);
+    }
+    return;
+  }
   if (m.flags.flags & MS_REMOUNT) {
     Mount("", target, "", m.flags.flags, m.flags.data);
     return;
