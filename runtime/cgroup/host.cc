@@ -126,20 +126,24 @@ struct PathStamp {
   bool operator==(const PathStamp&) const = default;
 };
 
-PathStamp Stamp(const std::string& path) {
+PathStamp Stamp(const std::string& path, bool with_mtime) {
   struct stat st;
   if (::stat(path.c_str(), &st) != 0) return {};
-  return {st.st_dev, st.st_ino,
-          static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec};
+  return {
+      st.st_dev, st.st_ino,
+      with_mtime ? static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec : 0};
 }
 
 // What a layout depends on, in a fixed order: the mount namespace, the root, the cgroup2
-// mount, each v1 mount point (a mount over one changes its device; a new hierarchy below
-// the root adds a directory there, which changes the root's mtime).
+// mount, each v1 mount point (a mount over one changes its device and inode). The root's
+// mtime too when it is not a hierarchy itself (v1: a tmpfs), where a new hierarchy would
+// add a directory; a hierarchy's directory changes with every group made at its top (other
+// software's, all the time), so a hierarchy is stamped without it.
 std::vector<PathStamp> Fingerprint(const CgroupHost& host) {
-  std::vector<PathStamp> out = {Stamp("/proc/thread-self/ns/mnt"), Stamp(host.root)};
-  if (!host.unified_mount.empty()) out.push_back(Stamp(host.unified_mount));
-  for (const auto& [controller, mount] : host.v1_mounts) out.push_back(Stamp(mount));
+  std::vector<PathStamp> out = {Stamp("/proc/thread-self/ns/mnt", false),
+                                Stamp(host.root, host.version == CgroupVersion::kV1)};
+  if (!host.unified_mount.empty()) out.push_back(Stamp(host.unified_mount, false));
+  for (const auto& [controller, mount] : host.v1_mounts) out.push_back(Stamp(mount, false));
   return out;
 }
 

@@ -466,10 +466,13 @@ void WriteIdMap(pid_t pid, const char* file, const std::vector<spec::IdMapping>&
     ::prctl(PR_SET_PDEATHSIG, 0);
     PhaseTimer timer("  shell init");
     ::close(context.claim_fd);
+    // The header, a newline, the spec as it is: one parse of the spec, not two (escaped in
+    // a JSON string, it would be parsed and unescaped once more).
+    const size_t newline = body.find('\n');
+    if (newline == std::string::npos) throw Error(ErrorKind::kInternal, "shell claim: malformed");
     rapidjson::Document doc;
-    doc.Parse(body.data(), body.size());
-    if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("spec") ||
-        !doc["spec"].IsString() || !doc.HasMember("cgroup_path") ||
+    doc.Parse(body.data(), newline);
+    if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("cgroup_path") ||
         !doc["cgroup_path"].IsString() || !doc.HasMember("v1_tasks") || !doc["v1_tasks"].IsUint() ||
         !doc.HasMember("v2_procs") || !doc["v2_procs"].IsBool()) {
       throw Error(ErrorKind::kInternal, "shell claim: malformed");
@@ -479,8 +482,7 @@ void WriteIdMap(pid_t pid, const char* file, const std::vector<spec::IdMapping>&
     if (fds.size() != kClaimInitFixedFds + v1_count + (v2 ? 1 : 0)) {
       throw Error(ErrorKind::kInternal, "shell claim: wrong number of descriptors");
     }
-    const spec::Spec spec =
-        spec::ParseSpec(std::string_view(doc["spec"].GetString(), doc["spec"].GetStringLength()));
+    const spec::Spec spec = spec::ParseSpec(std::string_view(body).substr(newline + 1));
     const std::string cgroup_path(doc["cgroup_path"].GetString(),
                                   doc["cgroup_path"].GetStringLength());
     const NamespacePlan namespaces = PlanNamespaces(spec);
@@ -735,8 +737,6 @@ StateRecord CreateContainer(const CreateOptions& options, std::unique_ptr<Shell>
       rapidjson::StringBuffer buf;
       rapidjson::Writer<rapidjson::StringBuffer> w(buf);
       w.StartObject();
-      w.Key("spec");
-      w.String(spec_text.data(), static_cast<rapidjson::SizeType>(spec_text.size()));
       w.Key("cgroup_path");
       w.String(cgroup_path.c_str(), static_cast<rapidjson::SizeType>(cgroup_path.size()));
       w.Key("v1_tasks");
@@ -744,7 +744,10 @@ StateRecord CreateContainer(const CreateOptions& options, std::unique_ptr<Shell>
       w.Key("v2_procs");
       w.Bool(static_cast<bool>(v2_procs));
       w.EndObject();
-      shell->SendToInit(std::string_view(buf.GetString(), buf.GetSize()), init_fds);
+      std::string claim(buf.GetString(), buf.GetSize());
+      claim += '\n';
+      claim += spec_text;
+      shell->SendToInit(claim, init_fds);
     }
     // The monitor's part: its arguments, as a cold create's M would exec it with.
     std::vector<int> monitor_fds = {start.write.get(), exec_err.read.get(), ready.write.get()};
