@@ -392,19 +392,8 @@ void WarmCode(const ShellInitContext& context) {
   }
 }
 
-// proc for this pid namespace, made while the shell waits (~1 ms of a claim otherwise).
-// -1 when the kernel refuses it (then the claim mounts it as a cold create does).
-int PremadeProc() {
-  UniqueFd context(::fsopen("proc", FSOPEN_CLOEXEC));
-  if (!context || ::fsconfig(context.get(), FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) != 0) {
-    return -1;
-  }
-  return ::fsmount(context.get(), FSMOUNT_CLOEXEC,
-                   MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC | MOUNT_ATTR_NODEV);
-}
-
-// /dev and /sys of the shape's default spec (berthd's instances have its mounts and
-// masks), made while the shell waits (~1 ms of a claim otherwise). Files made in a user
+// /dev, /sys and /proc of the shape's default spec (berthd's instances have its mounts and
+// masks), made while the shell waits (~1.5 ms of a claim otherwise). Files made in a user
 // namespace's tmpfs need an owner mapped there, so the init becomes its namespace's root
 // first, as a claimed init does anyway; that clears PR_SET_PDEATHSIG, which is armed again.
 // Returns false when M is gone meanwhile.
@@ -412,7 +401,8 @@ bool PremakeShellMounts(const ShellInitContext& context, PremadeMounts* premade)
   if (!(context.namespaces.clone_flags & CLONE_NEWNS)) return true;
   if (context.namespaces.new_user) {
     if (::setresgid(0, 0, 0) != 0 || ::setresuid(0, 0, 0) != 0) {
-      premade->dev.unmade = premade->sys.unmade = "setresuid 0: " + std::string(strerror(errno));
+      premade->dev.unmade = premade->sys.unmade = premade->proc.unmade =
+          "setresuid 0: " + std::string(strerror(errno));
       return true;
     }
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -427,7 +417,7 @@ bool PremakeShellMounts(const ShellInitContext& context, PremadeMounts* premade)
     host.cgroup_host = context.cgroup_host;
     *premade = PremakeMounts(BuildRootfsPlan(spec::DefaultSpec(), host));
   } catch (const Error& e) {
-    premade->dev.unmade = premade->sys.unmade = e.what();
+    premade->dev.unmade = premade->sys.unmade = premade->proc.unmade = e.what();
   }
   return true;
 }
@@ -455,7 +445,6 @@ void WriteIdMap(pid_t pid, const char* file, const std::vector<spec::IdMapping>&
     char go = 0;
     if (::read(context.sync_fd, &go, 1) != 1) ::_exit(1);  // M gave up
     if (context.namespaces.new_network) BringUpLoopback();
-    const int proc_fd = PremadeProc();
     PremadeMounts premade;
     if (!PremakeShellMounts(context, &premade)) ::_exit(1);
     WarmMemory();
@@ -496,10 +485,12 @@ void WriteIdMap(pid_t pid, const char* file, const std::vector<spec::IdMapping>&
     init.shell = true;
     init.sync_fd = context.sync_fd;
     init.rootfs.rootfs_tree_fd = fds[kClaimRootTree].get();
-    init.rootfs.premade_proc_fd = proc_fd;
-    UsePremadeMounts(init.rootfs, premade);
+    const std::vector<std::string> premade_used = UsePremadeMounts(init.rootfs, premade);
     if (std::getenv("BERTH_TIMING")) {
-      for (const auto* tree : {&premade.dev, &premade.sys}) {
+      std::string used;
+      for (const auto& path : premade_used) used += " " + path;
+      std::fprintf(stderr, "  shell init: premade used:%s\n", used.c_str());
+      for (const auto* tree : {&premade.dev, &premade.sys, &premade.proc}) {
         if (!tree->unmade.empty())
           std::fprintf(stderr, "  shell init: not premade: %s\n", tree->unmade.c_str());
       }

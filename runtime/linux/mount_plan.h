@@ -58,9 +58,6 @@ struct RootfsPlan {
   // >= 0: the root as a detached mount tree (open_tree), moved onto `rootfs` instead of
   // binding it: a shell's mount namespace was copied before the root was mounted.
   int rootfs_tree_fd = -1;
-  // >= 0: a shell's proc, mounted (fsmount) for its pid namespace while it waited, with
-  // nosuid,noexec,nodev: moved onto the first "proc" mount that asks for just that.
-  int premade_proc_fd = -1;
   unsigned long root_propagation = 0;  // applied to "/" before anything else
   std::vector<MountEntry> mounts;      // in order, before pivot_root
   bool populate_dev = false;           // /dev is a fresh tmpfs: add nodes + symlinks

@@ -123,6 +123,23 @@ void AttachBelow(int tree, const std::string& rel, const UniqueFd& mount, const 
   }
 }
 
+// -1 when `rel` does not exist below the tree.
+UniqueFd OpenBelowIfAny(int tree, const std::string& rel, const std::string& what) {
+  struct open_how how = {};
+  how.flags = O_PATH | O_CLOEXEC;
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS;
+  UniqueFd fd(static_cast<int>(::syscall(SYS_openat2, tree, rel.c_str(), &how, sizeof how)));
+  if (!fd && errno != ENOENT) ThrowErrno("openat2", what);
+  return fd;
+}
+
+void MoveOnto(const UniqueFd& mount, const UniqueFd& target, const std::string& what) {
+  if (::move_mount(mount.get(), "", target.get(), "",
+                   MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) != 0) {
+    ThrowErrno("move_mount into premade tree", what);
+  }
+}
+
 // Propagation as the cold path leaves it: the init makes "/" private before it mounts, so
 // its binds of host nodes are private; a clone here would keep the host's slave link.
 void MakePrivate(const UniqueFd& tree, const std::string& what) {
@@ -138,6 +155,53 @@ UniqueFd CloneHostPath(const std::string& path) {
       ::syscall(SYS_open_tree, AT_FDCWD, path.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC)));
   if (!fd) ThrowErrno("open_tree", path);
   return fd;
+}
+
+// What MaskPath does after pivot_root, done in the tree: a directory gets an empty read-only
+// tmpfs, a file the host's /dev/null (the container's, when its /dev is the premade one);
+// nothing when the path does not exist.
+void MaskBelow(const UniqueFd& tree, const std::string& root, const std::string& path,
+               PremadeTree* t) {
+  const std::string rel = Below(root, path);
+  UniqueFd target = OpenBelowIfAny(tree.get(), rel, path);
+  if (target) {
+    struct stat st;
+    if (::fstat(target.get(), &st) != 0) ThrowErrno("stat masked path", path);
+    UniqueFd mask;
+    if (S_ISDIR(st.st_mode)) {
+      mask = FsMount({"tmpfs",
+                      path,
+                      "tmpfs",
+                      {MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, 0, "size=0k"},
+                      false,
+                      false});
+    } else {
+      mask = CloneHostPath("/dev/null");
+      t->binds_dev_null = true;
+    }
+    MoveOnto(mask, target, path);
+  }
+  t->masked_paths.push_back(path);
+}
+
+// What ReadonlyPath does: the path bound onto itself with its submounts, read-only, nosuid,
+// nodev, noexec on top; nothing when it does not exist.
+void ReadonlyBelow(const UniqueFd& tree, const std::string& root, const std::string& path,
+                   PremadeTree* t) {
+  UniqueFd target = OpenBelowIfAny(tree.get(), Below(root, path), path);
+  if (target) {
+    UniqueFd copy(static_cast<int>(
+        ::syscall(SYS_open_tree, target.get(), "",
+                  AT_EMPTY_PATH | OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE)));
+    if (!copy) ThrowErrno("open_tree", path);
+    struct mount_attr attr = {};
+    attr.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
+    if (::mount_setattr(copy.get(), "", AT_EMPTY_PATH, &attr, sizeof attr) != 0) {
+      ThrowErrno("mount_setattr read-only", path);
+    }
+    MoveOnto(copy, target, path);
+  }
+  t->readonly_paths.push_back(path);
 }
 
 // The plan's mounts at or below `root`, in order.
@@ -203,35 +267,30 @@ PremadeTree PremakeSys(const RootfsPlan& plan) {
   }
   if (t.mounts.size() != 1) Unsupported("no single /sys mount");
   UniqueFd tree = FsMount(t.mounts[0]);
-  const MountEntry mask{"tmpfs", "",
-                        "tmpfs", {MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, 0, "size=0k"},
-                        false,   false};
   for (const auto& path : plan.masked_paths) {
-    const std::string rel = Below("/sys", path);
-    if (rel.empty()) continue;
-    struct open_how how = {};
-    how.flags = O_PATH | O_CLOEXEC;
-    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS;
-    UniqueFd target(
-        static_cast<int>(::syscall(SYS_openat2, tree.get(), rel.c_str(), &how, sizeof how)));
-    if (!target && errno == ENOENT) {  // MaskPath skips it as well
-      t.masked_paths.push_back(path);
-      continue;
-    }
-    if (!target) ThrowErrno("openat2", path);
-    struct stat st;
-    if (::fstat(target.get(), &st) != 0) ThrowErrno("stat masked path", path);
-    if (!S_ISDIR(st.st_mode)) Unsupported(path + ": a masked file");
-    MountEntry m = mask;
-    m.destination = path;
-    UniqueFd tmpfs = FsMount(m);
-    if (::move_mount(tmpfs.get(), "", target.get(), "",
-                     MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) != 0) {
-      ThrowErrno("move_mount into premade tree", path);
-    }
-    t.masked_paths.push_back(path);
+    if (!Below("/sys", path).empty()) MaskBelow(tree, "/sys", path, &t);
   }
   MakePrivate(tree, "/sys");
+  t.fd = std::move(tree);
+  return t;
+}
+
+// proc of the shell's pid namespace, with the plan's masks and read-only paths below /proc.
+PremadeTree PremakeProc(const RootfsPlan& plan) {
+  PremadeTree t;
+  if (MountsOnRoot(plan)) Unsupported("a mount on /");
+  for (const auto& m : plan.mounts) {
+    if (m.destination == "/proc") t.mounts.push_back(m);
+  }
+  if (t.mounts.size() != 1) Unsupported("no single /proc mount");
+  UniqueFd tree = FsMount(t.mounts[0]);
+  for (const auto& path : plan.masked_paths) {
+    if (!Below("/proc", path).empty()) MaskBelow(tree, "/proc", path, &t);
+  }
+  for (const auto& path : plan.readonly_paths) {
+    if (!Below("/proc", path).empty()) ReadonlyBelow(tree, "/proc", path, &t);
+  }
+  MakePrivate(tree, "/proc");
   t.fd = std::move(tree);
   return t;
 }
@@ -294,6 +353,47 @@ bool SysMatches(const RootfsPlan& plan, const PremadeTree& sys) {
   return true;
 }
 
+// Masks and read-only paths are applied after pivot_root, after the sysctls are written
+// and in the plan's order: premade ones are earlier, so nothing may depend on that order.
+bool ProcMatches(const RootfsPlan& plan, const PremadeTree& proc, bool dev_used) {
+  if (!proc.fd || MountsOnRoot(plan) || !plan.sysctl.empty()) return false;
+  if (proc.binds_dev_null && !dev_used) return false;  // the container's /dev/null is another
+  std::vector<MountEntry> at_proc;
+  for (const auto& m : plan.mounts) {
+    if (m.destination == "/proc") at_proc.push_back(m);
+    if (!Below("/proc", m.destination).empty()) return false;
+  }
+  if (at_proc != proc.mounts) return false;
+  auto contains = [](const std::vector<std::string>& v, const std::string& x) {
+    return std::find(v.begin(), v.end(), x) != v.end();
+  };
+  for (const auto& p : proc.masked_paths) {
+    if (!contains(plan.masked_paths, p)) return false;
+  }
+  for (const auto& p : proc.readonly_paths) {
+    if (!contains(plan.readonly_paths, p)) return false;
+  }
+  // The masks and read-only paths left to the claim must not touch the premade ones.
+  std::vector<std::string> premade = proc.masked_paths;
+  premade.insert(premade.end(), proc.readonly_paths.begin(), proc.readonly_paths.end());
+  for (const auto* list : {&plan.masked_paths, &plan.readonly_paths}) {
+    for (const auto& p : *list) {
+      if (contains(premade, p)) continue;
+      for (const auto& q : premade) {
+        if (Overlap(p, q)) return false;
+      }
+    }
+  }
+  return true;
+}
+
+void EraseEach(std::vector<std::string>& from, const std::vector<std::string>& paths) {
+  for (const auto& p : paths) {
+    auto it = std::find(from.begin(), from.end(), p);
+    if (it != from.end()) from.erase(it);
+  }
+}
+
 }  // namespace
 
 PremadeMounts PremakeMounts(const RootfsPlan& plan) {
@@ -301,6 +401,7 @@ PremadeMounts PremakeMounts(const RootfsPlan& plan) {
   out.root_propagation = plan.root_propagation;
   out.dev = Premake([&] { return PremakeDev(plan); });
   out.sys = Premake([&] { return PremakeSys(plan); });
+  out.proc = Premake([&] { return PremakeProc(plan); });
   return out;
 }
 
@@ -316,16 +417,20 @@ std::vector<std::string> UsePremadeMounts(RootfsPlan& plan, PremadeMounts& prema
   }
   if (same_root && SysMatches(plan, premade.sys)) {
     ReplaceWithTree(plan, "/sys", premade.sys, false);
-    for (const auto& masked : premade.sys.masked_paths) {
-      auto it = std::find(plan.masked_paths.begin(), plan.masked_paths.end(), masked);
-      plan.masked_paths.erase(it);
-    }
+    EraseEach(plan.masked_paths, premade.sys.masked_paths);
     used.push_back("/sys");
   } else {
     // sysfs has one superblock per network namespace, which keeps the flags of its first
     // mount: held on, the premade read-only one would make a cold read-write /sys read-only
     // too. Closed now, it is gone before the cold mount (at the cost of a grace period).
     premade.sys.fd.reset();
+  }
+  const bool dev_used = !used.empty() && used.front() == "/dev";
+  if (same_root && ProcMatches(plan, premade.proc, dev_used)) {
+    ReplaceWithTree(plan, "/proc", premade.proc, false);
+    EraseEach(plan.masked_paths, premade.proc.masked_paths);
+    EraseEach(plan.readonly_paths, premade.proc.readonly_paths);
+    used.push_back("/proc");
   }
   return used;
 }

@@ -1,7 +1,8 @@
 // Mount trees a shell's init makes while it waits, for the paths of a root that do not
 // depend on the instance: /dev (a tmpfs with the device nodes bound in, its symlinks, and
-// /dev/pts, /dev/shm, /dev/mqueue mounted on it) and /sys (sysfs of the shell's network
-// namespace, with the masks the plan puts under it). Each is a detached tree (fsmount,
+// /dev/pts, /dev/shm, /dev/mqueue mounted on it), /sys (sysfs of the shell's network
+// namespace, with the masks the plan puts under it) and /proc (proc of its pid namespace,
+// with the plan's masks and read-only paths under it). Each is a detached tree (fsmount,
 // open_tree) held by one descriptor; moving it (move_mount) takes its submounts with it,
 // so a claim puts a whole tree in place with one call instead of ~15 mounts.
 //
@@ -26,14 +27,17 @@ struct PremadeTree {
   std::vector<MountEntry> mounts;  // in the plan's order; mounts[0] is the tree's root
   std::vector<DeviceNode> devices;
   std::vector<std::pair<std::string, std::string>> dev_symlinks;
-  std::vector<std::string> masked_paths;  // applied in the tree already
-  std::string unmade;                     // why fd is -1 (BERTH_TIMING prints it)
+  std::vector<std::string> masked_paths;    // applied in the tree already
+  std::vector<std::string> readonly_paths;  // likewise
+  bool binds_dev_null = false;              // a masked file has the host's /dev/null
+  std::string unmade;                       // why fd is -1 (BERTH_TIMING prints it)
 };
 
 struct PremadeMounts {
   unsigned long root_propagation = 0;  // the plan's: moved trees are private
   PremadeTree dev;
   PremadeTree sys;
+  PremadeTree proc;
 };
 
 // The trees of `plan` (as in a user namespace: device nodes bound from the host's /dev).
@@ -43,7 +47,7 @@ PremadeMounts PremakeMounts(const RootfsPlan& plan);
 
 // Puts each premade tree that matches `plan` exactly in place of the mounts, nodes,
 // symlinks and masks it stands for (a MountEntry with tree_fd). Returns the destinations
-// that will be moved in ("/dev", "/sys"). A /sys tree not used is closed at once (its
+// that will be moved in ("/dev", "/sys", "/proc"). A /sys tree not used is closed at once (its
 // superblock would be the cold mount's); a /dev tree not used is left to the init's exec to
 // close (descriptors are close-on-exec): closing a detached tree unmounts it, which waits
 // for an RCU grace period, better not spent before the init reports ready.

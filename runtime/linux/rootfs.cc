@@ -74,7 +74,7 @@ void CreateMountTarget(const std::string& target, bool as_directory) {
   if (!fd && errno != EEXIST) ThrowErrno("create mount target", target);
 }
 
-void DoMount(const RootfsPlan& plan, const MountEntry& m, int* premade_proc_fd) {
+void DoMount(const RootfsPlan& plan, const MountEntry& m) {
   std::string target = SecureJoin(plan.rootfs, m.destination);
   if (m.tree_fd >= 0) {
     CreateMountTarget(target, true);
@@ -89,15 +89,6 @@ void DoMount(const RootfsPlan& plan, const MountEntry& m, int* premade_proc_fd) 
   }
   const bool dir = !m.bind || IsDirectory(m.source);
   CreateMountTarget(target, dir);
-  if (*premade_proc_fd >= 0 && !m.bind && m.type == "proc" && m.flags.data.empty() &&
-      m.flags.flags == (MS_NOSUID | MS_NOEXEC | MS_NODEV) && m.flags.propagation == 0) {
-    if (::move_mount(*premade_proc_fd, "", AT_FDCWD, target.c_str(), MOVE_MOUNT_F_EMPTY_PATH) !=
-        0) {
-      ThrowErrno("move_mount proc", target);
-    }
-    *premade_proc_fd = -1;
-    return;
-  }
   if (m.bind) {
     struct stat st;
     if (::stat(m.source.c_str(), &st) != 0) ThrowErrno("bind mount source", m.source);
@@ -256,9 +247,8 @@ void SetupRootfs(const RootfsPlan& plan) {
     Mount(plan.rootfs, plan.rootfs, "", MS_BIND | MS_REC, "");
     timer.Mark("bind root");
   }
-  int premade_proc_fd = plan.premade_proc_fd;
   for (const auto& m : plan.mounts) {
-    WithContext("mount " + m.destination, [&] { DoMount(plan, m, &premade_proc_fd); });
+    WithContext("mount " + m.destination, [&] { DoMount(plan, m); });
     timer.Mark(m.destination.c_str());
   }
   if (plan.populate_dev || !plan.devices.empty() || !plan.console.empty()) {

@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -97,16 +98,29 @@ class LateRoot {
   bool mounted_ = false;
 };
 
+// A shell is handed out once its monitor is exec'd; its init goes on making its trees
+// until it waits for its claim (recvmsg). The mount-id checks need the trees made before
+// the root, as berthd's next spawn finds them.
+void WaitForTheClaimWait(pid_t init) {
+  const std::string path = "/proc/" + std::to_string(init) + "/syscall";
+  for (int i = 0; i < 1000; ++i) {
+    if (ReadFile(path).rfind(std::to_string(SYS_recvmsg) + " ", 0) == 0) return;
+    ::usleep(5000);
+  }
+  ADD_FAILURE() << "the shell's init " << init << " never waited for its claim";
+}
+
 class ShellTest : public ContainerTest {
  protected:
   struct Ids {
-    uint64_t root = 0, dev = 0, sys = 0;
+    uint64_t root = 0, dev = 0, sys = 0, proc = 0;
   };
   // The unique mount ids of a created container's root, /dev and /sys (seen through its
   // init's root): a tree made before the root has a smaller id than the root's.
   static Ids MountIds(pid_t init) {
     const std::string at = "/proc/" + std::to_string(init) + "/root";
-    return {UniqueMountId(at + "/"), UniqueMountId(at + "/dev"), UniqueMountId(at + "/sys")};
+    return {UniqueMountId(at + "/"), UniqueMountId(at + "/dev"), UniqueMountId(at + "/sys"),
+            UniqueMountId(at + "/proc")};
   }
 
   // The container's view (kMountView's output) with its cgroup path replaced.
@@ -124,6 +138,7 @@ class ShellTest : public ContainerTest {
   std::string RunClaimed(const std::string& id, spec::Spec s, Ids* ids) {
     auto shell = container::MakeShell(*container::ShellShapeOf(s));
     const pid_t m = shell->monitor_pid(), init = shell->init_pid();
+    WaitForTheClaimWait(init);
     LateRoot root(rootfs_, dir_->path() + "/root-" + id);
     s.root.path = root.path();
     ScopeGuard reap([&] {
@@ -215,9 +230,9 @@ TEST_F(ShellTest, AClaimedShellRunsTheContainerOnARootMountedAfterIt) {
   EXPECT_NE(out.find("comm sh\n"), std::string::npos) << out;
 }
 
-// /dev and /sys were made while the shell waited (their mounts are older than the root),
-// and the container cannot tell: the same mounts, options, propagation, masks, read-only
-// paths and device nodes as a cold create of the same spec.
+// /dev, /sys and /proc were made while the shell waited (their mounts are older than the
+// root), and the container cannot tell: the same mounts, options, propagation, masks,
+// read-only paths and device nodes as a cold create of the same spec.
 TEST_F(ShellTest, AClaimedShellsPremadeDevAndSysAreThoseOfAColdCreate) {
   const spec::Spec s = UsernsSpec({"sh", "-c", kMountView});
   Ids cold_ids, ids;
@@ -226,8 +241,10 @@ TEST_F(ShellTest, AClaimedShellsPremadeDevAndSysAreThoseOfAColdCreate) {
   ASSERT_NE(cold_ids.root, 0u) << "no unique mount ids (Linux 6.8)";
   EXPECT_GT(cold_ids.dev, cold_ids.root);
   EXPECT_GT(cold_ids.sys, cold_ids.root);
+  EXPECT_GT(cold_ids.proc, cold_ids.root);
   EXPECT_LT(ids.dev, ids.root);
   EXPECT_LT(ids.sys, ids.root);
+  EXPECT_LT(ids.proc, ids.root);
   EXPECT_EQ(claimed, cold);
   for (const char* expected :
        {"/dev rw,nosuid [ ] tmpfs tmpfs rw,size=65536k,mode=755,",
@@ -253,6 +270,7 @@ TEST_F(ShellTest, ASpecWithAnotherDevOrSysGoesColdForThatPath) {
   ASSERT_NE(ids.root, 0u) << "no unique mount ids (Linux 6.8)";
   EXPECT_GT(ids.dev, ids.root);
   EXPECT_LT(ids.sys, ids.root);
+  EXPECT_GT(ids.proc, ids.root);  // its masked files would be another /dev/null
   EXPECT_NE(view.find("/dev rw,nosuid [ ] tmpfs tmpfs rw,size=1024k,mode=755"), std::string::npos)
       << view;
   EXPECT_NE(view.find("/dev/null character special file 666 "), std::string::npos) << view;
@@ -284,8 +302,7 @@ TEST_F(ShellTest, AnUnclaimedShellLeavesNoMounts) {
   const std::string before = PremadeTypesIn(ReadFile("/proc/self/mountinfo"));
   auto shell = container::MakeShell(*container::ShellShapeOf(UsernsSpec({"true"})));
   const pid_t m = shell->monitor_pid(), init = shell->init_pid();
-  // Its trees are made right after its maps, in well under 200 ms.
-  ::usleep(200 * 1000);
+  WaitForTheClaimWait(init);  // its trees are made
   const std::string in_shell =
       PremadeTypesIn(ReadFile("/proc/" + std::to_string(init) + "/mountinfo"));
   EXPECT_EQ(in_shell, before);

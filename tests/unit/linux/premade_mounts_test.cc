@@ -30,12 +30,19 @@ PremadeMounts Premade() {
   for (const auto& m : plan.mounts) {
     if (m.destination == "/dev" || m.destination.rfind("/dev/", 0) == 0) p.dev.mounts.push_back(m);
     if (m.destination == "/sys") p.sys.mounts.push_back(m);
+    if (m.destination == "/proc") p.proc.mounts.push_back(m);
   }
+  for (const auto& path : plan.masked_paths) {
+    if (path.rfind("/proc/", 0) == 0) p.proc.masked_paths.push_back(path);
+  }
+  p.proc.readonly_paths = plan.readonly_paths;  // all below /proc
+  p.proc.binds_dev_null = true;                 // /proc/kcore, /proc/keys, ...
   p.dev.devices = plan.devices;
   p.dev.dev_symlinks = plan.dev_symlinks;
   p.sys.masked_paths = {"/sys/firmware"};
   p.dev.fd.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
   p.sys.fd.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  p.proc.fd.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
   return p;
 }
 
@@ -49,18 +56,55 @@ TEST(UsePremadeMounts, TheDefaultSpecUsesBothTreesInPlaceOfWhatTheyStandFor) {
   RootfsPlan plan = PlanOf(spec::DefaultSpec());
   PremadeMounts premade = Premade();
   const int dev_fd = premade.dev.fd.get(), sys_fd = premade.sys.fd.get();
-  EXPECT_EQ(UsePremadeMounts(plan, premade), (std::vector<std::string>{"/dev", "/sys"}));
+  EXPECT_EQ(UsePremadeMounts(plan, premade), (std::vector<std::string>{"/dev", "/sys", "/proc"}));
   // /dev's submounts go with it; the cgroup mounts below /sys stay, after it.
   EXPECT_EQ(Destinations(plan),
-            (std::vector<std::string>{"/proc", "/dev*", "/sys*", "/sys/fs/cgroup",
+            (std::vector<std::string>{"/proc*", "/dev*", "/sys*", "/sys/fs/cgroup",
                                       "/sys/fs/cgroup/memory", "/sys/fs/cgroup"}));
   EXPECT_EQ(plan.mounts[1].tree_fd, dev_fd);
   EXPECT_EQ(plan.mounts[2].tree_fd, sys_fd);
   EXPECT_FALSE(plan.populate_dev);
   EXPECT_TRUE(plan.devices.empty());
   EXPECT_TRUE(plan.dev_symlinks.empty());
-  EXPECT_EQ(std::count(plan.masked_paths.begin(), plan.masked_paths.end(), "/sys/firmware"), 0);
-  EXPECT_EQ(std::count(plan.masked_paths.begin(), plan.masked_paths.end(), "/proc/kcore"), 1);
+  // Every mask and read-only path was premade.
+  EXPECT_TRUE(plan.masked_paths.empty());
+  EXPECT_TRUE(plan.readonly_paths.empty());
+}
+
+TEST(UsePremadeMounts, ProcGoesColdForSysctlsAnotherDevOrATouchingMask) {
+  spec::Spec sysctl = spec::DefaultSpec();
+  sysctl.linux.sysctl["net.ipv4.ip_forward"] = "1";  // written before the read-only /proc/sys
+  RootfsPlan plan = PlanOf(sysctl);
+  PremadeMounts premade = Premade();
+  EXPECT_EQ(UsePremadeMounts(plan, premade), (std::vector<std::string>{"/dev", "/sys"}));
+  EXPECT_EQ(plan.readonly_paths.size(), 5u);
+
+  // Its masked files are the host's /dev/null: the container's only when /dev is premade.
+  spec::Spec other_dev = spec::DefaultSpec();
+  other_dev.mounts[1].options.push_back("noexec");
+  plan = PlanOf(other_dev);
+  premade = Premade();
+  EXPECT_EQ(UsePremadeMounts(plan, premade), std::vector<std::string>{"/sys"});
+
+  spec::Spec touching = spec::DefaultSpec();
+  touching.linux.masked_paths.push_back("/proc/sys/kernel");
+  plan = PlanOf(touching);
+  premade = Premade();
+  EXPECT_EQ(UsePremadeMounts(plan, premade), (std::vector<std::string>{"/dev", "/sys"}));
+
+  spec::Spec below = spec::DefaultSpec();
+  below.mounts.push_back({"/proc/driver", "tmpfs", "tmpfs", {}});
+  plan = PlanOf(below);
+  premade = Premade();
+  EXPECT_EQ(UsePremadeMounts(plan, premade), (std::vector<std::string>{"/dev", "/sys"}));
+
+  // A mask of its own, apart from the premade ones: applied by the claim, over the tree.
+  spec::Spec apart = spec::DefaultSpec();
+  apart.linux.masked_paths.push_back("/proc/driver");
+  plan = PlanOf(apart);
+  premade = Premade();
+  EXPECT_EQ(UsePremadeMounts(plan, premade), (std::vector<std::string>{"/dev", "/sys", "/proc"}));
+  EXPECT_EQ(plan.masked_paths, std::vector<std::string>{"/proc/driver"});
 }
 
 TEST(UsePremadeMounts, AnotherDevMountOrDeviceLeavesDevCold) {
@@ -71,6 +115,7 @@ TEST(UsePremadeMounts, AnotherDevMountOrDeviceLeavesDevCold) {
   EXPECT_EQ(UsePremadeMounts(plan, premade), std::vector<std::string>{"/sys"});
   EXPECT_TRUE(plan.populate_dev);
   EXPECT_EQ(Destinations(plan)[1], "/dev");
+  EXPECT_EQ(Destinations(plan)[0], "/proc");  // its masked files would bind another /dev/null
 
   spec::Spec with_device = spec::DefaultSpec();
   with_device.linux.devices.push_back({"/dev/fuse", "c", 10, 229, 0666, 0, 0});
@@ -90,20 +135,20 @@ TEST(UsePremadeMounts, AnotherSysMountOrAMountOverAMaskLeavesSysCold) {
   s.mounts[5].options = {"nosuid", "noexec", "nodev"};  // /sys read-write
   RootfsPlan plan = PlanOf(s);
   PremadeMounts premade = Premade();
-  EXPECT_EQ(UsePremadeMounts(plan, premade), std::vector<std::string>{"/dev"});
+  EXPECT_EQ(UsePremadeMounts(plan, premade), (std::vector<std::string>{"/dev", "/proc"}));
   EXPECT_EQ(std::count(plan.masked_paths.begin(), plan.masked_paths.end(), "/sys/firmware"), 1);
 
   spec::Spec unmasked = spec::DefaultSpec();
   std::erase(unmasked.linux.masked_paths, "/sys/firmware");
   plan = PlanOf(unmasked);
   premade = Premade();
-  EXPECT_EQ(UsePremadeMounts(plan, premade), std::vector<std::string>{"/dev"});
+  EXPECT_EQ(UsePremadeMounts(plan, premade), (std::vector<std::string>{"/dev", "/proc"}));
 
   spec::Spec over_mask = spec::DefaultSpec();
   over_mask.mounts.push_back({"/sys/firmware", "tmpfs", "tmpfs", {}});
   plan = PlanOf(over_mask);
   premade = Premade();
-  EXPECT_EQ(UsePremadeMounts(plan, premade), std::vector<std::string>{"/dev"});
+  EXPECT_EQ(UsePremadeMounts(plan, premade), (std::vector<std::string>{"/dev", "/proc"}));
 }
 
 TEST(UsePremadeMounts, AnotherRootPropagationOrAMountOnRootUsesNothing) {
