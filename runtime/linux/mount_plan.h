@@ -58,6 +58,8 @@ struct RootfsPlan {
   // >= 0: the root as a detached mount tree (open_tree), moved onto `rootfs` instead of
   // binding it: a shell's mount namespace was copied before the root was mounted.
   int rootfs_tree_fd = -1;
+  // >= 0: the sysctls are written below this proc (premade_mounts.h) instead of /proc.
+  int sysctl_proc_fd = -1;
   unsigned long root_propagation = 0;  // applied to "/" before anything else
   std::vector<MountEntry> mounts;      // in order, before pivot_root
   bool populate_dev = false;           // /dev is a fresh tmpfs: add nodes + symlinks

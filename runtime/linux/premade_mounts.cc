@@ -284,6 +284,9 @@ PremadeTree PremakeProc(const RootfsPlan& plan) {
   }
   if (t.mounts.size() != 1) Unsupported("no single /proc mount");
   UniqueFd tree = FsMount(t.mounts[0]);
+  t.plain.reset(static_cast<int>(::syscall(SYS_open_tree, tree.get(), "",
+                                           AT_EMPTY_PATH | OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC)));
+  if (!t.plain) ThrowErrno("open_tree", "/proc");
   for (const auto& path : plan.masked_paths) {
     if (!Below("/proc", path).empty()) MaskBelow(tree, "/proc", path, &t);
   }
@@ -354,9 +357,18 @@ bool SysMatches(const RootfsPlan& plan, const PremadeTree& sys) {
 }
 
 // Masks and read-only paths are applied after pivot_root, after the sysctls are written
-// and in the plan's order: premade ones are earlier, so nothing may depend on that order.
+// and in the plan's order: premade ones are earlier, so nothing may depend on that order
+// (the sysctls are written through the tree's plain root, below its read-only /proc/sys).
 bool ProcMatches(const RootfsPlan& plan, const PremadeTree& proc, bool dev_used) {
-  if (!proc.fd || MountsOnRoot(plan) || !plan.sysctl.empty()) return false;
+  if (!proc.fd || !proc.plain || MountsOnRoot(plan)) return false;
+  // A sysctl below a premade mask would be written where the cold path masks it later.
+  for (const auto& [key, value] : plan.sysctl) {
+    std::string path = "/proc/sys/" + key;
+    std::replace(path.begin() + 10, path.end(), '.', '/');
+    for (const auto& masked : proc.masked_paths) {
+      if (Overlap(path, masked)) return false;
+    }
+  }
   if (proc.binds_dev_null && !dev_used) return false;  // the container's /dev/null is another
   std::vector<MountEntry> at_proc;
   for (const auto& m : plan.mounts) {
@@ -428,6 +440,7 @@ std::vector<std::string> UsePremadeMounts(RootfsPlan& plan, PremadeMounts& prema
   const bool dev_used = !used.empty() && used.front() == "/dev";
   if (same_root && ProcMatches(plan, premade.proc, dev_used)) {
     ReplaceWithTree(plan, "/proc", premade.proc, false);
+    plan.sysctl_proc_fd = premade.proc.plain.get();
     EraseEach(plan.masked_paths, premade.proc.masked_paths);
     EraseEach(plan.readonly_paths, premade.proc.readonly_paths);
     used.push_back("/proc");

@@ -30,7 +30,9 @@ struct PremadeTree {
   std::vector<std::string> masked_paths;    // applied in the tree already
   std::vector<std::string> readonly_paths;  // likewise
   bool binds_dev_null = false;              // a masked file has the host's /dev/null
-  std::string unmade;                       // why fd is -1 (BERTH_TIMING prints it)
+  // /proc: its root alone (no masks, no read-only /proc/sys), for the claim's sysctls.
+  UniqueFd plain;
+  std::string unmade;  // why fd is -1 (BERTH_TIMING prints it)
 };
 
 struct PremadeMounts {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "runtime/common/error.h"
+#include "runtime/common/fd_io.h"
 #include "runtime/common/file_util.h"
 #include "runtime/common/phase_timer.h"
 #include "runtime/common/unique_fd.h"
@@ -171,7 +172,9 @@ void ReadonlyPath(const std::string& path) {
   RemountBind(path, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC);
 }
 
-void WriteSysctls(const std::map<std::string, std::string>& sysctl) {
+// Through `proc_fd` when >= 0 (a premade /proc's root alone: its /proc/sys is read-only by
+// now), else through /proc. A sysctl is the writer's namespace's either way.
+void WriteSysctls(const std::map<std::string, std::string>& sysctl, int proc_fd) {
   for (const auto& [key, value] : sysctl) {
     if (key.find("..") != std::string::npos || key.find('/') != std::string::npos) {
       throw Error(ErrorKind::kInvalidArgument, "linux.sysctl: invalid key \"" + key + "\"");
@@ -180,7 +183,15 @@ void WriteSysctls(const std::map<std::string, std::string>& sysctl) {
     for (size_t i = 10; i < path.size(); ++i) {
       if (path[i] == '.') path[i] = '/';
     }
-    WithContext("linux.sysctl." + key, [&] { WriteToFile(path, value); });
+    WithContext("linux.sysctl." + key, [&] {
+      if (proc_fd < 0) {
+        WriteToFile(path, value);
+        return;
+      }
+      UniqueFd fd(::openat(proc_fd, path.c_str() + 6, O_WRONLY | O_CLOEXEC));
+      if (!fd) ThrowErrno("open", path);
+      if (!WriteFully(fd.get(), value.data(), value.size())) ThrowErrno("write", path);
+    });
   }
 }
 
@@ -264,7 +275,7 @@ void SetupRootfs(const RootfsPlan& plan) {
   timer.Mark("dev");
   PivotRoot(plan.rootfs);
   timer.Mark("pivot_root");
-  WriteSysctls(plan.sysctl);
+  WriteSysctls(plan.sysctl, plan.sysctl_proc_fd);
   for (const auto& p : plan.masked_paths) {
     WithContext("mask " + p, [&] { MaskPath(p); });
   }

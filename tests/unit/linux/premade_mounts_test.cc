@@ -43,6 +43,7 @@ PremadeMounts Premade() {
   p.dev.fd.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
   p.sys.fd.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
   p.proc.fd.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  p.proc.plain.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
   return p;
 }
 
@@ -71,12 +72,19 @@ TEST(UsePremadeMounts, TheDefaultSpecUsesBothTreesInPlaceOfWhatTheyStandFor) {
   EXPECT_TRUE(plan.readonly_paths.empty());
 }
 
-TEST(UsePremadeMounts, ProcGoesColdForSysctlsAnotherDevOrATouchingMask) {
+TEST(UsePremadeMounts, ProcGoesColdForAnotherDevOrATouchingMask) {
+  // Sysctls are written through the tree's plain proc: its /proc/sys is read-only already.
   spec::Spec sysctl = spec::DefaultSpec();
-  sysctl.linux.sysctl["net.ipv4.ip_forward"] = "1";  // written before the read-only /proc/sys
+  sysctl.linux.sysctl["net.ipv4.ping_group_range"] = "0 65535";  // as berthd's instances
   RootfsPlan plan = PlanOf(sysctl);
   PremadeMounts premade = Premade();
+  EXPECT_EQ(UsePremadeMounts(plan, premade), (std::vector<std::string>{"/dev", "/sys", "/proc"}));
+  EXPECT_EQ(plan.sysctl_proc_fd, premade.proc.plain.get());
+  premade = Premade();
+  premade.proc.plain.reset();
+  plan = PlanOf(sysctl);
   EXPECT_EQ(UsePremadeMounts(plan, premade), (std::vector<std::string>{"/dev", "/sys"}));
+  EXPECT_EQ(plan.sysctl_proc_fd, -1);
   EXPECT_EQ(plan.readonly_paths.size(), 5u);
 
   // Its masked files are the host's /dev/null: the container's only when /dev is premade.
