@@ -97,12 +97,19 @@ UniqueFd FsMount(const MountEntry& m) {
   return mnt;
 }
 
-// `rel` below the tree, never through a symbolic link nor above the tree's root.
-UniqueFd OpenBelow(int tree, const std::string& rel, const std::string& what) {
+// `rel` below the tree, never through a symbolic link nor above the tree's root; -1 when it
+// does not exist.
+UniqueFd OpenBelowIfAny(int tree, const std::string& rel, const std::string& what) {
   struct open_how how = {};
   how.flags = O_PATH | O_CLOEXEC;
   how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS;
   UniqueFd fd(static_cast<int>(::syscall(SYS_openat2, tree, rel.c_str(), &how, sizeof how)));
+  if (!fd && errno != ENOENT) ThrowErrno("openat2", what);
+  return fd;
+}
+
+UniqueFd OpenBelow(int tree, const std::string& rel, const std::string& what) {
+  UniqueFd fd = OpenBelowIfAny(tree, rel, what);
   if (!fd) ThrowErrno("openat2", what);
   return fd;
 }
@@ -115,29 +122,15 @@ void MakeDirsBelow(int tree, const std::string& rel) {
   }
 }
 
-void AttachBelow(int tree, const std::string& rel, const UniqueFd& mount, const std::string& what) {
-  UniqueFd target = OpenBelow(tree, rel, what);
-  if (::move_mount(mount.get(), "", target.get(), "",
-                   MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) != 0) {
-    ThrowErrno("move_mount into premade tree", what);
-  }
-}
-
-// -1 when `rel` does not exist below the tree.
-UniqueFd OpenBelowIfAny(int tree, const std::string& rel, const std::string& what) {
-  struct open_how how = {};
-  how.flags = O_PATH | O_CLOEXEC;
-  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS;
-  UniqueFd fd(static_cast<int>(::syscall(SYS_openat2, tree, rel.c_str(), &how, sizeof how)));
-  if (!fd && errno != ENOENT) ThrowErrno("openat2", what);
-  return fd;
-}
-
 void MoveOnto(const UniqueFd& mount, const UniqueFd& target, const std::string& what) {
   if (::move_mount(mount.get(), "", target.get(), "",
                    MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) != 0) {
     ThrowErrno("move_mount into premade tree", what);
   }
+}
+
+void AttachBelow(int tree, const std::string& rel, const UniqueFd& mount, const std::string& what) {
+  MoveOnto(mount, OpenBelow(tree, rel, what), what);
 }
 
 // Propagation as the cold path leaves it: the init makes "/" private before it mounts, so
