@@ -49,6 +49,15 @@ struct CgroupHost {
 CgroupHost DetectCgroupHost(const std::string& root = "/sys/fs/cgroup");
 CgroupHost ParseCgroupHost(const std::string& mountinfo, const std::string& root);
 
+// DetectCgroupHost for the default root, remembered by the process: reading and parsing
+// mountinfo takes ~0.3 ms on a host with many mounts, on every create. The answer is kept
+// with a cheap fingerprint of what it depends on (the mount namespace, the device and inode
+// of the root and of each hierarchy's mount point, which a mount or unmount there changes,
+// and a v1 root's mtime) checked on every call; a changed one detects again. Thread-safe.
+CgroupHost CachedCgroupHost();
+// The next CachedCgroupHost detects again (a create that failed on a cached layout).
+void ForgetCachedCgroupHost();
+
 struct CgroupStats {
   uint64_t cpu_usage_ns = 0;
   uint64_t cpu_user_ns = 0;

@@ -1,4 +1,7 @@
 // Finding the cgroup hierarchies from /proc/self/mountinfo.
+#include <sys/stat.h>
+
+#include <mutex>
 #include <set>
 #include <sstream>
 
@@ -112,6 +115,78 @@ CgroupHost ParseCgroupHost(const std::string& mountinfo, const std::string& root
 
 CgroupHost DetectCgroupHost(const std::string& root) {
   return ParseCgroupHost(ReadFile("/proc/self/mountinfo"), root);
+}
+
+namespace {
+
+struct PathStamp {
+  dev_t dev = 0;
+  ino_t ino = 0;
+  int64_t mtime_ns = 0;
+  bool operator==(const PathStamp&) const = default;
+};
+
+PathStamp Stamp(const std::string& path, bool with_mtime) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return {};
+  return {
+      st.st_dev, st.st_ino,
+      with_mtime ? static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec : 0};
+}
+
+// What a layout depends on, in a fixed order: the mount namespace, the root, the cgroup2
+// mount, each v1 mount point (a mount over one changes its device and inode). The root's
+// mtime too when it is not a hierarchy itself (v1: a tmpfs), where a new hierarchy would
+// add a directory; a hierarchy's directory changes with every group made at its top (other
+// software's, all the time), so a hierarchy is stamped without it.
+std::vector<PathStamp> Fingerprint(const CgroupHost& host) {
+  std::vector<PathStamp> out = {Stamp("/proc/thread-self/ns/mnt", false),
+                                Stamp(host.root, host.version == CgroupVersion::kV1)};
+  if (!host.unified_mount.empty()) out.push_back(Stamp(host.unified_mount, false));
+  for (const auto& [controller, mount] : host.v1_mounts) out.push_back(Stamp(mount, false));
+  return out;
+}
+
+bool SameLayout(const CgroupHost& a, const CgroupHost& b) {
+  return a.version == b.version && a.root == b.root && a.v1_mounts == b.v1_mounts &&
+         a.unified_mount == b.unified_mount && a.unified_controllers == b.unified_controllers;
+}
+
+struct HostCache {
+  std::mutex mu;
+  std::optional<CgroupHost> host;
+  std::vector<PathStamp> fingerprint;
+};
+
+HostCache& Cache() {
+  static HostCache* cache = new HostCache();  // never destroyed: used until exit
+  return *cache;
+}
+
+}  // namespace
+
+CgroupHost CachedCgroupHost() {
+  HostCache& cache = Cache();
+  std::lock_guard lock(cache.mu);
+  if (cache.host && Fingerprint(*cache.host) == cache.fingerprint) return *cache.host;
+  // A layout is kept only with a fingerprint taken between two reads that agree: a change
+  // after the fingerprint shows as a mismatch on the next call.
+  CgroupHost first = DetectCgroupHost();
+  std::vector<PathStamp> fingerprint = Fingerprint(first);
+  CgroupHost host = DetectCgroupHost();
+  if (SameLayout(first, host)) {
+    cache.host = host;
+    cache.fingerprint = std::move(fingerprint);
+  } else {
+    cache.host.reset();
+  }
+  return host;
+}
+
+void ForgetCachedCgroupHost() {
+  HostCache& cache = Cache();
+  std::lock_guard lock(cache.mu);
+  cache.host.reset();
 }
 
 }  // namespace berth::cgroup

@@ -31,6 +31,7 @@
 #include "runtime/common/unique_fd.h"
 #include "runtime/linux/mount_plan.h"
 #include "runtime/linux/namespaces.h"
+#include "runtime/linux/premade_mounts.h"
 #include "runtime/linux/rootfs.h"
 #include "runtime/linux/shell.h"
 #include "runtime/linux/shell_internal.h"
@@ -395,15 +396,34 @@ void WarmCode(const ShellInitContext& context) {
   }
 }
 
-// proc for this pid namespace, made while the shell waits (~1 ms of a claim otherwise).
-// -1 when the kernel refuses it (then the claim mounts it as a cold create does).
-int PremadeProc() {
-  UniqueFd context(::fsopen("proc", FSOPEN_CLOEXEC));
-  if (!context || ::fsconfig(context.get(), FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) != 0) {
-    return -1;
+// /dev, /sys and /proc of the shape's default spec (berthd's instances have its mounts and
+// masks), made while the shell waits (~1.5 ms of a claim otherwise). Files made in a user
+// namespace's tmpfs need an owner mapped there, so the init becomes its namespace's root
+// first, as a claimed init does anyway; that clears PR_SET_PDEATHSIG, which is armed again.
+// Returns false when M is gone meanwhile.
+bool PremakeShellMounts(const ShellInitContext& context, PremadeMounts* premade) {
+  if (!(context.namespaces.clone_flags & CLONE_NEWNS)) return true;
+  if (context.namespaces.new_user) {
+    if (::setresgid(0, 0, 0) != 0 || ::setresuid(0, 0, 0) != 0) {
+      premade->dev.unmade = premade->sys.unmade = premade->proc.unmade =
+          "setresuid 0: " + std::string(strerror(errno));
+      return true;
+    }
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    struct pollfd p = {context.sync_fd, POLLRDHUP, 0};
+    if (::poll(&p, 1, 0) != 0) return false;  // M died before the signal was armed again
   }
-  return ::fsmount(context.get(), FSMOUNT_CLOEXEC,
-                   MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC | MOUNT_ATTR_NODEV);
+  try {
+    RootfsHostInfo host;
+    host.new_user_namespace = context.namespaces.new_user;
+    host.new_cgroup_namespace = context.namespaces.new_cgroup;
+    host.new_network_namespace = context.namespaces.new_network;
+    host.cgroup_host = context.cgroup_host;
+    *premade = PremakeMounts(BuildRootfsPlan(spec::DefaultSpec(), host));
+  } catch (const Error& e) {
+    premade->dev.unmade = premade->sys.unmade = premade->proc.unmade = e.what();
+  }
+  return true;
 }
 
 }  // namespace
@@ -429,7 +449,8 @@ void WriteIdMap(pid_t pid, const char* file, const std::vector<spec::IdMapping>&
     char go = 0;
     if (::read(context.sync_fd, &go, 1) != 1) ::_exit(1);  // M gave up
     if (context.namespaces.new_network) BringUpLoopback();
-    const int proc_fd = PremadeProc();
+    PremadeMounts premade;
+    if (!PremakeShellMounts(context, &premade)) ::_exit(1);
     WarmMemory();
     WarmCode(context);
     std::string body;
@@ -438,10 +459,13 @@ void WriteIdMap(pid_t pid, const char* file, const std::vector<spec::IdMapping>&
     ::prctl(PR_SET_PDEATHSIG, 0);
     PhaseTimer timer("  shell init");
     ::close(context.claim_fd);
+    // The header, a newline, the spec as it is: one parse of the spec, not two (escaped in
+    // a JSON string, it would be parsed and unescaped once more).
+    const size_t newline = body.find('\n');
+    if (newline == std::string::npos) throw Error(ErrorKind::kInternal, "shell claim: malformed");
     rapidjson::Document doc;
-    doc.Parse(body.data(), body.size());
-    if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("spec") ||
-        !doc["spec"].IsString() || !doc.HasMember("cgroup_path") ||
+    doc.Parse(body.data(), newline);
+    if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("cgroup_path") ||
         !doc["cgroup_path"].IsString() || !doc.HasMember("v1_tasks") || !doc["v1_tasks"].IsUint() ||
         !doc.HasMember("v2_procs") || !doc["v2_procs"].IsBool()) {
       throw Error(ErrorKind::kInternal, "shell claim: malformed");
@@ -451,8 +475,7 @@ void WriteIdMap(pid_t pid, const char* file, const std::vector<spec::IdMapping>&
     if (fds.size() != kClaimInitFixedFds + v1_count + (v2 ? 1 : 0)) {
       throw Error(ErrorKind::kInternal, "shell claim: wrong number of descriptors");
     }
-    const spec::Spec spec =
-        spec::ParseSpec(std::string_view(doc["spec"].GetString(), doc["spec"].GetStringLength()));
+    const spec::Spec spec = spec::ParseSpec(std::string_view(body).substr(newline + 1));
     const std::string cgroup_path(doc["cgroup_path"].GetString(),
                                   doc["cgroup_path"].GetStringLength());
     const NamespacePlan namespaces = PlanNamespaces(spec);
@@ -466,7 +489,17 @@ void WriteIdMap(pid_t pid, const char* file, const std::vector<spec::IdMapping>&
     init.shell = true;
     init.sync_fd = context.sync_fd;
     init.rootfs.rootfs_tree_fd = fds[kClaimRootTree].get();
-    init.rootfs.premade_proc_fd = proc_fd;
+    const std::vector<std::string> premade_used = UsePremadeMounts(init.rootfs, premade);
+    if (std::getenv("BERTH_TIMING")) {
+      std::string used;
+      for (const auto& path : premade_used) used += " " + path;
+      std::fprintf(stderr, "  shell init: premade used:%s\n", used.c_str());
+      for (const auto* tree : {&premade.dev, &premade.sys, &premade.proc}) {
+        if (!tree->unmade.empty())
+          std::fprintf(stderr, "  shell init: not premade: %s\n", tree->unmade.c_str());
+      }
+    }
+    timer.Mark("premade mounts");
     init.start_fd = fds[kClaimStartRead].get();
     init.exec_err_fd = fds[kClaimExecErrWrite].get();
     init.stdin_fd = fds[kClaimStdin].get();
@@ -544,11 +577,16 @@ StateRecord CreateContainer(const CreateOptions& options, std::unique_ptr<Shell>
   // Everything that can fail on bad input, before any process exists.
   NamespacePlan namespaces = PlanNamespaces(spec);
   timer.Mark("validate");
-  cgroup::CgroupHost host = cgroup::DetectCgroupHost();
+  cgroup::CgroupHost host = cgroup::CachedCgroupHost();
   timer.Mark("detect cgroups");
   const std::string cgroup_path = DefaultCgroupPath(options);
   std::shared_ptr<cgroup::Cgroup> cg = cgroup::OpenCgroup(host, cgroup_path);
-  cg->Create();
+  try {
+    cg->Create();
+  } catch (const Error&) {
+    cgroup::ForgetCachedCgroupHost();  // in case the layout changed in a way not fingerprinted
+    throw;
+  }
   timer.Mark("cgroup create");
   rollback.Add([cg] {
     cg->KillAll();
@@ -694,8 +732,6 @@ StateRecord CreateContainer(const CreateOptions& options, std::unique_ptr<Shell>
       rapidjson::StringBuffer buf;
       rapidjson::Writer<rapidjson::StringBuffer> w(buf);
       w.StartObject();
-      w.Key("spec");
-      w.String(spec_text.data(), static_cast<rapidjson::SizeType>(spec_text.size()));
       w.Key("cgroup_path");
       w.String(cgroup_path.c_str(), static_cast<rapidjson::SizeType>(cgroup_path.size()));
       w.Key("v1_tasks");
@@ -703,7 +739,10 @@ StateRecord CreateContainer(const CreateOptions& options, std::unique_ptr<Shell>
       w.Key("v2_procs");
       w.Bool(static_cast<bool>(v2_procs));
       w.EndObject();
-      shell->SendToInit(std::string_view(buf.GetString(), buf.GetSize()), init_fds);
+      std::string claim(buf.GetString(), buf.GetSize());
+      claim += '\n';
+      claim += spec_text;
+      shell->SendToInit(claim, init_fds);
     }
     // The monitor's part: its arguments, as a cold create's M would exec it with.
     std::vector<int> monitor_fds = {start.write.get(), exec_err.read.get(), ready.write.get()};

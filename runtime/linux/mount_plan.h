@@ -20,6 +20,8 @@ struct MountFlags {
   unsigned long flags = 0;        // MS_RDONLY, MS_NOSUID, MS_BIND, MS_REC, ...
   unsigned long propagation = 0;  // MS_PRIVATE|MS_REC, MS_SLAVE, ... applied after mounting
   std::string data;               // options the filesystem interprets, comma-joined
+
+  bool operator==(const MountFlags&) const = default;
 };
 MountFlags ParseMountOptions(const std::vector<std::string>& options);
 
@@ -32,6 +34,11 @@ struct MountEntry {
   // For a read-only (or nosuid/nodev/noexec) bind: the kernel ignores those flags on the
   // first bind mount, so a remount carries them.
   bool remount_after_bind = false;
+  // >= 0: a premade tree (premade_mounts.h) moved onto `destination` whole; the rest of the
+  // entry is unused.
+  int tree_fd = -1;
+
+  bool operator==(const MountEntry&) const = default;
 };
 
 struct DeviceNode {
@@ -42,6 +49,8 @@ struct DeviceNode {
   mode_t mode = 0666;
   uid_t uid = 0;
   gid_t gid = 0;
+
+  bool operator==(const DeviceNode&) const = default;
 };
 
 struct RootfsPlan {
@@ -49,9 +58,8 @@ struct RootfsPlan {
   // >= 0: the root as a detached mount tree (open_tree), moved onto `rootfs` instead of
   // binding it: a shell's mount namespace was copied before the root was mounted.
   int rootfs_tree_fd = -1;
-  // >= 0: a shell's proc, mounted (fsmount) for its pid namespace while it waited, with
-  // nosuid,noexec,nodev: moved onto the first "proc" mount that asks for just that.
-  int premade_proc_fd = -1;
+  // >= 0: the sysctls are written below this proc (premade_mounts.h) instead of /proc.
+  int sysctl_proc_fd = -1;
   unsigned long root_propagation = 0;  // applied to "/" before anything else
   std::vector<MountEntry> mounts;      // in order, before pivot_root
   bool populate_dev = false;           // /dev is a fresh tmpfs: add nodes + symlinks

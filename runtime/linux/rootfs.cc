@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "runtime/common/error.h"
+#include "runtime/common/fd_io.h"
 #include "runtime/common/file_util.h"
 #include "runtime/common/phase_timer.h"
 #include "runtime/common/unique_fd.h"
@@ -74,23 +75,21 @@ void CreateMountTarget(const std::string& target, bool as_directory) {
   if (!fd && errno != EEXIST) ThrowErrno("create mount target", target);
 }
 
-void DoMount(const RootfsPlan& plan, const MountEntry& m, int* premade_proc_fd) {
+void DoMount(const RootfsPlan& plan, const MountEntry& m) {
   std::string target = SecureJoin(plan.rootfs, m.destination);
+  if (m.tree_fd >= 0) {
+    CreateMountTarget(target, true);
+    if (::move_mount(m.tree_fd, "", AT_FDCWD, target.c_str(), MOVE_MOUNT_F_EMPTY_PATH) != 0) {
+      ThrowErrno("move_mount premade tree", target);
+    }
+    return;
+  }
   if (m.flags.flags & MS_REMOUNT) {
     Mount("", target, "", m.flags.flags, m.flags.data);
     return;
   }
   const bool dir = !m.bind || IsDirectory(m.source);
   CreateMountTarget(target, dir);
-  if (*premade_proc_fd >= 0 && !m.bind && m.type == "proc" && m.flags.data.empty() &&
-      m.flags.flags == (MS_NOSUID | MS_NOEXEC | MS_NODEV) && m.flags.propagation == 0) {
-    if (::move_mount(*premade_proc_fd, "", AT_FDCWD, target.c_str(), MOVE_MOUNT_F_EMPTY_PATH) !=
-        0) {
-      ThrowErrno("move_mount proc", target);
-    }
-    *premade_proc_fd = -1;
-    return;
-  }
   if (m.bind) {
     struct stat st;
     if (::stat(m.source.c_str(), &st) != 0) ThrowErrno("bind mount source", m.source);
@@ -173,7 +172,9 @@ void ReadonlyPath(const std::string& path) {
   RemountBind(path, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC);
 }
 
-void WriteSysctls(const std::map<std::string, std::string>& sysctl) {
+// Through `proc_fd` when >= 0 (a premade /proc's root alone: its /proc/sys is read-only by
+// now), else through /proc. A sysctl is the writer's namespace's either way.
+void WriteSysctls(const std::map<std::string, std::string>& sysctl, int proc_fd) {
   for (const auto& [key, value] : sysctl) {
     if (key.find("..") != std::string::npos || key.find('/') != std::string::npos) {
       throw Error(ErrorKind::kInvalidArgument, "linux.sysctl: invalid key \"" + key + "\"");
@@ -182,7 +183,15 @@ void WriteSysctls(const std::map<std::string, std::string>& sysctl) {
     for (size_t i = 10; i < path.size(); ++i) {
       if (path[i] == '.') path[i] = '/';
     }
-    WithContext("linux.sysctl." + key, [&] { WriteToFile(path, value); });
+    WithContext("linux.sysctl." + key, [&] {
+      if (proc_fd < 0) {
+        WriteToFile(path, value);
+        return;
+      }
+      UniqueFd fd(::openat(proc_fd, path.c_str() + 6, O_WRONLY | O_CLOEXEC));
+      if (!fd) ThrowErrno("open", path);
+      if (!WriteFully(fd.get(), value.data(), value.size())) ThrowErrno("write", path);
+    });
   }
 }
 
@@ -249,9 +258,8 @@ void SetupRootfs(const RootfsPlan& plan) {
     Mount(plan.rootfs, plan.rootfs, "", MS_BIND | MS_REC, "");
     timer.Mark("bind root");
   }
-  int premade_proc_fd = plan.premade_proc_fd;
   for (const auto& m : plan.mounts) {
-    WithContext("mount " + m.destination, [&] { DoMount(plan, m, &premade_proc_fd); });
+    WithContext("mount " + m.destination, [&] { DoMount(plan, m); });
     timer.Mark(m.destination.c_str());
   }
   if (plan.populate_dev || !plan.devices.empty() || !plan.console.empty()) {
@@ -267,7 +275,7 @@ void SetupRootfs(const RootfsPlan& plan) {
   timer.Mark("dev");
   PivotRoot(plan.rootfs);
   timer.Mark("pivot_root");
-  WriteSysctls(plan.sysctl);
+  WriteSysctls(plan.sysctl, plan.sysctl_proc_fd);
   for (const auto& p : plan.masked_paths) {
     WithContext("mask " + p, [&] { MaskPath(p); });
   }

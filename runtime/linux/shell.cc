@@ -254,7 +254,7 @@ std::unique_ptr<Shell> Shell::Adopt(const ShellShape& shape, pid_t monitor_pid, 
 }
 
 std::unique_ptr<Shell> MakeShell(const ShellShape& shape, ShellParent parent) {
-  const cgroup::CgroupHost host = cgroup::DetectCgroupHost();
+  const cgroup::CgroupHost host = cgroup::CachedCgroupHost();
   const std::string monitor_binary = monitor::FindMonitorBinary();
   int m_pair[2], init_pair[2], report[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, m_pair) != 0) {

@@ -14,7 +14,8 @@
 namespace berth::container::internal {
 
 // The init's part of a claim: these descriptors, then "v1_tasks" of them, then one more
-// when "v2_procs". The body is JSON: {"spec", "cgroup_path", "v1_tasks", "v2_procs"}.
+// when "v2_procs". The body is a JSON header {"cgroup_path", "v1_tasks", "v2_procs"}, a
+// newline, and the spec's JSON.
 enum ClaimInitFd : size_t {
   kClaimRootTree,
   kClaimStartRead,

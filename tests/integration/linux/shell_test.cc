@@ -4,14 +4,18 @@
 // or refused shell leaves no process behind.
 #include "runtime/linux/shell.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <map>
 #include <memory>
+#include <sstream>
 #include <string>
 
 #include "runtime/common/error.h"
@@ -32,8 +36,139 @@ void ReapShell(pid_t m, pid_t init) {
   for (int i = 0; i < 400 && !Gone(init); ++i) ::usleep(5000);
 }
 
+#ifndef STATX_MNT_ID_UNIQUE
+#define STATX_MNT_ID_UNIQUE 0x4000U
+#endif
+
+// The 64-bit id of the mount `path` is on (Linux 6.8): never reused and growing, so a mount
+// made before another has the smaller id. 0 when the kernel does not tell.
+uint64_t UniqueMountId(const std::string& path) {
+  struct statx st;
+  if (::statx(AT_FDCWD, path.c_str(), 0, STATX_MNT_ID_UNIQUE, &st) != 0 ||
+      !(st.stx_mask & STATX_MNT_ID_UNIQUE)) {
+    return 0;
+  }
+  return st.stx_mnt_id;
+}
+
+// What a container sees of its /dev, /sys and /proc: each mount (point, options, whether
+// shared or slave, type, source, super options, root), sorted, then each node of /dev.
+const char* const kMountView =
+    "awk '{ i = 7; opt = \"\"; while ($i != \"-\") { opt = opt \" \" $i; i++ }"
+    " gsub(/[0-9]+/, \"N\", opt);"
+    " print $5, $6, \"[\" opt \" ]\", $(i+1), $(i+2), $(i+3), $4 }' /proc/self/mountinfo"
+    " | grep -E '^/(dev|sys|proc)' | sort;"
+    " stat -c '%n %F %a %u %g %t %T %N' /dev/* /dev/pts/* /dev/shm /dev/mqueue;"
+    " echo ping_group_range $(cat /proc/sys/net/ipv4/ping_group_range)";
+
+// Counts of the mounts a shell premakes (by type) in a mountinfo.
+std::string PremadeTypesIn(const std::string& mountinfo) {
+  std::map<std::string, int> counts;
+  std::istringstream in(mountinfo);
+  std::string line;
+  while (std::getline(in, line)) {
+    auto dash = line.find(" - ");
+    if (dash == std::string::npos) continue;
+    std::string type = line.substr(dash + 3, line.find(' ', dash + 3) - dash - 3);
+    if (type == "sysfs" || type == "devpts" || type == "mqueue") ++counts[type];
+  }
+  std::string out;
+  for (const auto& [type, n] : counts) out += type + "=" + std::to_string(n) + " ";
+  return out;
+}
+
+// A root mounted after a shell was made (as berthd mounts an instance's), shared as "/" is
+// under systemd.
+class LateRoot {
+ public:
+  LateRoot(const std::string& rootfs, const std::string& path) : path_(path) {
+    if (::mkdir(path.c_str(), 0755) != 0 ||
+        ::mount(rootfs.c_str(), path.c_str(), "", MS_BIND | MS_REC, nullptr) != 0) {
+      ThrowErrno("mount late root", path);
+    }
+    mounted_ = true;
+    if (::mount("", path.c_str(), "", MS_SHARED, nullptr) != 0) ThrowErrno("make shared", path);
+  }
+  ~LateRoot() {
+    if (mounted_) ::umount2(path_.c_str(), MNT_DETACH);
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  bool mounted_ = false;
+};
+
+// A shell is handed out once its monitor is exec'd; its init goes on making its trees
+// until it waits for its claim (recvmsg). The mount-id checks need the trees made before
+// the root, as berthd's next spawn finds them.
+void WaitForTheClaimWait(pid_t init) {
+  const std::string path = "/proc/" + std::to_string(init) + "/syscall";
+  for (int i = 0; i < 1000; ++i) {
+    if (ReadFile(path).rfind(std::to_string(SYS_recvmsg) + " ", 0) == 0) return;
+    ::usleep(5000);
+  }
+  ADD_FAILURE() << "the shell's init " << init << " never waited for its claim";
+}
+
 class ShellTest : public ContainerTest {
  protected:
+  struct Ids {
+    uint64_t root = 0, dev = 0, sys = 0, proc = 0;
+  };
+  // The unique mount ids of a created container's root, /dev and /sys (seen through its
+  // init's root): a tree made before the root has a smaller id than the root's.
+  static Ids MountIds(pid_t init) {
+    const std::string at = "/proc/" + std::to_string(init) + "/root";
+    return {UniqueMountId(at + "/"), UniqueMountId(at + "/dev"), UniqueMountId(at + "/sys"),
+            UniqueMountId(at + "/proc")};
+  }
+
+  // The container's view (kMountView's output) with its cgroup path replaced, without the
+  // init's BERTH_TIMING lines (indented) when the tests run with it.
+  std::string View(const std::string& id) const {
+    std::string out;
+    std::istringstream console(Console(id));
+    for (std::string line; std::getline(console, line);) {
+      if (line.rfind("  ", 0) != 0) out += line + "\n";
+    }
+    const std::string cgroup = "berth-test-" + std::to_string(::getpid()) + "-" + id;
+    for (size_t at = out.find(cgroup); at != std::string::npos; at = out.find(cgroup, at)) {
+      out.replace(at, cgroup.size(), "CGROUP");
+    }
+    return out;
+  }
+
+  // Claims a shell made for `s` with a root mounted after it; returns the view and sets
+  // *ids to the mount ids seen while it was created.
+  std::string RunClaimed(const std::string& id, spec::Spec s, Ids* ids) {
+    auto shell = container::MakeShell(*container::ShellShapeOf(s));
+    const pid_t m = shell->monitor_pid(), init = shell->init_pid();
+    WaitForTheClaimWait(init);
+    LateRoot root(rootfs_, dir_->path() + "/root-" + id);
+    s.root.path = root.path();
+    ScopeGuard reap([&] {
+      try {
+        container::DeleteContainer(state_root_, id, true);
+      } catch (const Error&) {
+      }
+      ReapShell(m, init);
+    });
+    container::CreateContainer(Options(id, s), std::move(shell));
+    *ids = MountIds(init);
+    container::StartContainer(state_root_, id);
+    EXPECT_EQ(container::WaitContainer(state_root_, id).exit_code.value_or(-1), 0) << Console(id);
+    return View(id);
+  }
+
+  std::string RunCold(const std::string& id, const spec::Spec& s, Ids* ids) {
+    auto record = Create(id, s);
+    *ids = MountIds(record.init_pid);
+    container::StartContainer(state_root_, id);
+    EXPECT_EQ(container::WaitContainer(state_root_, id).exit_code.value_or(-1), 0) << Console(id);
+    return View(id);
+  }
+
   // M is our child: we reap it, as the spawner does its monitors.
   container::CreateOptions Options(const std::string& id, spec::Spec spec) const {
     container::CreateOptions o = ContainerTest::Options(id, std::move(spec));
@@ -99,6 +234,90 @@ TEST_F(ShellTest, AClaimedShellRunsTheContainerOnARootMountedAfterIt) {
   EXPECT_NE(out.find("shell-marker"), std::string::npos) << out;
   // Its proc (made while the shell waited) is its own pid namespace's.
   EXPECT_NE(out.find("comm sh\n"), std::string::npos) << out;
+}
+
+// /dev, /sys and /proc were made while the shell waited (their mounts are older than the
+// root), and the container cannot tell: the same mounts, options, propagation, masks,
+// read-only paths and device nodes as a cold create of the same spec.
+TEST_F(ShellTest, AClaimedShellsPremadeDevAndSysAreThoseOfAColdCreate) {
+  spec::Spec s = UsernsSpec({"sh", "-c", kMountView});
+  // As berthd's instances: written before /proc/sys is made read-only.
+  s.linux.sysctl["net.ipv4.ping_group_range"] = "0 1000";
+  Ids cold_ids, ids;
+  const std::string cold = RunCold("same", s, &cold_ids);
+  const std::string claimed = RunClaimed("same-shell", s, &ids);
+  ASSERT_NE(cold_ids.root, 0u) << "no unique mount ids (Linux 6.8)";
+  EXPECT_GT(cold_ids.dev, cold_ids.root);
+  EXPECT_GT(cold_ids.sys, cold_ids.root);
+  EXPECT_GT(cold_ids.proc, cold_ids.root);
+  EXPECT_LT(ids.dev, ids.root);
+  EXPECT_LT(ids.sys, ids.root);
+  EXPECT_LT(ids.proc, ids.root);
+  EXPECT_EQ(claimed, cold);
+  for (const char* expected :
+       {"/dev rw,nosuid [ ] tmpfs tmpfs rw,size=65536k,mode=755,",
+        "/dev/pts rw,nosuid,noexec,relatime [ ] devpts devpts",
+        "/dev/null rw,relatime [ ] devtmpfs devtmpfs ", "/dev/mqueue ", "/dev/shm ",
+        "/sys ro,nosuid,nodev,noexec,relatime [ ] sysfs sysfs ro", "/sys/firmware ro,",
+        "/sys/fs/cgroup/memory ro,", "/proc/keys rw,relatime [ ] devtmpfs devtmpfs ",
+        "/proc/sys ro,", "/dev/null character special file 666 ", "/dev/fd symbolic link",
+        "/dev/ptmx symbolic link", "ping_group_range 0 1000"}) {
+    EXPECT_NE(claimed.find(expected), std::string::npos) << expected << " in\n" << claimed;
+  }
+}
+
+// A spec whose /dev (or /sys) is not the default spec's gets that path made the cold way,
+// as it asks; the other path still comes premade.
+TEST_F(ShellTest, ASpecWithAnotherDevOrSysGoesColdForThatPath) {
+  spec::Spec other_dev = UsernsSpec({"sh", "-c", kMountView});
+  for (auto& m : other_dev.mounts) {
+    if (m.destination == "/dev") m.options = {"nosuid", "strictatime", "mode=755", "size=1024k"};
+  }
+  Ids ids;
+  std::string view = RunClaimed("other-dev", other_dev, &ids);
+  ASSERT_NE(ids.root, 0u) << "no unique mount ids (Linux 6.8)";
+  EXPECT_GT(ids.dev, ids.root);
+  EXPECT_LT(ids.sys, ids.root);
+  EXPECT_GT(ids.proc, ids.root);  // its masked files would be another /dev/null
+  EXPECT_NE(view.find("/dev rw,nosuid [ ] tmpfs tmpfs rw,size=1024k,mode=755"), std::string::npos)
+      << view;
+  EXPECT_NE(view.find("/dev/null character special file 666 "), std::string::npos) << view;
+
+  spec::Spec other_sys = UsernsSpec({"sh", "-c", kMountView});
+  for (auto& m : other_sys.mounts) {
+    if (m.destination == "/sys") m.options = {"nosuid", "noexec", "nodev"};
+  }
+  view = RunClaimed("other-sys", other_sys, &ids);
+  EXPECT_LT(ids.dev, ids.root);
+  EXPECT_GT(ids.sys, ids.root);
+  EXPECT_NE(view.find("/sys rw,nosuid,nodev,noexec,relatime [ ] sysfs sysfs rw"), std::string::npos)
+      << view;
+  EXPECT_NE(view.find("/sys/firmware ro,"), std::string::npos) << view;
+
+  // A mask below /sys that the default spec does not have: /sys comes premade, the mask is
+  // applied over it as in a cold create.
+  spec::Spec more_masks = UsernsSpec({"sh", "-c", kMountView});
+  more_masks.linux.masked_paths.push_back("/sys/kernel");
+  view = RunClaimed("more-masks", more_masks, &ids);
+  EXPECT_LT(ids.sys, ids.root);
+  EXPECT_NE(view.find("/sys/kernel ro,"), std::string::npos) << view;
+  EXPECT_NE(view.find("/sys/firmware ro,"), std::string::npos) << view;
+}
+
+// The premade trees are detached: nothing of them shows in the shell's mount namespace
+// while it waits, nor anywhere once it has ended.
+TEST_F(ShellTest, AnUnclaimedShellLeavesNoMounts) {
+  const std::string before = PremadeTypesIn(ReadFile("/proc/self/mountinfo"));
+  auto shell = container::MakeShell(*container::ShellShapeOf(UsernsSpec({"true"})));
+  const pid_t m = shell->monitor_pid(), init = shell->init_pid();
+  WaitForTheClaimWait(init);  // its trees are made
+  const std::string in_shell =
+      PremadeTypesIn(ReadFile("/proc/" + std::to_string(init) + "/mountinfo"));
+  EXPECT_EQ(in_shell, before);
+  shell.reset();
+  ReapShell(m, init);
+  EXPECT_TRUE(Gone(init));
+  EXPECT_EQ(PremadeTypesIn(ReadFile("/proc/self/mountinfo")), before);
 }
 
 TEST_F(ShellTest, AnUnclaimedShellEndsWithItsObject) {
