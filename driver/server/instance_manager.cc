@@ -680,39 +680,46 @@ InstanceView InstanceManager::Create(const rapidjson::Value& body) {
   timer.Mark("rootfs");
 
   auto mounted = Clock::now();
-  std::future<void> synced = std::async(std::launch::async, FsyncFilesAndDirs, deferred.Release());
-  rollback.Add([this, uuid] { network_->Detach(uuid); });
-  // The record, the commit point, is written and synced while the container starts (the
-  // start's ~1 ms and the record's fsync overlap). A berthd killed between the two finds a
-  // record whose container was created and not started, with launched_at set: Recover
-  // starts it (a "start": false spawn records no launched_at until its start).
+  // The record, the commit point, is written and synced while the container is made, under
+  // a temp name, after the files it names; it is renamed into place while the container
+  // starts, and the directory's fsync overlaps the start. A berthd killed between the two
+  // finds a record whose container was created and not started, with launched_at set:
+  // Recover starts it (a "start": false spawn records no launched_at until its start).
   const std::string record_path = RecordPath(uuid);
+  if (start_now) rec.launched_at = container::NowRfc3339();
+  std::future<StagedFile> staged = std::async(
+      std::launch::async, [files = deferred.Release(), &record_path, json = InstanceToJson(rec)] {
+        FsyncFilesAndDirs(files);  // what the record names is on disk before it
+        return StageFile(record_path, json, 0600);
+      });
+  rollback.Add([this, uuid] { network_->Detach(uuid); });
   std::future<void> recorded;
-  auto write_record = [&] {
+  auto publish_record = [&] {
     TestPausePoint("spawn-after-launch");
-    if (start_now) rec.launched_at = container::NowRfc3339();
-    recorded = std::async(std::launch::async, [&synced, &record_path, json = InstanceToJson(rec)] {
-      synced.get();  // what the record names is on disk before it
-      WriteFileAtomic(record_path, json, 0600);
-    });
+    recorded = std::async(std::launch::async, [&staged] { PublishStagedFile(staged.get()); });
     if (TestPauseWanted("spawn-after-record")) {
       recorded.wait();
       TestPausePoint("spawn-after-record");
     }
   };
-  auto unwrite_record = [&] {
-    recorded.wait();
-    ::unlink(record_path.c_str());  // first: a record must not outlive what it names
+  // A record must not outlive what it names: it goes first when a spawn is undone.
+  auto unpublish_record = [&] {
+    if (recorded.valid()) {
+      recorded.wait();
+      ::unlink(record_path.c_str());
+    } else {
+      try {
+        DiscardStagedFile(staged.get());
+      } catch (const Error&) {
+        // Not staged: nothing to remove.
+      }
+    }
   };
   Launched launched;
   try {
-    launched = Launch(rec, image.config, start_now, next_range, write_record);
+    launched = Launch(rec, image.config, start_now, next_range, publish_record);
   } catch (...) {
-    if (recorded.valid()) {
-      unwrite_record();
-    } else {
-      synced.wait();
-    }
+    unpublish_record();
     throw;
   }
   rollback.Add([this, uuid] { container::DeleteContainer(config_.containers_dir(), uuid, true); });

@@ -135,6 +135,31 @@ void WriteFileAtomic(const std::string& path, std::string_view content, mode_t m
   if (::fsync(dfd.get()) != 0) ThrowErrno("fsync", dir);
 }
 
+StagedFile StageFile(const std::string& path, std::string_view content, mode_t mode) {
+  StagedFile file{path + ".staged." + std::to_string(::getpid()), path};
+  UniqueFd fd(::open(file.tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode));
+  if (!fd) ThrowErrno("open", file.tmp);
+  try {
+    WriteAll(fd.get(), content, file.tmp);
+    if (::fsync(fd.get()) != 0) ThrowErrno("fsync", file.tmp);
+  } catch (...) {
+    ::unlink(file.tmp.c_str());
+    throw;
+  }
+  return file;
+}
+
+void PublishStagedFile(const StagedFile& file) {
+  if (::rename(file.tmp.c_str(), file.path.c_str()) != 0) {
+    int err = errno;
+    ::unlink(file.tmp.c_str());
+    ThrowErrnoValue(err, "rename", file.path);
+  }
+  FsyncPath(DirOf(file.path), O_DIRECTORY);
+}
+
+void DiscardStagedFile(const StagedFile& file) { ::unlink(file.tmp.c_str()); }
+
 void MakeDirs(const std::string& path, mode_t mode) {
   if (path.empty()) return;
   if (::mkdir(path.c_str(), mode) == 0 || errno == EEXIST) {

@@ -55,6 +55,19 @@ void FsyncFilesAndDirs(const std::vector<std::string>& files);
 void WriteFileAtomic(const std::string& path, std::string_view content, mode_t mode = 0644,
                      Durability durability = Durability::kDurable);
 
+// WriteFileAtomic (kDurable) in two steps, so that writing and syncing the content can be
+// done before the file has to appear: StageFile writes `path`'s content under a temp name
+// beside it and fsyncs it; PublishStagedFile renames it into place and fsyncs the
+// directory (one journal commit instead of two on the caller's path). A staged file that
+// is never published is removed by DiscardStagedFile (or with its directory).
+struct StagedFile {
+  std::string tmp;
+  std::string path;
+};
+StagedFile StageFile(const std::string& path, std::string_view content, mode_t mode);
+void PublishStagedFile(const StagedFile& file);
+void DiscardStagedFile(const StagedFile& file);
+
 // mkdir -p; existing directories are fine.
 void MakeDirs(const std::string& path, mode_t mode = 0755);
 
