@@ -9,7 +9,6 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <fstream>
 #include <future>
 #include <set>
 #include <thread>
@@ -90,20 +89,8 @@ std::string IdmapScratch(const std::string& instance_dir) {
 }
 
 bool IsMountPoint(const std::string& path) {
-  std::ifstream in("/proc/self/mountinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    // id parent major:minor root mountpoint ...
-    size_t pos = 0;
-    for (int field = 0; field < 4 && pos != std::string::npos; ++field) {
-      pos = line.find(' ', pos);
-      if (pos != std::string::npos) ++pos;
-    }
-    if (pos == std::string::npos) continue;
-    size_t end = line.find(' ', pos);
-    if (line.compare(pos, end - pos, path) == 0) return true;
-  }
-  return false;
+  auto points = store::MountPoints();
+  return std::find(points.begin(), points.end(), path) != points.end();
 }
 
 std::string ReadFd(int fd, uint64_t max, bool* truncated) {

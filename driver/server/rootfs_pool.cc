@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <fstream>
 #include <vector>
 
 #include <spdlog/spdlog.h>
@@ -19,6 +18,7 @@
 #include "runtime/common/file_util.h"
 #include "runtime/common/phase_timer.h"
 #include "runtime/common/scope_guard.h"
+#include "runtime/store/layer/mount.h"
 
 namespace berth::server {
 namespace {
@@ -26,18 +26,8 @@ namespace {
 // Mount points at or below `dir`, deepest first.
 std::vector<std::string> MountsBelow(const std::string& dir) {
   std::vector<std::string> out;
-  std::ifstream in("/proc/self/mountinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    // id parent major:minor root mountpoint ...
-    size_t pos = 0;
-    for (int field = 0; field < 4 && pos != std::string::npos; ++field) {
-      pos = line.find(' ', pos);
-      if (pos != std::string::npos) ++pos;
-    }
-    if (pos == std::string::npos) continue;
-    std::string point = line.substr(pos, line.find(' ', pos) - pos);
-    if (point.rfind(dir + "/", 0) == 0) out.push_back(point);
+  for (auto& point : store::MountPoints()) {
+    if (point.rfind(dir + "/", 0) == 0) out.push_back(std::move(point));
   }
   std::sort(out.begin(), out.end(),
             [](const std::string& a, const std::string& b) { return a.size() > b.size(); });

@@ -251,15 +251,21 @@ PremadeTree PremakeDev(const RootfsPlan& plan) {
   return t;
 }
 
+// The plan's one mount on `destination` (recorded in t->mounts), made detached: the root
+// of a premade tree.
+UniqueFd FsMountTheOnly(const RootfsPlan& plan, const std::string& destination, PremadeTree* t) {
+  if (MountsOnRoot(plan)) Unsupported("a mount on /");
+  for (const auto& m : plan.mounts) {
+    if (m.destination == destination) t->mounts.push_back(m);
+  }
+  if (t->mounts.size() != 1) Unsupported("no single " + destination + " mount");
+  return FsMount(t->mounts[0]);
+}
+
 // sysfs with the plan's masks below /sys that are directories (a tmpfs, as MaskPath).
 PremadeTree PremakeSys(const RootfsPlan& plan) {
   PremadeTree t;
-  if (MountsOnRoot(plan)) Unsupported("a mount on /");
-  for (const auto& m : plan.mounts) {
-    if (m.destination == "/sys") t.mounts.push_back(m);
-  }
-  if (t.mounts.size() != 1) Unsupported("no single /sys mount");
-  UniqueFd tree = FsMount(t.mounts[0]);
+  UniqueFd tree = FsMountTheOnly(plan, "/sys", &t);
   for (const auto& path : plan.masked_paths) {
     if (!Below("/sys", path).empty()) MaskBelow(tree, "/sys", path, &t);
   }
@@ -271,12 +277,7 @@ PremadeTree PremakeSys(const RootfsPlan& plan) {
 // proc of the shell's pid namespace, with the plan's masks and read-only paths below /proc.
 PremadeTree PremakeProc(const RootfsPlan& plan) {
   PremadeTree t;
-  if (MountsOnRoot(plan)) Unsupported("a mount on /");
-  for (const auto& m : plan.mounts) {
-    if (m.destination == "/proc") t.mounts.push_back(m);
-  }
-  if (t.mounts.size() != 1) Unsupported("no single /proc mount");
-  UniqueFd tree = FsMount(t.mounts[0]);
+  UniqueFd tree = FsMountTheOnly(plan, "/proc", &t);
   t.plain.reset(static_cast<int>(::syscall(SYS_open_tree, tree.get(), "",
                                            AT_EMPTY_PATH | OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC)));
   if (!t.plain) ThrowErrno("open_tree", "/proc");

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <fstream>
 #include <map>
 
 #include "runtime/common/error.h"
@@ -124,6 +125,23 @@ void PerformMounts(const std::vector<Mount>& mounts, const std::string& target) 
     for (; done > 0; --done) ::umount2(target.c_str(), MNT_DETACH);
     throw;
   }
+}
+
+std::vector<std::string> MountPoints() {
+  std::vector<std::string> out;
+  std::ifstream in("/proc/self/mountinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    // id parent major:minor root mountpoint ...
+    size_t pos = 0;
+    for (int field = 0; field < 4 && pos != std::string::npos; ++field) {
+      pos = line.find(' ', pos);
+      if (pos != std::string::npos) ++pos;
+    }
+    if (pos == std::string::npos) continue;
+    out.push_back(line.substr(pos, line.find(' ', pos) - pos));
+  }
+  return out;
 }
 
 void UnmountAll(const std::string& target, bool lazy) {

@@ -23,4 +23,7 @@ void PerformMounts(const std::vector<Mount>& mounts, const std::string& target);
 // Unmounts everything PerformMounts put on target (lazily when busy is allowed).
 void UnmountAll(const std::string& target, bool lazy = false);
 
+// The mount points of this process's mount namespace (/proc/self/mountinfo), in its order.
+std::vector<std::string> MountPoints();
+
 }  // namespace berth::store
