@@ -13,6 +13,7 @@ or, with Nova's own runner:
 
 import os
 import sys
+import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -194,7 +195,14 @@ class BerthDriverTestCase(test_virt_drivers._VirtDriverTestCase, nova_test.TestC
         self.assertEqual(power_state.SHUTDOWN, c.get_info(instance).state)
         c.reboot(self.ctxt, instance, nw, "SOFT")  # falls back to hard: starts it
         self.assertEqual(power_state.RUNNING, c.get_info(instance).state)
-        self.assertIn("booted", c.get_console_output(self.ctxt, instance))
+        # A start is answered when the process is told to run (as runc's): its first line
+        # follows a moment later.
+        deadline = time.monotonic() + 10
+        console = c.get_console_output(self.ctxt, instance)
+        while "booted" not in console and time.monotonic() < deadline:
+            time.sleep(0.02)
+            console = c.get_console_output(self.ctxt, instance)
+        self.assertIn("booted", console)
         c.destroy(self.ctxt, instance, nw)
         self.assertFalse(c.instance_exists(instance))
 
