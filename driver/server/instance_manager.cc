@@ -276,6 +276,10 @@ void InstanceManager::SetTask(Instance& inst, const std::string& task) {
 
 void InstanceManager::SaveRecord(Instance& inst, const InstanceRecord& record) {
   WriteFileAtomic(RecordPath(record.uuid), InstanceToJson(record), 0600);
+  AdoptRecord(inst, record);
+}
+
+void InstanceManager::AdoptRecord(Instance& inst, const InstanceRecord& record) {
   {
     std::lock_guard lock(inst.mu);
     inst.record = record;
@@ -717,12 +721,7 @@ InstanceView InstanceManager::Create(const rapidjson::Value& body) {
     ::unlink(record_path.c_str());
     throw;
   }
-  {
-    std::lock_guard lock(inst->mu);
-    inst->record = rec;
-    ++inst->generation;
-  }
-  MarkListDirty();
+  AdoptRecord(*inst, rec);
   rollback.Commit();
   SetTask(*inst, "");
   double seconds = std::chrono::duration<double>(Clock::now() - started).count();

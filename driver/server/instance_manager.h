@@ -174,6 +174,8 @@ class InstanceManager {
   void MarkListDirty() { list_version_.fetch_add(1, std::memory_order_relaxed); }
   void SetTask(Instance& inst, const std::string& task);
   void SaveRecord(Instance& inst, const InstanceRecord& record);
+  // SaveRecord's second half: `record`, already on disk, becomes the instance's.
+  void AdoptRecord(Instance& inst, const InstanceRecord& record);
 
   std::string InstanceDir(const std::string& uuid) const;
   std::string RootfsDir(const std::string& uuid) const;

@@ -100,48 +100,18 @@ void FsyncFilesAndDirs(const std::vector<std::string>& files) {
   for (const auto& d : dirs) FsyncPath(d, O_DIRECTORY);
 }
 
-void WriteFileAtomic(const std::string& path, std::string_view content, mode_t mode,
-                     Durability durability) {
-  DeferredFsyncs* deferred = durability == Durability::kDurable ? t_deferred_fsyncs : nullptr;
-  const bool durable = durability == Durability::kDurable && deferred == nullptr;
-  std::string dir = ".";
-  if (auto slash = path.rfind('/'); slash != std::string::npos) {
-    dir = slash == 0 ? "/" : path.substr(0, slash);
-  }
-  std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  {
-    UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode));
-    if (!fd) ThrowErrno("open", tmp);
-    try {
-      WriteAll(fd.get(), content, tmp);
-      if (durable && ::fsync(fd.get()) != 0) ThrowErrno("fsync", tmp);
-    } catch (...) {
-      ::unlink(tmp.c_str());
-      throw;
-    }
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    int err = errno;
-    ::unlink(tmp.c_str());
-    ThrowErrnoValue(err, "rename", path);
-  }
-  if (deferred) {
-    auto& owed = deferred->files_;
-    if (std::find(owed.begin(), owed.end(), path) == owed.end()) owed.push_back(path);
-  }
-  if (!durable) return;
-  UniqueFd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!dfd) ThrowErrno("open", dir);
-  if (::fsync(dfd.get()) != 0) ThrowErrno("fsync", dir);
-}
+namespace {
 
-StagedFile StageFile(const std::string& path, std::string_view content, mode_t mode) {
-  StagedFile file{path + ".staged." + std::to_string(::getpid()), path};
+// `path`'s new content in a temp file beside it (named `path` + `suffix` + pid), synced
+// when asked; removed again when anything fails.
+StagedFile WriteTemp(const std::string& path, const char* suffix, std::string_view content,
+                     mode_t mode, bool sync) {
+  StagedFile file{path + suffix + std::to_string(::getpid()), path};
   UniqueFd fd(::open(file.tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode));
   if (!fd) ThrowErrno("open", file.tmp);
   try {
     WriteAll(fd.get(), content, file.tmp);
-    if (::fsync(fd.get()) != 0) ThrowErrno("fsync", file.tmp);
+    if (sync && ::fsync(fd.get()) != 0) ThrowErrno("fsync", file.tmp);
   } catch (...) {
     ::unlink(file.tmp.c_str());
     throw;
@@ -149,12 +119,34 @@ StagedFile StageFile(const std::string& path, std::string_view content, mode_t m
   return file;
 }
 
-void PublishStagedFile(const StagedFile& file) {
+void RenameIntoPlace(const StagedFile& file) {
   if (::rename(file.tmp.c_str(), file.path.c_str()) != 0) {
     int err = errno;
     ::unlink(file.tmp.c_str());
     ThrowErrnoValue(err, "rename", file.path);
   }
+}
+
+}  // namespace
+
+void WriteFileAtomic(const std::string& path, std::string_view content, mode_t mode,
+                     Durability durability) {
+  DeferredFsyncs* deferred = durability == Durability::kDurable ? t_deferred_fsyncs : nullptr;
+  const bool durable = durability == Durability::kDurable && deferred == nullptr;
+  RenameIntoPlace(WriteTemp(path, ".tmp.", content, mode, durable));
+  if (deferred) {
+    auto& owed = deferred->files_;
+    if (std::find(owed.begin(), owed.end(), path) == owed.end()) owed.push_back(path);
+  }
+  if (durable) FsyncPath(DirOf(path), O_DIRECTORY);
+}
+
+StagedFile StageFile(const std::string& path, std::string_view content, mode_t mode) {
+  return WriteTemp(path, ".staged.", content, mode, true);
+}
+
+void PublishStagedFile(const StagedFile& file) {
+  RenameIntoPlace(file);
   FsyncPath(DirOf(file.path), O_DIRECTORY);
 }
 
