@@ -2,5 +2,5 @@
 # fixture.
 find_package(CURL REQUIRED)
 target_sources(${target} PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/integration/server/daemon_fixture.cc)
-target_link_libraries(${target} PRIVATE CURL::libcurl berth_common)
+target_link_libraries(${target} PRIVATE CURL::libcurl berth_common berth_store)
 add_dependencies(${target} berthd berth berth-monitor)

@@ -47,7 +47,7 @@ class BerthdGlanceTest : public ::testing::Test {
   static void TearDownTestSuite() {
     if (daemon_) {
       EXPECT_EQ(daemon_->DeleteAllInstances(), 0);
-      daemon_->Kill9();
+      daemon_->Finish();
     }
     delete daemon_;
     daemon_ = nullptr;
@@ -289,7 +289,7 @@ TEST(BerthdGlancePresync, MarkedImagesAreSyncedAtStart) {
   EXPECT_EQ(boot.status, 201) << boot.body;
   EXPECT_EQ(fake.Count(path), 1);  // the boot used the presynced image
   EXPECT_EQ(d.DeleteAllInstances(), 0);
-  d.Kill9();
+  d.Finish();
 }
 
 }  // namespace

@@ -5,11 +5,13 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -20,6 +22,7 @@
 #include <rapidjson/writer.h>
 
 #include "runtime/common/file_util.h"
+#include "runtime/store/layer/mount.h"
 #include "tests/support/berth_user.h"
 #include "tests/support/busybox_rootfs.h"
 
@@ -101,7 +104,7 @@ Daemon::Daemon(const std::string& dir, const std::string& extra_api, const std::
 }
 
 Daemon::~Daemon() {
-  if (pid_ > 0) Kill9();
+  Finish();
   RemoveCgroupParent(cgroup_parent());
 }
 
@@ -185,6 +188,33 @@ void Daemon::Kill9() {
   pid_ = -1;
 }
 
+void Daemon::Finish(int timeout_s) {
+  if (pid_ <= 0) return;
+  if (pause_at_.empty()) {
+    ::kill(pid_, SIGTERM);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (::waitpid(pid_, nullptr, WNOHANG) == pid_) {
+        pid_ = -1;
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    std::fprintf(stderr, "berthd %d did not stop on SIGTERM within %d s: killed\n", pid_,
+                 timeout_s);
+  }
+  Kill9();
+  // A killed berthd's next start would unmount these (the rootfs pool's staging mounts, an
+  // instance's root mid-spawn); there is no next start.
+  std::vector<std::string> below;
+  for (auto& point : store::MountPoints()) {
+    if (point.rfind(dir_ + "/", 0) == 0) below.push_back(std::move(point));
+  }
+  std::sort(below.begin(), below.end(),
+            [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
+  for (const auto& point : below) ::umount2(point.c_str(), MNT_DETACH);
+}
+
 void Daemon::Terminate() {
   if (pid_ <= 0) return;
   ::kill(pid_, SIGTERM);
@@ -264,7 +294,7 @@ void ServerTest::TearDownTestSuite() {
   if (daemon_) {
     if (daemon_->pid() <= 0) daemon_->Start();
     EXPECT_EQ(daemon_->DeleteAllInstances(), 0);
-    daemon_->Kill9();
+    daemon_->Finish();
   }
   delete daemon_;
   daemon_ = nullptr;

@@ -1,7 +1,8 @@
 // A real berthd for the API tests: its own state, run and token files under a temp dir,
 // its own cgroup parent "berth-test-<pid>", port 0 (the daemon prints the port it got), and
 // a busybox root filesystem imported as image "busybox". Teardown deletes every instance
-// through the API, kills the daemon by its pid, and removes the cgroup parent.
+// through the API, stops the daemon by its pid (SIGTERM, as an operator would), and removes
+// the cgroup parent.
 #pragma once
 
 #include <sys/types.h>
@@ -42,6 +43,10 @@ class Daemon {
                     const std::string& body) const;
   void Kill9();      // SIGKILL, then reaps
   void Terminate();  // SIGTERM, then reaps
+  // The end of a daemon's life in a test: SIGTERM, so its clean shutdown is what the leak
+  // check judges. One that does not stop within timeout_s (or waits at a test point) is
+  // killed, and what a killed berthd leaves for its next start is unmounted here instead.
+  void Finish(int timeout_s = 10);
   pid_t pid() const { return pid_; }
   uint16_t port() const { return port_; }
   const std::string& token() const { return token_; }

@@ -124,7 +124,7 @@ class LibvirtModeTest : public ::testing::Test {
   static void TearDownTestSuite() {
     if (daemon_) {
       EXPECT_EQ(daemon_->DeleteAllInstances(), 0);
-      daemon_->Kill9();
+      daemon_->Finish();
     }
     delete daemon_;
     daemon_ = nullptr;
@@ -303,7 +303,7 @@ TEST(LibvirtModeNoDaemonTest, SpawnIsRefusedNamingTheUri) {
   EXPECT_EQ(InstanceCount(d), 0u);
   EXPECT_EQ(FilesIn(d.state_dir() + "/network/vifs"), std::vector<std::string>{});
   EXPECT_EQ(LinksWithPrefix(ns.get(), "bv-"), std::vector<std::string>{});
-  d.Kill9();
+  d.Finish();
 }
 
 }  // namespace

@@ -126,7 +126,7 @@ class NetworkTest : public ::testing::Test {
     if (daemon_) {
       if (daemon_->pid() <= 0) daemon_->Start();
       EXPECT_EQ(daemon_->DeleteAllInstances(), 0);
-      daemon_->Kill9();
+      daemon_->Finish();
     }
     std::string pin = daemon_ ? BridgePin() : "";
     delete daemon_;
