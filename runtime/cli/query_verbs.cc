@@ -120,7 +120,7 @@ void AddSpec(CLI::App& app, const GlobalOptions&, int& exit_code) {
     if (PathExists(path)) {
       throw Error(ErrorKind::kAlreadyExists, path + " already exists");
     }
-    WriteFileAtomic(path, spec::SerializeSpec(spec::DefaultSpec()));
+    WriteFileAtomic(path, spec::SerializeSpecIndented(spec::DefaultSpec()));
     exit_code = 0;
   });
 }

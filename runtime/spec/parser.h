@@ -22,8 +22,11 @@ Spec LoadBundle(const std::string& bundle_dir);
 // on the specs it builds.
 void ValidateSpec(const Spec& spec);
 
-// Serialises a Spec back to config.json text (used by `berth-runtime spec` and berthd).
+// Serialises a Spec back to config.json text, compact: berthd's specs (~30 KB indented)
+// travel to the shell's init and are parsed on the spawn path.
 std::string SerializeSpec(const Spec& spec);
+// The same, indented for a person to edit (`berth-runtime spec`, as `runc spec` writes it).
+std::string SerializeSpecIndented(const Spec& spec);
 
 // The default spec `berth-runtime spec` writes: like `crun spec` (sh in a busybox-style
 // rootfs, all namespaces but user and cgroup, the standard mounts, masked paths).

@@ -1,7 +1,9 @@
 // spec::Spec -> config.json text. Optional fields are written only when set and empty lists
 // are left out, so ParseSpec(SerializeSpec(s)) gives back s field for field.
+#include <rapidjson/document.h>
 #include <rapidjson/prettywriter.h>
 #include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
 
 #include <map>
 #include <optional>
@@ -13,7 +15,7 @@
 namespace berth::spec {
 namespace {
 
-using Writer = rapidjson::PrettyWriter<rapidjson::StringBuffer>;
+using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
 
 void Str(Writer& w, const std::string& s) {
   w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
@@ -284,7 +286,6 @@ void WriteLinux(Writer& w, const Linux& l) {
 std::string SerializeSpec(const Spec& spec) {
   rapidjson::StringBuffer buffer;
   Writer w(buffer);
-  w.SetIndent(' ', 2);
   w.StartObject();
   Field(w, "ociVersion", spec.oci_version);
   WriteProcess(w, spec.process);
@@ -298,6 +299,17 @@ std::string SerializeSpec(const Spec& spec) {
   Field(w, "annotations", spec.annotations);
   WriteLinux(w, spec.linux);
   w.EndObject();
+  return std::string(buffer.GetString(), buffer.GetSize());
+}
+
+std::string SerializeSpecIndented(const Spec& spec) {
+  const std::string compact = SerializeSpec(spec);
+  rapidjson::Document doc;
+  doc.Parse(compact.data(), compact.size());
+  rapidjson::StringBuffer buffer;
+  rapidjson::PrettyWriter<rapidjson::StringBuffer> w(buffer);
+  w.SetIndent(' ', 2);
+  doc.Accept(w);
   return std::string(buffer.GetString(), buffer.GetSize());
 }
 

@@ -46,6 +46,18 @@ TEST(SerializeSpecTest, MinimalSpecLeavesOptionalsUnset) {
   EXPECT_THAT(json, ::testing::Not(HasSubstr("oomScoreAdj")));
 }
 
+// berthd's form is one line (it travels to the init on the spawn path); the form for a
+// person to edit is indented, and both read back as the same spec.
+TEST(SerializeSpecTest, CompactForBerthdIndentedForAPerson) {
+  const Spec s = DefaultSpec();
+  const std::string compact = SerializeSpec(s);
+  const std::string indented = SerializeSpecIndented(s);
+  EXPECT_EQ(compact.find('\n'), std::string::npos);
+  EXPECT_THAT(indented, HasSubstr("\n  \"ociVersion\": "));
+  EXPECT_LT(compact.size() * 3 / 2, indented.size());
+  EXPECT_EQ(SerializeSpec(ParseSpec(indented)), compact);
+}
+
 // Present-but-empty structures are kept apart from absent ones ("memory": {} means "set
 // nothing", but the caller asked for a memory section).
 TEST(SerializeSpecTest, EmptyOptionalStructsRoundTrip) {
