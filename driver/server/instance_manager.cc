@@ -469,9 +469,22 @@ bool InstanceManager::CreatedNotStarted(const std::string& uuid) const {
              container::Status::kCreated;
 }
 
-container::StateRecord InstanceManager::MakeContainer(const container::CreateOptions& options,
+container::StateRecord InstanceManager::MakeContainer(container::CreateOptions& options,
                                                       std::string_view spec_json,
                                                       bool* used_shell) {
+  if (spawner_ && config_.shells > 0) {
+    // The shell made for this slot, held here: claimed without a request to the spawner.
+    // A claim forks nothing, so it costs berthd's size nothing.
+    std::unique_ptr<container::Shell> shell;
+    if (auto shape = container::ShellShapeOf(options.spec)) shell = spawner_->TakeShell(*shape);
+    if (shell) {
+      spdlog::debug("instance {}: claims the shell held for its slot (init {})", options.id,
+                    shell->init_pid());
+      options.caller_reaps_monitor = true;  // the monitor is the spawner's child: it reaps it
+      if (used_shell) *used_shell = true;
+      return container::CreateContainer(options, std::move(shell), spec_json);
+    }
+  }
   if (spawner_ && spawner_->alive()) {
     try {
       return spawner_->Create(options, spec_json, used_shell);
@@ -737,7 +750,7 @@ InstanceView InstanceManager::Create(const rapidjson::Value& body) {
   // root a snapshot and its mounts (on the pool's thread).
   if (spawns_in_flight_.load() == 1) {
     if (launched.next_shell && spawner_ && config_.shells > 0) {
-      spawner_->Prepare(*launched.next_shell);
+      spawner_->Expect(*launched.next_shell);
     }
     if (rootfs_pool_ && !security.privileged && (!ranges_ || next_range)) {
       rootfs_pool_->Fill({rec.image_id, image.top_chain().str(), next_range});
@@ -1205,7 +1218,7 @@ void InstanceManager::PrepareFirstShell() {
     s.root.path = "/";
     s.process.terminal = false;
     ApplySecurityProfile(s, ParseSecurityRequest(Flavor{}, config_.allow_privileged), next);
-    if (auto shape = container::ShellShapeOf(s)) spawner_->Prepare(*shape);
+    if (auto shape = container::ShellShapeOf(s)) spawner_->Expect(*shape);
   } catch (const Error& e) {
     spdlog::warn("no shell for the first spawn: {}", e.message());
   }

@@ -209,9 +209,10 @@ class InstanceManager {
   Launched Launch(const InstanceRecord& record, const store::ImageConfig& image, bool start = true,
                   const std::optional<IdRange>& next_range = std::nullopt,
                   const std::function<void()>& before_start = {});
-  // container::CreateContainer, through the spawner while it lives.
-  // spec_json: o.spec serialized (the bundle's config.json), passed on to the spawner.
-  container::StateRecord MakeContainer(const container::CreateOptions& options,
+  // container::CreateContainer: here with the shell the spawner handed over for this slot
+  // (Spawner::Expect), else through the spawner while it lives.
+  // spec_json: o.spec serialized (the bundle's config.json), passed on to the shell's init.
+  container::StateRecord MakeContainer(container::CreateOptions& options,
                                        std::string_view spec_json, bool* used_shell = nullptr);
   // A container created and not yet started (spawn with "start": false).
   bool CreatedNotStarted(const std::string& uuid) const;

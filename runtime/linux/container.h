@@ -43,7 +43,9 @@ struct CreateOptions {
   // do) when given, else to the monitor, which logs it like any console output.
   std::string console_socket;
   // The caller waits for all its children (as the spawner does): the monitor is forked once,
-  // as the caller's child, instead of twice to be re-parented away from it.
+  // as the caller's child, instead of twice to be re-parented away from it. A shell's
+  // monitor is the child of whoever made the shell (the spawner, for a shell it handed
+  // over), which must reap it: a shell is claimed only with this set.
   bool caller_reaps_monitor = false;
 };
 

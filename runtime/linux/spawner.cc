@@ -67,11 +67,13 @@ std::string StringMember(const rapidjson::Document& doc, const char* key) {
   return std::string(it->value.GetString(), it->value.GetStringLength());
 }
 
-// A create, or (with "prepare" alone) the shape of the next one.
+// A create; or (with "prepare" alone) the shape of the next one; or (with "take" alone)
+// that shape, and its shell handed over once made.
 struct Request {
   CreateOptions options;
   std::string spec_json;
   std::optional<ShellShape> prepare;
+  std::optional<ShellShape> take;
 };
 
 Request DecodeRequest(const std::string& text) {
@@ -83,6 +85,10 @@ Request DecodeRequest(const std::string& text) {
   Request r;
   if (doc.HasMember("prepare")) {
     r.prepare = ParseShellShape(StringMember(doc, "prepare"));
+    return r;
+  }
+  if (doc.HasMember("take")) {
+    r.take = ParseShellShape(StringMember(doc, "take"));
     return r;
   }
   CreateOptions& o = r.options;
@@ -120,14 +126,44 @@ class ShellPool {
   std::unique_ptr<Shell> Take(const ShellShape& shape) {
     std::unique_lock lock(mu_);
     if (capacity_ == 0) return nullptr;
-    // This shape's slot is being taken: no more shells for it until told the next one.
-    if (wanted_ && *wanted_ == shape) wanted_.reset();
+    // This shape's slot is being taken: no more shells for it until told the next one (and
+    // a TakeWhenMade for it gives up).
+    if (wanted_ && *wanted_ == shape) {
+      wanted_.reset();
+      cv_.notify_all();
+    }
     for (int i = Find(shape); i >= 0; i = Find(shape)) {
       std::unique_ptr<Shell> shell = std::move(shells_[i]);
       shells_.erase(shells_.begin() + i);
       if (shell->alive()) return shell;
     }
     return nullptr;
+  }
+
+  // Want(shape), then the shell once made: null when the daemon's guess moved on meanwhile
+  // (another Want, or a create took this shape's slot), no shell can be made, or none was
+  // made within `timeout`.
+  std::unique_ptr<Shell> TakeWhenMade(const ShellShape& shape, std::chrono::milliseconds timeout) {
+    bool already_wanted;
+    {
+      std::lock_guard lock(mu_);
+      already_wanted = wanted_ && *wanted_ == shape;
+    }
+    // Asked again for the same shape, the maker's quiet wait would start over.
+    if (!already_wanted) Want(shape);
+    std::unique_lock lock(mu_);
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+      if (capacity_ == 0 || zygote_gone_ || !wanted_ || !(*wanted_ == shape)) return nullptr;
+      if (int i = Find(shape); i >= 0) {
+        std::unique_ptr<Shell> shell = std::move(shells_[i]);
+        shells_.erase(shells_.begin() + i);
+        if (!shell->alive()) continue;
+        wanted_.reset();  // as Take: this shape's slot has its shell
+        return shell;
+      }
+      if (cv_.wait_until(lock, deadline) == std::cv_status::timeout) return nullptr;
+    }
   }
 
   // Shells of other shapes are dropped: the daemon's guess moved on.
@@ -246,6 +282,28 @@ std::string ErrorLine(ErrorKind kind, int sys_errno, std::string message) {
          message + "\n";
 }
 
+// A take waits at most this long for its shell; the daemon asks again after its next spawn.
+constexpr std::chrono::seconds kLongestTakeWait{60};
+
+// The reply to a take: "ok <M pid> <init pid>" with the four descriptors of Shell::Release,
+// or "none"; framed by SendMessageWithFds, as the zygote hands shells to us. A shell the
+// daemon no longer waits for ends with our copies of its sockets.
+void HandOverShell(int fd, std::unique_ptr<Shell> shell) {
+  std::string reply = "none";
+  std::vector<UniqueFd> fds;
+  if (shell) {
+    reply = "ok " + std::to_string(shell->monitor_pid()) + " " + std::to_string(shell->init_pid());
+    fds = shell->Release();
+  }
+  std::vector<int> raw;
+  for (const UniqueFd& f : fds) raw.push_back(f.get());
+  try {
+    SendMessageWithFds(fd, reply, raw, "spawner shell hand-over");
+  } catch (const std::exception&) {
+    // The daemon stopped waiting (it is stopping, or expects another shape now).
+  }
+}
+
 // One create, on its own thread of the spawner.
 void Serve(int fd, ShellPool* pool) {
   std::string reply;
@@ -263,6 +321,11 @@ void Serve(int fd, ShellPool* pool) {
     if (request.prepare) {
       ::close(fd);
       pool->Want(*request.prepare);
+      return;
+    }
+    if (request.take) {
+      HandOverShell(fd, pool->TakeWhenMade(*request.take, kLongestTakeWait));
+      ::close(fd);
       return;
     }
     timer.Mark("decode");  // a create's only: the mark the zygote is there for
@@ -409,6 +472,14 @@ std::unique_ptr<Spawner> Spawner::Start(size_t shells) {
 Spawner::Spawner(pid_t pid, UniqueFd control) : pid_(pid), control_(std::move(control)) {}
 
 Spawner::~Spawner() {
+  {
+    std::lock_guard lock(held_mu_);
+    stopping_ = true;
+    if (fetching_fd_ >= 0) ::shutdown(fetching_fd_, SHUT_RDWR);  // its read returns 0
+  }
+  held_cv_.notify_all();
+  if (fetcher_.joinable()) fetcher_.join();
+  held_.reset();
   control_.reset();  // the spawner exits on EOF
   int status = 0;
   for (int i = 0; i < 200; ++i) {
@@ -421,29 +492,118 @@ Spawner::~Spawner() {
   }
 }
 
-void Spawner::Prepare(const ShellShape& next) {
-  if (!alive_) return;
+UniqueFd Spawner::SendRequest(const std::string& body) {
+  if (!alive_) return UniqueFd();
   int pair[2];
-  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) return;
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) return UniqueFd();
   UniqueFd request(pair[0]), theirs(pair[1]);
-  rapidjson::StringBuffer buf;
-  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
-  w.StartObject();
-  const std::string shape = ShellShapeJson(next);
-  w.Key("prepare");
-  w.String(shape.c_str(), static_cast<rapidjson::SizeType>(shape.size()));
-  w.EndObject();
-  const uint64_t len = buf.GetSize();
-  // The request is buffered in the socket: no need to wait for the spawner to read it.
+  const uint64_t len = body.size();
+  // A small request is buffered in the socket: no need to wait for the spawner to read it.
   if (!SendFully(request.get(), &len, sizeof len) ||
-      !SendFully(request.get(), buf.GetString(), buf.GetSize())) {
-    return;
+      !SendFully(request.get(), body.data(), body.size())) {
+    return UniqueFd();
   }
   std::lock_guard lock(send_mu_);
   try {
     SendFd(control_.get(), theirs.get(), "spawner control socket");
   } catch (const Error&) {
     alive_ = false;  // the next Create says so
+    return UniqueFd();
+  }
+  return request;
+}
+
+namespace {
+
+// {"<verb>": "<shape json>"}
+std::string ShapeRequest(const char* verb, const ShellShape& shape) {
+  rapidjson::StringBuffer buf;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  w.StartObject();
+  const std::string json = ShellShapeJson(shape);
+  w.Key(verb);
+  w.String(json.c_str(), static_cast<rapidjson::SizeType>(json.size()));
+  w.EndObject();
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+}  // namespace
+
+void Spawner::Prepare(const ShellShape& next) { SendRequest(ShapeRequest("prepare", next)); }
+
+void Spawner::Expect(const ShellShape& next) {
+  if (!alive_) return;
+  std::unique_ptr<Shell> dropped;  // ends outside the lock
+  bool move_guess = false;
+  {
+    std::lock_guard lock(held_mu_);
+    if (stopping_) return;
+    if ((held_ && held_->shape() == next) || (fetching_ && *fetching_ == next)) return;
+    dropped = std::move(held_);
+    expected_ = next;
+    // A fetch still waiting for the last guess ends when the spawner hears of this one.
+    move_guess = fetching_.has_value();
+    if (!fetcher_.joinable()) fetcher_ = std::thread([this] { FetchShells(); });
+  }
+  held_cv_.notify_all();
+  if (move_guess) Prepare(next);
+}
+
+std::unique_ptr<Shell> Spawner::TakeShell(const ShellShape& shape) {
+  std::unique_ptr<Shell> shell;
+  {
+    std::lock_guard lock(held_mu_);
+    if (!held_ || !(held_->shape() == shape)) return nullptr;
+    shell = std::move(held_);
+  }
+  if (!shell->alive()) return nullptr;  // killed meanwhile: its remains end with it
+  return shell;
+}
+
+void Spawner::FetchShells() {
+  std::unique_lock lock(held_mu_);
+  for (;;) {
+    held_cv_.wait(lock, [&] { return stopping_ || expected_.has_value(); });
+    if (stopping_) return;
+    const ShellShape shape = *expected_;
+    expected_.reset();
+    fetching_ = shape;
+    lock.unlock();
+    UniqueFd request = SendRequest(ShapeRequest("take", shape));
+    lock.lock();
+    if (stopping_) return;
+    if (!request) {
+      fetching_.reset();
+      continue;  // the spawner is gone: creates go cold, and Expect asks no more
+    }
+    fetching_fd_ = request.get();
+    lock.unlock();
+    std::string reply;
+    std::vector<UniqueFd> fds;
+    std::unique_ptr<Shell> shell;
+    try {
+      int m = 0, init = 0;
+      if (ReceiveMessageWithFds(request.get(), &reply, &fds, "spawner shell hand-over", 4096) &&
+          std::sscanf(reply.c_str(), "ok %d %d", &m, &init) == 2) {
+        shell = Shell::Adopt(shape, m, init, std::move(fds));
+      }
+    } catch (const std::exception&) {
+      // Stopped, or a reply out of step: no shell this time; creates go through the spawner.
+    }
+    std::unique_ptr<Shell> dropped;  // ends outside the lock
+    lock.lock();
+    fetching_fd_ = -1;
+    fetching_.reset();
+    // Kept unless another shape is expected by now (the slot moved on meanwhile).
+    if (shell && !stopping_ && !expected_) {
+      dropped = std::move(held_);
+      held_ = std::move(shell);
+    }
+    lock.unlock();
+    dropped.reset();
+    shell.reset();
+    request.reset();
+    lock.lock();
   }
 }
 

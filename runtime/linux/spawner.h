@@ -11,9 +11,13 @@
 #include <sys/types.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <string>
 #include <string_view>
+#include <thread>
 
 #include "runtime/common/unique_fd.h"
 #include "runtime/linux/container.h"
@@ -52,16 +56,40 @@ class Spawner {
   // costs about what a create does.
   void Prepare(const ShellShape& next);
 
+  // Prepare, and the shell, once made, is handed over to this process (a thread of ours
+  // waits for it): a create of that shape then claims it here, TakeShell and
+  // CreateContainer(options, shell), with no request to the spawner on its path: no
+  // request to encode and decode, and the monitor answers the caller itself. One shell is
+  // held at a time: an Expect of another shape drops the one held. Returns at once.
+  void Expect(const ShellShape& next);
+  // The shell held for this shape, if it is still alive; else null (create through the
+  // spawner, as before).
+  std::unique_ptr<Shell> TakeShell(const ShellShape& shape);
+
   bool alive() const { return alive_.load(); }
   pid_t pid() const { return pid_; }
 
  private:
   Spawner(pid_t pid, UniqueFd control);
 
+  // Sends one request on a new stream socket; returns our end, or an empty fd (and alive()
+  // turns false) when the spawner is gone.
+  UniqueFd SendRequest(const std::string& body);
+  void FetchShells();  // the thread Expect starts: waits for each expected shell
+
   pid_t pid_ = -1;
   std::atomic<bool> alive_{true};
   std::mutex send_mu_;  // one request's fd and header at a time on the control socket
   UniqueFd control_;
+
+  std::mutex held_mu_;
+  std::condition_variable held_cv_;
+  std::optional<ShellShape> expected_;  // the next shell to fetch, once the fetcher is free
+  std::unique_ptr<Shell> held_;
+  std::optional<ShellShape> fetching_;  // the shape of the fetcher's request in flight
+  int fetching_fd_ = -1;  // the fetcher's request in flight: shut down to stop waiting
+  bool stopping_ = false;
+  std::thread fetcher_;
 };
 
 }  // namespace berth::container

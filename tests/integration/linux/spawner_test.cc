@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <thread>
@@ -279,6 +280,81 @@ TEST_F(SpawnerTest, AZygoteThatDiesLeavesCreatesCold) {
   container::StartContainer(state_root_, "cold");
   EXPECT_EQ(container::WaitContainer(state_root_, "cold").exit_code.value_or(-1), 0);
   EXPECT_NE(Console("cold").find("cold\n"), std::string::npos) << Console("cold");
+}
+
+// Polls TakeShell: the shell is handed over once the zygote has made it (nice 19, after
+// 50 ms without a request).
+std::unique_ptr<container::Shell> WaitToTake(container::Spawner& spawner,
+                                             const container::ShellShape& shape) {
+  for (int i = 0; i < 1000; ++i) {
+    if (auto shell = spawner.TakeShell(shape)) return shell;
+    ::usleep(10000);
+  }
+  return nullptr;
+}
+
+// Expect: the shell, once made, is handed over, and the caller claims it itself (no request
+// to the spawner), as berthd does; its monitor stays the spawner's child and is reaped by it.
+TEST_F(SpawnerTest, AnExpectedShellIsHandedOverAndClaimedByTheCaller) {
+  StartWithShells();
+  spec::Spec s = UsernsSpec({"sh", "-c", "echo handed over"});
+  const container::ShellShape shape = *container::ShellShapeOf(s);
+  EXPECT_EQ(spawner_->TakeShell(shape), nullptr) << "a shell held before any was expected";
+  spawner_->Expect(shape);
+  std::unique_ptr<container::Shell> shell = WaitToTake(*spawner_, shape);
+  ASSERT_NE(shell, nullptr) << "no shell was handed over";
+  EXPECT_EQ(spawner_->TakeShell(shape), nullptr) << "one shell was taken twice";
+  const pid_t monitor = shell->monitor_pid(), init = shell->init_pid();
+  EXPECT_EQ(ParentOf(monitor), spawner_->pid());
+  EXPECT_EQ(ParentOf(init), monitor);
+
+  container::CreateOptions o = Options("handed", s);
+  o.caller_reaps_monitor = true;  // the spawner does
+  auto record = container::CreateContainer(o, std::move(shell));
+  EXPECT_EQ(record.init_pid, init);
+  EXPECT_EQ(record.monitor_pid, monitor);
+  container::StartContainer(state_root_, "handed");
+  EXPECT_EQ(container::WaitContainer(state_root_, "handed").exit_code.value_or(-1), 0);
+  EXPECT_NE(Console("handed").find("handed over\n"), std::string::npos) << Console("handed");
+  container::DeleteContainer(state_root_, "handed", false);
+  for (int i = 0; i < 300 && !ProcessState(monitor).empty(); ++i) ::usleep(5000);
+  EXPECT_EQ(ProcessState(monitor), "") << "monitor " << monitor << " not reaped by the spawner";
+}
+
+// A held shell whose slot moved on (an Expect of another shape) ends; a spawner stopped
+// while it waits for a shell stops at once, and nothing of either is left.
+TEST_F(SpawnerTest, AHeldShellOfAnOldGuessEndsAndAStopDoesNotWaitForAShell) {
+  StartWithShells();
+  const container::ShellShape first = *container::ShellShapeOf(UsernsSpec({"true"}, 100000));
+  const container::ShellShape second = *container::ShellShapeOf(UsernsSpec({"true"}, 200000));
+  spawner_->Expect(first);
+  std::unique_ptr<container::Shell> held = WaitToTake(*spawner_, first);
+  ASSERT_NE(held, nullptr) << "no shell was handed over";
+  const pid_t monitor = held->monitor_pid(), init = held->init_pid();
+  held.reset();  // taken, then given up: it ends as an unclaimed shell does
+  for (int i = 0; i < 300 && !(ProcessState(monitor).empty() && ProcessState(init).empty()); ++i)
+    ::usleep(5000);
+  EXPECT_EQ(ProcessState(monitor), "");
+  EXPECT_EQ(ProcessState(init), "");
+
+  spawner_->Expect(first);
+  for (int i = 0; i < 500 && !FindShell(spawner_->pid()); ++i) ::usleep(10000);
+  auto made = FindShell(spawner_->pid());
+  ASSERT_TRUE(made) << "no shell was made";
+  ::usleep(300000);  // handed over by now
+  spawner_->Expect(second);
+  for (int i = 0; i < 300 && !ProcessState(made->monitor).empty(); ++i) ::usleep(5000);
+  EXPECT_EQ(ProcessState(made->monitor), "") << "the held shell of the old guess lives on";
+  EXPECT_EQ(ProcessState(made->init), "");
+  EXPECT_EQ(spawner_->TakeShell(first), nullptr);
+
+  // The fetch for `second` waits (or holds it by now); the spawner's end does not wait.
+  const pid_t spawner = spawner_->pid();
+  const auto started = std::chrono::steady_clock::now();
+  spawner_.reset();
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(5));
+  EXPECT_EQ(ProcessState(spawner), "");
+  EXPECT_TRUE(ChildrenOf(spawner).empty());
 }
 
 }  // namespace

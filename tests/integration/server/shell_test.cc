@@ -113,6 +113,12 @@ TEST_F(ShellSpawnTest, ASpawnClaimsTheShellMadeForItsSlotAndShellsEndWithBerthd)
   EXPECT_EQ(Exec(second, "echo from-a-shell; hostname"),
             "from-a-shell\n" + Str(v, "hostname") + "\n");
   EXPECT_NE(daemon().log().find("from a shell"), std::string::npos);
+  // Handed over to berthd once made, and claimed there: no request to the spawner.
+  EXPECT_NE(
+      daemon().log().find("instance " + second + ": claims the shell held for its slot (init " +
+                          std::to_string(shell->init) + ")"),
+      std::string::npos)
+      << daemon().log();
 
   // The next one's shell is made; berthd killed, it ends, the instances do not.
   auto next = WaitForShell(spawner, shell->monitor);
