@@ -508,7 +508,8 @@ container::StateRecord InstanceManager::MakeContainer(container::CreateOptions& 
 InstanceManager::Launched InstanceManager::Launch(const InstanceRecord& record,
                                                   const store::ImageConfig& image, bool start,
                                                   const std::optional<IdRange>& next_range,
-                                                  const std::function<void()>& before_start) {
+                                                  const std::function<void()>& before_start,
+                                                  const SpawnInputs* spawn) {
   Launched launched;
   PhaseTimer timer("launch");
   const std::string rootfs = RootfsDir(record.uuid);
@@ -526,7 +527,7 @@ InstanceManager::Launched InstanceManager::Launch(const InstanceRecord& record,
   o.bundle = InstanceDir(record.uuid);
   o.spec = BuildInstanceSpec(in);
   ApplySecurityProfile(o.spec, ParseSecurityRequest(record.flavor, config_.allow_privileged),
-                       UsernsRanges::Load(InstanceDir(record.uuid)));
+                       spawn ? spawn->id_range : UsernsRanges::Load(InstanceDir(record.uuid)));
   if (next_range) launched.next_shell = container::ShellShapeOf(o.spec);
   if (launched.next_shell) {
     launched.next_shell->uid_mappings = next_range->UidMappings();
@@ -545,7 +546,7 @@ InstanceManager::Launched InstanceManager::Launch(const InstanceRecord& record,
   rollback.Add([&] { container::DeleteContainer(config_.containers_dir(), record.uuid, true); });
   // The namespace exists, the process has not run: the network is there before it starts.
   network_->Attach(record.uuid, state.init_pid, rootfs, record.hostname,
-                   network_->Load(InstanceDir(record.uuid)));
+                   spawn ? spawn->network : network_->Load(InstanceDir(record.uuid)));
   timer.Mark("network");
   if (before_start) before_start();
   if (start) container::StartContainer(config_.containers_dir(), record.uuid);
@@ -721,7 +722,8 @@ InstanceView InstanceManager::Create(const rapidjson::Value& body) {
   };
   Launched launched;
   try {
-    launched = Launch(rec, image.config, start_now, next_range, publish_record);
+    const SpawnInputs inputs{id_range, net_request};
+    launched = Launch(rec, image.config, start_now, next_range, publish_record, &inputs);
   } catch (...) {
     unpublish_record();
     throw;

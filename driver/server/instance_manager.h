@@ -204,11 +204,18 @@ class InstanceManager {
     // as far as its processes go, by its user namespace slot.
     std::optional<container::ShellShape> next_shell;
   };
+  // What a spawn has in hand and a later launch (start, reboot, rebuild) reads back from
+  // the instance's directory.
+  struct SpawnInputs {
+    std::optional<IdRange> id_range;
+    NetworkRequest network;
+  };
   // `next_range`: the user namespace slot the next spawn likely gets. `before_start` runs
   // once the container exists and its network is attached, just before it is started.
   Launched Launch(const InstanceRecord& record, const store::ImageConfig& image, bool start = true,
                   const std::optional<IdRange>& next_range = std::nullopt,
-                  const std::function<void()>& before_start = {});
+                  const std::function<void()>& before_start = {},
+                  const SpawnInputs* spawn = nullptr);
   // container::CreateContainer: here with the shell the spawner handed over for this slot
   // (Spawner::Expect), else through the spawner while it lives.
   // spec_json: o.spec serialized (the bundle's config.json), passed on to the shell's init.

@@ -859,7 +859,8 @@ StateRecord CreateContainer(const CreateOptions& options, std::unique_ptr<Shell>
     }
     throw Error(kind, "create container \"" + options.id + "\": " + msg);
   }
-  record = ReadStateRecord(options.state_root, options.id);
+  // A cold create's M wrote the record (the init's pid is M's to know); a shell's is ours.
+  if (!shell) record = ReadStateRecord(options.state_root, options.id);
   rollback.Commit();
   timer.Mark("done");
   return record;
