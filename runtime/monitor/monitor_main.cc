@@ -393,11 +393,10 @@ void HandleStart(Monitor& m, Client& c) {
   ::clock_gettime(CLOCK_REALTIME, &m.started_at);
   m.has_started_at = true;
   if (!m.init_exited) m.status = Status::kRunning;
-  if (int err = SaveStatus(m); err != 0) {
-    ReplyErr(c, err, "write status.json");
-    return;
-  }
+  // The answer first: the process is released whatever the write gives, and status.json
+  // is read only once this monitor is gone (pause and resume save it the same way).
   ReplyOk(c);
+  SaveStatus(m);
 }
 
 void HandleKill(Monitor& m, Client& c, char* sig_text, char* mode) {
