@@ -411,7 +411,14 @@ void InstanceNetwork::Check(const NetworkRequest& request) const {
 }
 
 void InstanceNetwork::Save(const std::string& instance_dir, const NetworkRequest& request) {
-  WriteFileAtomic(JoinPath(instance_dir, "network.json"), NetworkRequestToJson(request), 0600);
+  const std::string path = JoinPath(instance_dir, "network.json");
+  // Loopback only is what no file means (Load): such a spawn writes nothing here.
+  if (request.mode == "none" && request.ports.empty() && request.vifs.empty() &&
+      request.libvirt_network.empty()) {
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) ThrowErrno("unlink", path);
+    return;
+  }
+  WriteFileAtomic(path, NetworkRequestToJson(request), 0600);
 }
 
 NetworkRequest InstanceNetwork::Load(const std::string& instance_dir) const {

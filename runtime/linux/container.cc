@@ -193,9 +193,12 @@ struct InitPlan {
   // "tasks" of each v1 hierarchy, which the init joins itself (JoinedCgroups); empty when
   // M moves it by pid instead.
   std::vector<int> v1_tasks_fds;
-  int v2_procs_fd = -1;  // a shell's init joins its cgroup2 group through cgroup.procs
+  int v2_procs_fd = -1;
   // A claimed shell's init: its namespaces are entered and loopback is up already.
   bool shell = false;
+  // A shell's init: its cgroups arrive here (shell_internal.h) while it builds its root,
+  // and it joins them (and makes its cgroup namespace) just before the cgroup mounts.
+  int cgroups_fd = -1;
   // The creator's and monitor's ends, which the init must not hold: a start pipe it holds
   // itself would never report the monitor's death as EOF.
   std::vector<int> close_fds;
@@ -240,15 +243,39 @@ InitPlan PlanInit(const spec::Spec& spec, const NamespacePlan& namespaces,
       if (::read(p.sync_fd, &go, 1) != 1) ::_exit(1);  // M gave up
       timer.Mark("wait go");
     }
-    // "0" moves the writer alone, which takes no global lock (a single-threaded process).
-    for (int fd : p.v1_tasks_fds) {
-      if (::write(fd, "0", 1) != 1) ThrowErrno("write", "cgroup tasks (join own cgroup)");
+    auto join_cgroups = [&p] {
+      std::vector<UniqueFd> arrived;
+      if (p.cgroups_fd >= 0) {
+        std::string body;
+        if (!ReceiveMessageWithFds(p.cgroups_fd, &body, &arrived, "shell claim (cgroups)", 64)) {
+          ::_exit(1);  // the creator gave up: the shell ends
+        }
+        if (body != internal::kClaimCgroupsBody)
+          throw Error(ErrorKind::kInternal, "shell claim: malformed");
+        ::close(p.cgroups_fd);
+      }
+      // "0" moves the writer alone, which takes no global lock (a single-threaded process).
+      for (int fd : p.v1_tasks_fds) {
+        if (::write(fd, "0", 1) != 1) ThrowErrno("write", "cgroup tasks (join own cgroup)");
+      }
+      // cgroup2 has no such path: a move through cgroup.procs takes the threadgroup lock.
+      if (p.v2_procs_fd >= 0 && ::write(p.v2_procs_fd, "0", 1) != 1) {
+        ThrowErrno("write", "cgroup.procs (join own cgroup2 group)");
+      }
+      for (const UniqueFd& fd : arrived) {
+        if (::write(fd.get(), "0", 1) != 1) ThrowErrno("write", "cgroup (join own cgroup)");
+      }
+    };
+    auto unshare_cgroup_namespace = [&p] {
+      if (p.namespaces.new_cgroup && ::unshare(CLONE_NEWCGROUP) != 0) {
+        ThrowErrno("unshare", "cgroup namespace");
+      }
+    };
+    const bool cgroups_later = p.cgroups_fd >= 0;
+    if (!cgroups_later) {
+      join_cgroups();
+      timer.Mark("join cgroups");
     }
-    // cgroup2 has no such path: a move through cgroup.procs takes the threadgroup lock.
-    if (p.v2_procs_fd >= 0 && ::write(p.v2_procs_fd, "0", 1) != 1) {
-      ThrowErrno("write", "cgroup.procs (join own cgroup2 group)");
-    }
-    timer.Mark("join cgroups");
     if (p.stdin_fd >= 0 && ::dup2(p.stdin_fd, 0) < 0) ThrowErrno("dup2 stdin");
     if (p.stdout_fd >= 0 && ::dup2(p.stdout_fd, 1) < 0) ThrowErrno("dup2 stdout");
     if (p.stderr_fd >= 0 && ::dup2(p.stderr_fd, 2) < 0) ThrowErrno("dup2 stderr");
@@ -258,15 +285,21 @@ InitPlan PlanInit(const spec::Spec& spec, const NamespacePlan& namespaces,
       if (::setresuid(0, 0, 0) != 0) ThrowErrno("setresuid", "0");
     }
     if (p.namespaces.new_network && !p.shell) BringUpLoopback();
-    if (p.namespaces.new_cgroup && ::unshare(CLONE_NEWCGROUP) != 0) {
-      ThrowErrno("unshare", "cgroup namespace");
-    }
+    if (!cgroups_later) unshare_cgroup_namespace();
     if (!p.rootfs.hostname.empty() &&
         ::sethostname(p.rootfs.hostname.data(), p.rootfs.hostname.size()) != 0) {
       ThrowErrno("sethostname", p.rootfs.hostname);
     }
     timer.Mark("namespaces");
-    SetupRootfs(p.rootfs);
+    if (cgroups_later) {
+      // The namespace follows the join: its root is the group joined.
+      SetupRootfs(p.rootfs, [&] {
+        join_cgroups();
+        unshare_cgroup_namespace();
+      });
+    } else {
+      SetupRootfs(p.rootfs);
+    }
     timer.Mark("rootfs");
     const auto& proc = p.spec->process;
     if (::chdir(proc.cwd.c_str()) != 0) {
@@ -458,7 +491,6 @@ void WriteIdMap(pid_t pid, const char* file, const std::vector<spec::IdMapping>&
     if (!ReceiveMessageWithFds(context.claim_fd, &body, &fds, "shell claim")) ::_exit(0);
     ::prctl(PR_SET_PDEATHSIG, 0);
     PhaseTimer timer("  shell init");
-    ::close(context.claim_fd);
     // The header, a newline, the spec as it is: one parse of the spec, not two (escaped in
     // a JSON string, it would be parsed and unescaped once more).
     const size_t newline = body.find('\n');
@@ -466,13 +498,10 @@ void WriteIdMap(pid_t pid, const char* file, const std::vector<spec::IdMapping>&
     rapidjson::Document doc;
     doc.Parse(body.data(), newline);
     if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("cgroup_path") ||
-        !doc["cgroup_path"].IsString() || !doc.HasMember("v1_tasks") || !doc["v1_tasks"].IsUint() ||
-        !doc.HasMember("v2_procs") || !doc["v2_procs"].IsBool()) {
+        !doc["cgroup_path"].IsString()) {
       throw Error(ErrorKind::kInternal, "shell claim: malformed");
     }
-    const size_t v1_count = doc["v1_tasks"].GetUint();
-    const bool v2 = doc["v2_procs"].GetBool();
-    if (fds.size() != kClaimInitFixedFds + v1_count + (v2 ? 1 : 0)) {
+    if (fds.size() != kClaimInitFixedFds) {
       throw Error(ErrorKind::kInternal, "shell claim: wrong number of descriptors");
     }
     const spec::Spec spec = spec::ParseSpec(std::string_view(body).substr(newline + 1));
@@ -504,10 +533,7 @@ void WriteIdMap(pid_t pid, const char* file, const std::vector<spec::IdMapping>&
     init.exec_err_fd = fds[kClaimExecErrWrite].get();
     init.stdin_fd = fds[kClaimStdin].get();
     init.stdout_fd = init.stderr_fd = fds[kClaimStdout].get();
-    for (size_t i = 0; i < v1_count; ++i) {
-      init.v1_tasks_fds.push_back(fds[kClaimInitFixedFds + i].get());
-    }
-    if (v2) init.v2_procs_fd = fds.back().get();
+    init.cgroups_fd = context.claim_fd;
     RunInit(init);
   } catch (const Error& e) {
     ChildFail(context.sync_fd, e.what());
@@ -580,6 +606,92 @@ StateRecord CreateContainer(const CreateOptions& options, std::unique_ptr<Shell>
   cgroup::CgroupHost host = cgroup::CachedCgroupHost();
   timer.Mark("detect cgroups");
   const std::string cgroup_path = DefaultCgroupPath(options);
+
+  // The pipes between creator, monitor and init.
+  int sync_pair[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sync_pair) != 0) {
+    ThrowErrno("socketpair");
+  }
+  UniqueFd sync_parent(sync_pair[0]), sync_child(sync_pair[1]);
+  Pipe start = MakePipe();
+  Pipe exec_err = MakePipe();
+  Pipe ready = MakePipe();
+  Pipe console;
+  UniqueFd dev_null;
+  UniqueFd pty_slave;
+  std::string pty_slave_path;
+  // In the foreground the container shares the caller's stdio, terminal or not.
+  const bool terminal = spec.process.terminal && !options.inherit_stdio;
+  if (terminal) {
+    // console.read is the pty master: the monitor reads it like a pipe.
+    auto [master, slave, slave_path] = OpenPty();
+    console.read = std::move(master);
+    pty_slave = std::move(slave);
+    pty_slave_path = slave_path;
+  } else if (!options.inherit_stdio) {
+    console = MakePipe();
+    GiveConsoleToProcessUser(console.write.get(), spec, namespaces.new_user);
+    dev_null.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    if (!dev_null) ThrowErrno("open", "/dev/null");
+  }
+
+  StateRecord record;
+  record.oci_version = spec.oci_version.empty() ? "1.0.2" : spec.oci_version;
+  record.id = options.id;
+  record.bundle = options.bundle;
+  record.rootfs = spec.root.path;
+  record.cgroup_path = cgroup_path;
+  record.created = NowRfc3339();
+  record.user_namespace = namespaces.new_user;
+  record.annotations = spec.annotations;
+
+  if (shell) {
+    if (options.inherit_stdio || terminal || !options.caller_reaps_monitor) {
+      throw Error(ErrorKind::kInternal, "a shell serves detached containers without a terminal");
+    }
+    if (auto shape = ShellShapeOf(spec); !shape || !(*shape == shell->shape())) {
+      throw Error(ErrorKind::kInternal, "the shell was made for another shape");
+    }
+    if (!shell->alive()) throw Error(ErrorKind::kSystem, "the shell has died");
+    // Shells are made at a low priority (the spawner's maker); the container runs at ours,
+    // from here on: its init goes to work with the claim below.
+    const int our_nice = ::getpriority(PRIO_PROCESS, 0);
+    for (pid_t pid : {shell->init_pid(), shell->monitor_pid()}) {
+      if (::setpriority(PRIO_PROCESS, static_cast<id_t>(pid), our_nice) != 0) {
+        ThrowErrno("setpriority", "shell process " + std::to_string(pid));
+      }
+    }
+    // The init's part, first: its root (made after its mount namespace, as a detached tree),
+    // its stdio and its spec. It parses, plans and builds its root up to its cgroups' mounts
+    // while we make the cgroups (then it gets them below).
+    UniqueFd root_tree(
+        static_cast<int>(::syscall(SYS_open_tree, AT_FDCWD, spec.root.path.c_str(),
+                                   OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE)));
+    if (!root_tree) ThrowErrno("open_tree", spec.root.path);
+    // A clone of a shared mount (the host's "/" is shared under systemd) joins its peer
+    // group: what the init mounts under its root would show up under the host's copy.
+    struct mount_attr private_attr = {};
+    private_attr.propagation = MS_PRIVATE;
+    if (::syscall(SYS_mount_setattr, root_tree.get(), "", AT_EMPTY_PATH | AT_RECURSIVE,
+                  &private_attr, sizeof private_attr) != 0) {
+      ThrowErrno("mount_setattr MS_PRIVATE", spec.root.path);
+    }
+    const std::string own_spec_json = spec_json.empty() ? spec::SerializeSpec(spec) : "";
+    const std::string_view spec_text = spec_json.empty() ? own_spec_json : spec_json;
+    rapidjson::StringBuffer buf;
+    rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+    w.StartObject();
+    w.Key("cgroup_path");
+    w.String(cgroup_path.c_str(), static_cast<rapidjson::SizeType>(cgroup_path.size()));
+    w.EndObject();
+    std::string claim(buf.GetString(), buf.GetSize());
+    claim += '\n';
+    claim += spec_text;
+    shell->SendToInit(claim, {root_tree.get(), start.read.get(), exec_err.write.get(),
+                              dev_null.get(), console.write.get()});
+    timer.Mark("claim init");
+  }
+
   std::shared_ptr<cgroup::Cgroup> cg = cgroup::OpenCgroup(host, cgroup_path);
   try {
     cg->Create();
@@ -601,32 +713,7 @@ StateRecord CreateContainer(const CreateOptions& options, std::unique_ptr<Shell>
   JoinedCgroups joined = OpenCgroupsToJoin(host, cgroup_path);
   timer.Mark("plan");
 
-  // The pipes between creator, monitor and init.
-  int sync_pair[2];
-  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sync_pair) != 0) {
-    ThrowErrno("socketpair");
-  }
-  UniqueFd sync_parent(sync_pair[0]), sync_child(sync_pair[1]);
-  Pipe start = MakePipe();
-  Pipe exec_err = MakePipe();
-  Pipe ready = MakePipe();
-  Pipe console;
-  UniqueFd dev_null;
-  UniqueFd pty_slave;
-  // In the foreground the container shares the caller's stdio, terminal or not.
-  const bool terminal = spec.process.terminal && !options.inherit_stdio;
-  if (terminal) {
-    // console.read is the pty master: the monitor reads it like a pipe.
-    auto [master, slave, slave_path] = OpenPty();
-    console.read = std::move(master);
-    pty_slave = std::move(slave);
-    init.rootfs.console = slave_path;
-  } else if (!options.inherit_stdio) {
-    console = MakePipe();
-    GiveConsoleToProcessUser(console.write.get(), spec, namespaces.new_user);
-    dev_null.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
-    if (!dev_null) ThrowErrno("open", "/dev/null");
-  }
+  if (terminal) init.rootfs.console = pty_slave_path;
   init.sync_fd = sync_child.get();
   init.start_fd = start.read.get();
   init.exec_err_fd = exec_err.write.get();
@@ -671,79 +758,24 @@ StateRecord CreateContainer(const CreateOptions& options, std::unique_ptr<Shell>
   mfds.ready_fd = ready.write.get();
   mfds.console_fd = console.read ? console.read.get() : -1;
 
-  StateRecord record;
-  record.oci_version = spec.oci_version.empty() ? "1.0.2" : spec.oci_version;
-  record.id = options.id;
-  record.bundle = options.bundle;
-  record.rootfs = spec.root.path;
-  record.cgroup_path = cgroup_path;
-  record.created = NowRfc3339();
-  record.user_namespace = namespaces.new_user;
-  record.annotations = spec.annotations;
-
   timer.Mark("pipes+command");
   if (shell) {
-    if (options.inherit_stdio || terminal || !options.caller_reaps_monitor) {
-      throw Error(ErrorKind::kInternal, "a shell serves detached containers without a terminal");
-    }
-    if (auto shape = ShellShapeOf(spec); !shape || !(*shape == shell->shape())) {
-      throw Error(ErrorKind::kInternal, "the shell was made for another shape");
-    }
-    if (!shell->alive()) throw Error(ErrorKind::kSystem, "the shell has died");
-    record.init_pid = shell->init_pid();
-    // Shells are made at a low priority (the spawner's maker); the container runs at ours.
-    const int our_nice = ::getpriority(PRIO_PROCESS, 0);
-    for (pid_t pid : {shell->init_pid(), shell->monitor_pid()}) {
-      if (::setpriority(PRIO_PROCESS, static_cast<id_t>(pid), our_nice) != 0) {
-        ThrowErrno("setpriority", "shell process " + std::to_string(pid));
-      }
-    }
-    record.init_start_time = ProcessStartTime(record.init_pid);
-    record.monitor_pid = shell->monitor_pid();
-    // Before the monitor reports ready: the caller may read the state at once.
-    WriteStateRecord(state_dir, record);
-
-    // The init's part: its root, made after its mount namespace, as a detached tree.
-    UniqueFd root_tree(
-        static_cast<int>(::syscall(SYS_open_tree, AT_FDCWD, spec.root.path.c_str(),
-                                   OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE)));
-    if (!root_tree) ThrowErrno("open_tree", spec.root.path);
-    // A clone of a shared mount (the host's "/" is shared under systemd) joins its peer
-    // group: what the init mounts under its root would show up under the host's copy.
-    struct mount_attr private_attr = {};
-    private_attr.propagation = MS_PRIVATE;
-    if (::syscall(SYS_mount_setattr, root_tree.get(), "", AT_EMPTY_PATH | AT_RECURSIVE,
-                  &private_attr, sizeof private_attr) != 0) {
-      ThrowErrno("mount_setattr MS_PRIVATE", spec.root.path);
-    }
-    std::vector<int> init_fds = {root_tree.get(), start.read.get(), exec_err.write.get(),
-                                 dev_null.get(), console.write.get()};
-    for (const auto& fd : joined.v1_tasks) init_fds.push_back(fd.get());
+    // The init's cgroups: it joins them by writing "0" to each.
+    std::vector<int> cgroup_fds;
+    for (const auto& fd : joined.v1_tasks) cgroup_fds.push_back(fd.get());
     UniqueFd v2_procs;
     if (joined.v2_dir) {
       v2_procs.reset(::openat(joined.v2_dir.get(), "cgroup.procs", O_WRONLY | O_CLOEXEC));
       if (!v2_procs)
         ThrowErrno("open", JoinPath(host.unified_mount, cgroup_path) + "/cgroup.procs");
-      init_fds.push_back(v2_procs.get());
+      cgroup_fds.push_back(v2_procs.get());
     }
-    const std::string own_spec_json = spec_json.empty() ? spec::SerializeSpec(spec) : "";
-    const std::string_view spec_text = spec_json.empty() ? own_spec_json : spec_json;
-    {
-      rapidjson::StringBuffer buf;
-      rapidjson::Writer<rapidjson::StringBuffer> w(buf);
-      w.StartObject();
-      w.Key("cgroup_path");
-      w.String(cgroup_path.c_str(), static_cast<rapidjson::SizeType>(cgroup_path.size()));
-      w.Key("v1_tasks");
-      w.Uint(static_cast<unsigned>(joined.v1_tasks.size()));
-      w.Key("v2_procs");
-      w.Bool(static_cast<bool>(v2_procs));
-      w.EndObject();
-      std::string claim(buf.GetString(), buf.GetSize());
-      claim += '\n';
-      claim += spec_text;
-      shell->SendToInit(claim, init_fds);
-    }
+    shell->SendCgroupsToInit(cgroup_fds);
+    record.init_pid = shell->init_pid();
+    record.init_start_time = ProcessStartTime(record.init_pid);
+    record.monitor_pid = shell->monitor_pid();
+    // Before the monitor reports ready: the caller may read the state at once.
+    WriteStateRecord(state_dir, record);
     // The monitor's part: its arguments, as a cold create's M would exec it with.
     std::vector<int> monitor_fds = {start.write.get(), exec_err.read.get(), ready.write.get()};
     if (console.read) monitor_fds.push_back(console.read.get());

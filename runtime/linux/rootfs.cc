@@ -243,7 +243,7 @@ std::string SecureJoin(const std::string& root, const std::string& path) {
   return current();
 }
 
-void SetupRootfs(const RootfsPlan& plan) {
+void SetupRootfs(const RootfsPlan& plan, const std::function<void()>& before_cgroup_mounts) {
   PhaseTimer timer("  rootfs");
   WithContext("rootfs propagation", [&] { Mount("", "/", "", plan.root_propagation, ""); });
   timer.Mark("propagation");
@@ -258,10 +258,21 @@ void SetupRootfs(const RootfsPlan& plan) {
     Mount(plan.rootfs, plan.rootfs, "", MS_BIND | MS_REC, "");
     timer.Mark("bind root");
   }
+  bool cgroups_entered = !before_cgroup_mounts;
+  auto enter_cgroups = [&] {
+    if (cgroups_entered) return;
+    cgroups_entered = true;
+    before_cgroup_mounts();
+    timer.Mark("cgroups entered");
+  };
   for (const auto& m : plan.mounts) {
+    if (m.destination == "/sys/fs/cgroup" || m.destination.rfind("/sys/fs/cgroup/", 0) == 0) {
+      enter_cgroups();
+    }
     WithContext("mount " + m.destination, [&] { DoMount(plan, m); });
     timer.Mark(m.destination.c_str());
   }
+  enter_cgroups();
   if (plan.populate_dev || !plan.devices.empty() || !plan.console.empty()) {
     mode_t old = ::umask(0);
     try {

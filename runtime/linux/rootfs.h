@@ -3,6 +3,7 @@
 // init before exec; throws berth::Error naming the step and path.
 #pragma once
 
+#include <functional>
 #include <string>
 
 #include "runtime/linux/mount_plan.h"
@@ -14,6 +15,9 @@ namespace berth::container {
 // outside its root filesystem. Components that do not exist are appended as they are.
 std::string SecureJoin(const std::string& root, const std::string& path);
 
-void SetupRootfs(const RootfsPlan& plan);
+// Mounts the plan into the new root and pivots into it. `before_cgroup_mounts`, when set,
+// runs once, just before the first mount at or below /sys/fs/cgroup (or, without one,
+// after the mounts): a shell's init joins its cgroups there, which are made meanwhile.
+void SetupRootfs(const RootfsPlan& plan, const std::function<void()>& before_cgroup_mounts = {});
 
 }  // namespace berth::container

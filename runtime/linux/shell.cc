@@ -219,6 +219,11 @@ bool Shell::alive() const { return !Exited(m_pidfd_) && !Exited(init_pidfd_); }
 
 void Shell::SendToInit(std::string_view body, const std::vector<int>& fds) {
   SendMessageWithFds(to_init_.get(), body, fds, "shell claim (init)");
+}
+
+void Shell::SendCgroupsToInit(const std::vector<int>& fds) {
+  SendMessageWithFds(to_init_.get(), internal::kClaimCgroupsBody, fds,
+                     "shell claim (init's cgroups)");
   to_init_.reset();
 }
 

@@ -74,9 +74,11 @@ class Shell {
   // False once M or the init has gone (killed meanwhile): such a shell cannot be claimed.
   bool alive() const;
 
-  // The two halves of a claim, sent by CreateContainer (shell_internal.h has their layout).
-  // Throws when the shell's process is gone.
+  // The parts of a claim, sent by CreateContainer (shell_internal.h has their layout): the
+  // init's first, so that it builds its root while the creator makes its cgroups; then its
+  // cgroups; the monitor's last. Throws when the shell's process is gone.
   void SendToInit(std::string_view body, const std::vector<int>& fds);
+  void SendCgroupsToInit(const std::vector<int>& fds);
   void SendToMonitor(std::string_view body, const std::vector<int>& fds);
 
   // A shell made in another process (shell_zygote.h) travels as its shape, its two pids

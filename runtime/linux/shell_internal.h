@@ -13,9 +13,11 @@
 
 namespace berth::container::internal {
 
-// The init's part of a claim: these descriptors, then "v1_tasks" of them, then one more
-// when "v2_procs". The body is a JSON header {"cgroup_path", "v1_tasks", "v2_procs"}, a
-// newline, and the spec's JSON.
+// The init's part of a claim, in two messages. First these descriptors, with a body of a
+// JSON header {"cgroup_path"}, a newline, and the spec's JSON. Then, once the creator has
+// made them, its cgroups: body kClaimCgroupsBody, with one descriptor for each group the
+// init joins by writing "0" to it (each v1 hierarchy's "tasks", cgroup2's cgroup.procs).
+inline constexpr char kClaimCgroupsBody[] = "cgroups";
 enum ClaimInitFd : size_t {
   kClaimRootTree,
   kClaimStartRead,

@@ -9,7 +9,7 @@
 #   [SHELLS=1] [POOL=true] [PACED=20] tests/bench/server/spawn_bench.sh [BUILD_DIR] [N=50] [C=4]
 # SHELLS: berthd's [instances] shells (0: every spawn makes its processes).
 # POOL: berthd's [instances] rootfs_pool (false: every spawn makes its snapshot and mounts).
-# BERTH_TIMING=1: also the p50 of the paced creates' request decode in the spawner.
+# BERTH_TIMING=1: also the p50 of some of the paced spawns' steps (berthd's PhaseTimer marks).
 set -euo pipefail
 BUILD=${1:-/work/main/build-berthd}; N=${2:-50}; C=${3:-4}
 D=$(mktemp -d /tmp/berth-test-bench-server.XXXXXX)
@@ -68,9 +68,12 @@ echo "  paced spawns (berthd's log, 200 ms apart, shells=${SHELLS:-1}): $(echo "
   grep -o ' in [0-9.]* ms' | awk '{print $2}' | quantiles); from a shell: $(echo "$paced" |
   grep -c 'from a shell' || true) of $PACED, root made ahead: $(echo "$paced" |
   grep -c 'root made ahead' || true) of $PACED"
-if [ -n "${BERTH_TIMING:-}" ]; then  # the spawner's marks are on berthd's stderr
-  echo "  paced spawns' request decode in the spawner (BERTH_TIMING): $(grep -h '^spawner: ' "$D/err" |
-    awk '$2 == "decode" {d = $3} $2 == "take" {print d}' | tail -n "$PACED" | quantiles)"
+if [ -n "${BERTH_TIMING:-}" ]; then  # berthd's marks are on its stderr
+  for mark in "spawn: rootfs" "launch: spec" "launch: create" "create: claim" \
+      "create: monitor ready" "launch: start"; do
+    echo "  paced spawns' \"$mark\" (BERTH_TIMING): $(grep -h "^$mark " "$D/err" |
+      awk '{print $(NF-1)}' | tail -n "$PACED" | quantiles)"
+  done
 fi
 for id in $(curl -sf -H "$H" "$U/v1/instances" | grep -o '"uuid":"[^"]*"' | cut -d'"' -f4); do
   curl -sf -H "$H" -X DELETE "$U/v1/instances/$id"; done

@@ -59,7 +59,10 @@ const char* const kMountView =
     " print $5, $6, \"[\" opt \" ]\", $(i+1), $(i+2), $(i+3), $4 }' /proc/self/mountinfo"
     " | grep -E '^/(dev|sys|proc)' | sort;"
     " stat -c '%n %F %a %u %g %t %T %N' /dev/* /dev/pts/* /dev/shm /dev/mqueue;"
-    " echo ping_group_range $(cat /proc/sys/net/ipv4/ping_group_range)";
+    " echo ping_group_range $(cat /proc/sys/net/ipv4/ping_group_range);"
+    // A shell's init joins its cgroups late (while its root is built): its cgroup namespace
+    // must still be rooted at its own group, as a cold create's is.
+    " echo cgroup; cat /proc/self/cgroup";
 
 // Counts of the mounts a shell premakes (by type) in a mountinfo.
 std::string PremadeTypesIn(const std::string& mountinfo) {
@@ -241,8 +244,10 @@ TEST_F(ShellTest, AClaimedShellRunsTheContainerOnARootMountedAfterIt) {
 // read-only paths and device nodes as a cold create of the same spec.
 TEST_F(ShellTest, AClaimedShellsPremadeDevAndSysAreThoseOfAColdCreate) {
   spec::Spec s = UsernsSpec({"sh", "-c", kMountView});
-  // As berthd's instances: written before /proc/sys is made read-only.
+  // As berthd's instances: written before /proc/sys is made read-only, and a cgroup
+  // namespace (a shell's init makes it once it has joined its cgroups, late).
   s.linux.sysctl["net.ipv4.ping_group_range"] = "0 1000";
+  s.linux.namespaces.push_back({spec::NamespaceType::kCgroup, ""});
   Ids cold_ids, ids;
   const std::string cold = RunCold("same", s, &cold_ids);
   const std::string claimed = RunClaimed("same-shell", s, &ids);
@@ -261,7 +266,7 @@ TEST_F(ShellTest, AClaimedShellsPremadeDevAndSysAreThoseOfAColdCreate) {
         "/sys ro,nosuid,nodev,noexec,relatime [ ] sysfs sysfs ro", "/sys/firmware ro,",
         "/sys/fs/cgroup/memory ro,", "/proc/keys rw,relatime [ ] devtmpfs devtmpfs ",
         "/proc/sys ro,", "/dev/null character special file 666 ", "/dev/fd symbolic link",
-        "/dev/ptmx symbolic link", "ping_group_range 0 1000"}) {
+        "/dev/ptmx symbolic link", "ping_group_range 0 1000", ":/\n"}) {
     EXPECT_NE(claimed.find(expected), std::string::npos) << expected << " in\n" << claimed;
   }
 }
