@@ -899,8 +899,15 @@ StateRecord CreateContainer(const CreateOptions& options, std::unique_ptr<Shell>
 }
 
 void StartContainer(const std::string& state_root, const std::string& id) {
-  ReadStateRecord(state_root, id);
-  monitor::MonitorClient::Request(StateDir(state_root, id), "start", 10000);
+  ValidateContainerId(id);
+  try {
+    monitor::MonitorClient::Request(StateDir(state_root, id), "start", 10000);
+  } catch (const Error& e) {
+    // No monitor to ask: a container that does not exist says so (the record is read only
+    // then, not on a start's way).
+    if (e.kind() == ErrorKind::kNotFound) ReadStateRecord(state_root, id);
+    throw;
+  }
 }
 
 namespace {

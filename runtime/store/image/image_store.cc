@@ -581,6 +581,7 @@ ImageRecord ImageStore::RecordFromJson(const std::string& json, const std::strin
 }
 
 void ImageStore::SaveRecord(const ImageRecord& r) {
+  ScopeGuard forget([this] { ForgetListed(); });  // also when the write fails half-way
   WriteFileAtomic(RecordPath(r.id), RecordToJson(r), 0600);
 }
 
@@ -663,15 +664,40 @@ std::optional<LayerRecord> ImageStore::LoadLayerRecord(const Digest& chain) cons
 }
 
 std::vector<ImageRecord> ImageStore::List() const {
+  const std::string dir = root_ + "/images";
+  struct stat st;
+  if (::stat(dir.c_str(), &st) != 0) ThrowErrno("stat", dir);
+  auto same = [](const timespec& a, const timespec& b) {
+    return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
+  };
+  uint64_t generation;
+  {
+    std::lock_guard lock(listed_mu_);
+    if (listed_ && same(listed_mtime_, st.st_mtim) && same(listed_ctime_, st.st_ctim)) {
+      return *listed_;
+    }
+    generation = listed_generation_;
+  }
   std::vector<ImageRecord> out;
-  std::string dir = root_ + "/images";
   for (const auto& f : ListDirectory(dir, IfMissing::kThrow)) {
     if (f.size() != 69 || f.compare(64, 5, ".json") != 0) continue;
     std::string path = dir + "/" + f;
     auto json = ReadFileIfExists(path);
     if (json) out.push_back(RecordFromJson(*json, path));
   }
+  std::lock_guard lock(listed_mu_);
+  if (listed_generation_ == generation) {
+    listed_ = out;
+    listed_mtime_ = st.st_mtim;
+    listed_ctime_ = st.st_ctim;
+  }
   return out;
+}
+
+void ImageStore::ForgetListed() {
+  std::lock_guard lock(listed_mu_);
+  listed_.reset();
+  ++listed_generation_;
 }
 
 ImageRecord ImageStore::Get(const std::string& ref) const {
@@ -710,7 +736,9 @@ void ImageStore::Remove(const std::string& ref) {
   // Mark first: once the rename is durable the image is gone for List/Get, and whatever the
   // deletion below does not finish, Gc() finishes from the mark.
   std::string marker = root_ + "/images/" + rec.id.hex() + ".removing";
-  if (::rename(RecordPath(rec.id).c_str(), marker.c_str()) != 0) {
+  const int renamed = ::rename(RecordPath(rec.id).c_str(), marker.c_str());
+  ForgetListed();
+  if (renamed != 0) {
     ThrowErrno("rename", RecordPath(rec.id));
   }
   UniqueFd dir(::open((root_ + "/images").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));

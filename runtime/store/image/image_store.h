@@ -9,8 +9,11 @@
 // committed, the config blob.
 #pragma once
 
+#include <time.h>
+
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -109,6 +112,11 @@ class ImageStore {
   ImportResult ImportStream(ByteSource& source, const std::string& source_name,
                             const ImportOptions& options);
 
+  // Read from disk once and kept: a spawn looks its image up, and reading every record and
+  // config on each lookup cost O(images) file reads and parses. Our own writes drop what is
+  // kept; a record written by another process is seen once the images directory's
+  // modification time (or ctime) moves, i.e. not for a write in the same clock tick (the
+  // kernel's coarse clock, a few ms) as the last read. berthd owns its store.
   std::vector<ImageRecord> List() const;
   // By full id, "sha256:<id>", unique id prefix (4+ chars) or name. kNotFound otherwise.
   ImageRecord Get(const std::string& ref) const;
@@ -158,10 +166,19 @@ class ImageStore {
   void SaveLayerRecord(const LayerRecord& l);
   std::optional<LayerRecord> LoadLayerRecord(const Digest& chain) const;
   std::string RecordPath(const Digest& id) const;
+  // After a record is written or marked removed: List reads the directory again.
+  void ForgetListed();
 
   std::string root_;
   BlobStore blobs_;
   std::unique_ptr<Snapshotter> layers_;
+
+  // List's records and the directory's times they were read at; `listed_generation_` moves
+  // with every ForgetListed, so that a List racing a write never keeps what it read before.
+  mutable std::mutex listed_mu_;
+  mutable std::optional<std::vector<ImageRecord>> listed_;
+  mutable struct timespec listed_mtime_ = {}, listed_ctime_ = {};
+  uint64_t listed_generation_ = 0;
 };
 
 }  // namespace berth::store

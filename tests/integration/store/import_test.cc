@@ -1,12 +1,15 @@
 // Import of generated archives into both drivers, checked through a real mount; hostile
 // archives leave nothing behind.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <set>
 
 #include "runtime/common/error.h"
 #include "runtime/common/file_util.h"
+#include "runtime/common/unique_fd.h"
 #include "runtime/store/image/image_store.h"
 #include "runtime/store/layer/mount.h"
 #include "tests/integration/store/btrfs_loop.h"
@@ -116,6 +119,44 @@ class ImportTest : public ::testing::TestWithParam<std::string> {
   std::unique_ptr<ImageStore> store_;
   static inline testing::BtrfsSuiteLoop btrfs_;
 };
+
+// List keeps what it read: our own imports and removals show at once; another process's
+// (a second store on the same directory) once the directory's times have moved, and a
+// record the kept list still has is not read again (a change to its file is not seen).
+TEST_P(ImportTest, TheListIsKeptAndFollowsWritesOfThisStoreAndOfOthers) {
+  ImportResult first = store_->Import(Write("a.tar", testing::DockerArchive({kL1}, "kept:1")), {});
+  ASSERT_EQ(store_->List().size(), 1u);
+  const std::string record = tmp_.Sub("store") + "/images/" + first.image.id.hex() + ".json";
+  const std::string text = ReadFile(record);
+  std::string changed = text;
+  const size_t at = changed.find("kept:1");
+  ASSERT_NE(at, std::string::npos) << text;
+  changed.replace(at, 6, "kept:X");
+  {
+    // Written in place: the directory's times stay, so the kept list stands.
+    UniqueFd fd(::open(record.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC));
+    ASSERT_TRUE(fd);
+    ASSERT_EQ(::write(fd.get(), changed.data(), changed.size()),
+              static_cast<ssize_t>(changed.size()));
+  }
+  EXPECT_EQ(store_->Get("kept:1").id, first.image.id) << "read again without any change";
+  WriteFileAtomic(record, text, 0600);
+
+  ImportResult second =
+      store_->Import(Write("b.tar", testing::DockerArchive({kL1, kL2}, "kept:2")), {});
+  EXPECT_EQ(store_->List().size(), 2u);
+  EXPECT_EQ(store_->Get("kept:2").id, second.image.id);
+
+  ImageStore other(tmp_.Sub("store"), GetParam());
+  EXPECT_EQ(other.List().size(), 2u);
+  ::usleep(20000);  // past the coarse clock's tick of our last read
+  other.Remove("kept:2");
+  EXPECT_EQ(store_->List().size(), 1u) << "another store's removal is not seen";
+  EXPECT_THROW(store_->Get("kept:2"), Error);
+  store_->Remove("kept:1");
+  EXPECT_TRUE(store_->List().empty());
+  EXPECT_TRUE(other.List().empty());
+}
 
 TEST_P(ImportTest, DockerArchive) {
   std::string config = testing::ConfigFor(
