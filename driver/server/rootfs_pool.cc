@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -32,6 +33,19 @@ std::vector<std::string> MountsBelow(const std::string& dir) {
   std::sort(out.begin(), out.end(),
             [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
   return out;
+}
+
+// An image built FROM scratch has no /proc, /dev or /sys: the init would make them in the
+// overlay at the spawn (a copy-up's worth of work each, ~0.2 ms here). Made here instead,
+// as the init would make them: mode 0755, owned by the instance's root.
+void MakeStandardMountPoints(const std::string& rootfs, const std::optional<IdRange>& range) {
+  for (const char* name : {"proc", "dev", "sys"}) {
+    const std::string path = JoinPath(rootfs, name);
+    struct stat st;
+    if (::lstat(path.c_str(), &st) == 0) continue;  // the image's (or a link: the init decides)
+    if (::mkdir(path.c_str(), 0755) != 0) ThrowErrno("mkdir", path);
+    if (range && ::lchown(path.c_str(), range->uid, range->gid) != 0) ThrowErrno("lchown", path);
+  }
 }
 
 }  // namespace
@@ -201,6 +215,8 @@ std::optional<RootfsPool::Root> RootfsPool::Make(const Target& target) {
                       userns_cache_);
   timer.Mark("mount");
   ScopeGuard unmount([&] { ::umount2(rootfs.c_str(), MNT_DETACH); });
+  MakeStandardMountPoints(rootfs, target.range);
+  timer.Mark("mount points");
   TestPausePoint("pool-after-mount");
   root.mount = UniqueFd(static_cast<int>(
       ::syscall(SYS_open_tree, AT_FDCWD, rootfs.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC)));

@@ -180,6 +180,60 @@ TEST_F(RootfsPoolTest, ASecondSpawnOfTheSameImageTakesTheRootMadeAhead) {
   EXPECT_FALSE(PathExists(upper));
 }
 
+// An image built FROM scratch has no /proc, /dev or /sys: a root made ahead has them made
+// already (not at the spawn), as the init would make them: 0755, owned by the slot's root.
+TEST_F(RootfsPoolTest, ARootMadeAheadHasTheMountPointsAScratchImageLacks) {
+  TempDir scratch;
+  MakeDirs(scratch.Sub("root/bin"), 0755);
+  ASSERT_EQ(std::system(("cp /bin/busybox " + scratch.Sub("root/bin/") + " && ln -s busybox " +
+                         scratch.Sub("root/bin/sh") + " && ln -s busybox " +
+                         scratch.Sub("root/bin/sleep") + " && tar -C " + scratch.Sub("root") +
+                         " -cf " + scratch.Sub("scratch.tar") + " .")
+                            .c_str()),
+            0);
+  HttpResult imp =
+      daemon().Request("POST", "/v1/images?name=from-scratch&format=rootfs-tar",
+                       ReadFile(scratch.Sub("scratch.tar")), true, "application/x-tar");
+  ASSERT_EQ(imp.status, 201) << imp.body;
+  const std::string body =
+      R"({"image": "from-scratch", "flavor": {"vcpus": 1, "memory_mb": 64}, "command": ["sleep", "1000"]})";
+  const size_t before = MadeAhead();
+  HttpResult first = daemon().Post("/v1/instances", body);
+  ASSERT_EQ(first.status, 201) << first.body;
+  ASSERT_TRUE(WaitMadeAhead(before + 1));
+  ::usleep(20000);  // past the coarse clock's tick of the root made ahead
+  struct timespec spawned = {};
+  ::clock_gettime(CLOCK_REALTIME, &spawned);
+  HttpResult second = daemon().Post("/v1/instances", body);
+  ASSERT_EQ(second.status, 201) << second.body;
+  const std::string uuid = Str(second.Json(), "uuid");
+  EXPECT_NE(SpawnLine(daemon().log(), uuid).find("root made ahead"), std::string::npos)
+      << SpawnLine(daemon().log(), uuid);
+  const std::string idmap = ReadFile(InstanceDir(uuid) + "/idmap.json");
+  for (const char* dir : {"proc", "dev", "sys"}) {
+    const std::string path = UpperFile(uuid, dir);
+    struct stat st;
+    ASSERT_EQ(::lstat(path.c_str(), &st), 0) << path;
+    EXPECT_TRUE(S_ISDIR(st.st_mode)) << path;
+    EXPECT_EQ(st.st_mode & 07777, 0755u) << path;
+    EXPECT_LT(std::make_pair(st.st_mtim.tv_sec, st.st_mtim.tv_nsec),
+              std::make_pair(spawned.tv_sec, spawned.tv_nsec))
+        << path << " was made at the spawn, not ahead";
+    EXPECT_NE(idmap.find("\"uid\": " + std::to_string(st.st_uid)), std::string::npos)
+        << path << " owned by " << st.st_uid << ", slot " << idmap;
+  }
+  EXPECT_EQ(
+      Exec(uuid,
+           "test -e /proc/1/status && test -c /dev/null && test -d /sys/class && echo mounted"),
+      "mounted\n");
+  // The first (made at its spawn, by its init) has them too, the same way.
+  const std::string cold = Str(first.Json(), "uuid");
+  struct stat cold_st, pooled_st;
+  ASSERT_EQ(::lstat(UpperFile(cold, "proc").c_str(), &cold_st), 0);
+  ASSERT_EQ(::lstat(UpperFile(uuid, "proc").c_str(), &pooled_st), 0);
+  EXPECT_EQ(cold_st.st_mode, pooled_st.st_mode);
+}
+
 TEST_F(RootfsPoolTest, AnotherImageGoesTheNormalWayAndAnImageDeleteDropsThePooledRoot) {
   // A second image: busybox and one more file.
   TempDir scratch;
