@@ -771,15 +771,16 @@ StateRecord CreateContainer(const CreateOptions& options, std::unique_ptr<Shell>
       cgroup_fds.push_back(v2_procs.get());
     }
     shell->SendCgroupsToInit(cgroup_fds);
-    record.init_pid = shell->init_pid();
-    record.init_start_time = ProcessStartTime(record.init_pid);
-    record.monitor_pid = shell->monitor_pid();
-    // Before the monitor reports ready: the caller may read the state at once.
-    WriteStateRecord(state_dir, record);
     // The monitor's part: its arguments, as a cold create's M would exec it with.
     std::vector<int> monitor_fds = {start.write.get(), exec_err.read.get(), ready.write.get()};
     if (console.read) monitor_fds.push_back(console.read.get());
     shell->SendToMonitor(monitor::MonitorClaimWords(margs), monitor_fds);
+    // While the init finishes its root: before we return, as the caller may read the state
+    // at once (the monitor never reads it).
+    record.init_pid = shell->init_pid();
+    record.init_start_time = ProcessStartTime(record.init_pid);
+    record.monitor_pid = shell->monitor_pid();
+    WriteStateRecord(state_dir, record);
     timer.Mark("claim");
   }
   // Double fork: M ends up in its own session, re-parented away from us, so a long-lived
