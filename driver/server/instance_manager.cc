@@ -664,29 +664,9 @@ InstanceView InstanceManager::Create(const rapidjson::Value& body) {
   rec.stop_signal = image.config.config.stop_signal;
   ParseSignal(rec.stop_signal);
 
-  auto prepared = Clock::now();
-  const std::string rootfs = RootfsDir(uuid);
-  MakeDirs(rootfs, 0755);
-  if (pooled) {
-    try {
-      RootfsPool::Attach(*pooled, rootfs);
-    } catch (const Error& e) {
-      spdlog::warn("instance {}: the root made ahead did not move in ({}); mounting it anew", uuid,
-                   e.message());
-      pooled.reset();
-      snapshot_mounts = images_.layers().Mounts(disk);
-    }
-  }
-  if (!pooled) {
-    MountInstanceRootfs(snapshot_mounts, rootfs, id_range, IdmapScratch(dir), userns_cache_);
-  }
-  rollback.Add([rootfs] { store::UnmountAll(rootfs, true); });
-  if (pooled) TestPausePoint("spawn-after-pooled-root");
-  timer.Mark("rootfs");
-
-  auto mounted = Clock::now();
-  // The record, the commit point, is written and synced while the container is made, under
-  // a temp name, after the files it names; it is renamed into place while the container
+  // The record, the commit point, is complete now: it is written and synced while the root
+  // is mounted and the container made, under a temp name, after the files it names (a file
+  // written from here on is synced at once); it is renamed into place while the container
   // starts, and the directory's fsync overlaps the start. A berthd killed between the two
   // finds a record whose container was created and not started, with launched_at set:
   // Recover starts it (a "start": false spawn records no launched_at until its start).
@@ -714,6 +694,28 @@ InstanceView InstanceManager::Create(const rapidjson::Value& body) {
         timer.Mark("both synced");
         return file;
       });
+
+  auto prepared = Clock::now();
+  const std::string rootfs = RootfsDir(uuid);
+  MakeDirs(rootfs, 0755);
+  if (pooled) {
+    try {
+      RootfsPool::Attach(*pooled, rootfs);
+    } catch (const Error& e) {
+      spdlog::warn("instance {}: the root made ahead did not move in ({}); mounting it anew", uuid,
+                   e.message());
+      pooled.reset();
+      snapshot_mounts = images_.layers().Mounts(disk);
+    }
+  }
+  if (!pooled) {
+    MountInstanceRootfs(snapshot_mounts, rootfs, id_range, IdmapScratch(dir), userns_cache_);
+  }
+  rollback.Add([rootfs] { store::UnmountAll(rootfs, true); });
+  if (pooled) TestPausePoint("spawn-after-pooled-root");
+  timer.Mark("rootfs");
+
+  auto mounted = Clock::now();
   rollback.Add([this, uuid] { network_->Detach(uuid); });
   std::future<void> recorded;
   auto publish_record = [&] {
