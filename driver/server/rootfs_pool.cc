@@ -6,7 +6,6 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <chrono>
 #include <vector>
 
@@ -23,17 +22,6 @@
 
 namespace berth::server {
 namespace {
-
-// Mount points at or below `dir`, deepest first.
-std::vector<std::string> MountsBelow(const std::string& dir) {
-  std::vector<std::string> out;
-  for (auto& point : store::MountPoints()) {
-    if (point.rfind(dir + "/", 0) == 0) out.push_back(std::move(point));
-  }
-  std::sort(out.begin(), out.end(),
-            [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
-  return out;
-}
 
 // An image built FROM scratch has no /proc, /dev or /sys: the init would make them in the
 // overlay at the spawn (a copy-up's worth of work each, ~0.2 ms here). Made here instead,
@@ -64,7 +52,7 @@ RootfsPool::RootfsPool(std::string dir, store::ImageStore& images, std::mutex& i
 RootfsPool::~RootfsPool() { Stop(); }
 
 void RootfsPool::RemoveLeftovers() {
-  for (const auto& point : MountsBelow(dir_)) {
+  for (const auto& point : store::MountPointsBelow(dir_)) {
     spdlog::warn("rootfs pool: unmounting the leftover {}", point);
     if (::umount2(point.c_str(), MNT_DETACH) != 0 && errno != EINVAL && errno != ENOENT) {
       ThrowErrno("umount", point);

@@ -193,7 +193,6 @@ struct InitPlan {
   // "tasks" of each v1 hierarchy, which the init joins itself (JoinedCgroups); empty when
   // M moves it by pid instead.
   std::vector<int> v1_tasks_fds;
-  int v2_procs_fd = -1;
   // A claimed shell's init: its namespaces are entered and loopback is up already.
   bool shell = false;
   // A shell's init: its cgroups arrive here (shell_internal.h) while it builds its root,
@@ -254,13 +253,11 @@ InitPlan PlanInit(const spec::Spec& spec, const NamespacePlan& namespaces,
           throw Error(ErrorKind::kInternal, "shell claim: malformed");
         ::close(p.cgroups_fd);
       }
-      // "0" moves the writer alone, which takes no global lock (a single-threaded process).
+      // "0" moves the writer alone: through a v1 "tasks" file that takes no global lock (a
+      // single-threaded process); cgroup2 has no such path, and its cgroup.procs takes the
+      // threadgroup lock.
       for (int fd : p.v1_tasks_fds) {
         if (::write(fd, "0", 1) != 1) ThrowErrno("write", "cgroup tasks (join own cgroup)");
-      }
-      // cgroup2 has no such path: a move through cgroup.procs takes the threadgroup lock.
-      if (p.v2_procs_fd >= 0 && ::write(p.v2_procs_fd, "0", 1) != 1) {
-        ThrowErrno("write", "cgroup.procs (join own cgroup2 group)");
       }
       for (const UniqueFd& fd : arrived) {
         if (::write(fd.get(), "0", 1) != 1) ThrowErrno("write", "cgroup (join own cgroup)");

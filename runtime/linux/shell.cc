@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 #include <rapidjson/document.h>
@@ -232,20 +233,24 @@ void Shell::SendToMonitor(std::string_view body, const std::vector<int>& fds) {
   to_m_.reset();
 }
 
-std::vector<UniqueFd> Shell::Release() {
-  std::vector<UniqueFd> fds;
-  fds.push_back(std::move(to_m_));
-  fds.push_back(std::move(to_init_));
-  fds.push_back(std::move(m_pidfd_));
-  fds.push_back(std::move(init_pidfd_));
-  return fds;
+void Shell::SendTo(int sock, std::string_view what) {
+  const std::string body = "ok " + std::to_string(m_pid_) + " " + std::to_string(init_pid_);
+  SendMessageWithFds(sock, body, {to_m_.get(), to_init_.get(), m_pidfd_.get(), init_pidfd_.get()},
+                     what);
+  // The receiver's copies are the shell now: ours close without ending it.
+  to_m_.reset();
+  to_init_.reset();
+  m_pidfd_.reset();
+  init_pidfd_.reset();
 }
 
-std::unique_ptr<Shell> Shell::Adopt(const ShellShape& shape, pid_t monitor_pid, pid_t init_pid,
-                                    std::vector<UniqueFd> fds) {
-  if (fds.size() != 4 || monitor_pid <= 0 || init_pid <= 0 ||
+std::unique_ptr<Shell> Shell::FromMessage(const ShellShape& shape, const std::string& body,
+                                          std::vector<UniqueFd> fds) {
+  int monitor_pid = 0, init_pid = 0;
+  if (std::sscanf(body.c_str(), "ok %d %d", &monitor_pid, &init_pid) != 2 || monitor_pid <= 0 ||
+      init_pid <= 0 || fds.size() != 4 ||
       !std::all_of(fds.begin(), fds.end(), [](const UniqueFd& fd) { return fd.get() >= 0; })) {
-    throw Error(ErrorKind::kInternal, "adopt shell: wrong pids or descriptors");
+    return nullptr;
   }
   auto shell = std::unique_ptr<Shell>(new Shell());
   shell->shape_ = shape;

@@ -81,13 +81,17 @@ class Shell {
   void SendCgroupsToInit(const std::vector<int>& fds);
   void SendToMonitor(std::string_view body, const std::vector<int>& fds);
 
-  // A shell made in another process (shell_zygote.h) travels as its shape, its two pids
-  // and these descriptors, in this order: to M, to the init, M's pidfd, the init's pidfd.
-  // Release leaves this Shell empty: its destruction then ends nothing.
-  std::vector<UniqueFd> Release();
-  // kInternal unless `fds` are the four Release gives.
-  static std::unique_ptr<Shell> Adopt(const ShellShape& shape, pid_t monitor_pid, pid_t init_pid,
-                                      std::vector<UniqueFd> fds);
+  // A shell made in another process (shell_zygote.h), or handed on to the daemon
+  // (Spawner::Expect), travels as one message on a stream socket (SendMessageWithFds):
+  // "ok <M pid> <init pid>" with its descriptors to M, to the init, M's pidfd and the init's
+  // pidfd. The sender words any other answer itself ("err <why>", "none"), without
+  // descriptors. SendTo leaves this Shell empty (its destruction then ends nothing); it
+  // throws as SendMessageWithFds does.
+  void SendTo(int sock, std::string_view what);
+  // The shell a received message carries; null for any other answer, or an "ok" without
+  // its pids and four descriptors.
+  static std::unique_ptr<Shell> FromMessage(const ShellShape& shape, const std::string& body,
+                                            std::vector<UniqueFd> fds);
 
  private:
   friend std::unique_ptr<Shell> MakeShell(const ShellShape& shape, ShellParent parent);

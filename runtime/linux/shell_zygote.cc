@@ -21,9 +21,8 @@
 namespace berth::container {
 namespace {
 
-// Request: the shape (ShellShapeJson), no descriptors. Reply: "ok <M pid> <init pid>" with
-// the four descriptors of Shell::Release, or "err <message>" without any. Both framed by
-// SendMessageWithFds on a stream socket.
+// Request: the shape (ShellShapeJson), no descriptors. Reply: the shell (Shell::SendTo), or
+// "err <message>" without descriptors. Both framed by SendMessageWithFds on a stream socket.
 constexpr size_t kMaxMessage = 64u << 10;
 
 bool ExitedWithin(int pidfd, int timeout_ms) {
@@ -61,20 +60,19 @@ bool ExitedWithin(int pidfd, int timeout_ms) {
       ::_exit(1);  // the stream is out of step: the spawner sees us gone and goes cold
     }
     unexpected.clear();
-    std::string reply;
-    std::vector<UniqueFd> fds;
+    std::unique_ptr<Shell> shell;
+    std::string error;
     try {
-      auto shell = MakeShell(ParseShellShape(request), ShellParent::kCallersParent);
-      reply =
-          "ok " + std::to_string(shell->monitor_pid()) + " " + std::to_string(shell->init_pid());
-      fds = shell->Release();
+      shell = MakeShell(ParseShellShape(request), ShellParent::kCallersParent);
     } catch (const std::exception& e) {
-      reply = std::string("err ") + e.what();
+      error = std::string("err ") + e.what();
     }
-    std::vector<int> raw;
-    for (const UniqueFd& fd : fds) raw.push_back(fd.get());
     try {
-      SendMessageWithFds(sock, reply, raw, "shell zygote reply");
+      if (shell) {
+        shell->SendTo(sock, "shell zygote reply");
+      } else {
+        SendMessageWithFds(sock, error, {}, "shell zygote reply");
+      }
     } catch (const std::exception&) {
       ::_exit(0);  // our copies close with us: an unsent shell ends (its sockets hang up)
     }
@@ -148,11 +146,9 @@ std::unique_ptr<Shell> ShellZygote::Make(const ShellShape& shape) {
     throw gone(e.message());
   }
   if (reply.rfind("err ", 0) == 0) throw Error(ErrorKind::kSystem, reply.substr(4));
-  int m = 0, init = 0;
-  if (std::sscanf(reply.c_str(), "ok %d %d", &m, &init) != 2 || fds.size() != 4) {
-    throw gone("bad reply \"" + reply + "\"");
-  }
-  return Shell::Adopt(shape, m, init, std::move(fds));
+  std::unique_ptr<Shell> shell = Shell::FromMessage(shape, reply, std::move(fds));
+  if (!shell) throw gone("bad reply \"" + reply + "\"");
+  return shell;
 }
 
 }  // namespace berth::container

@@ -285,20 +285,15 @@ std::string ErrorLine(ErrorKind kind, int sys_errno, std::string message) {
 // A take waits at most this long for its shell; the daemon asks again after its next spawn.
 constexpr std::chrono::seconds kLongestTakeWait{60};
 
-// The reply to a take: "ok <M pid> <init pid>" with the four descriptors of Shell::Release,
-// or "none"; framed by SendMessageWithFds, as the zygote hands shells to us. A shell the
-// daemon no longer waits for ends with our copies of its sockets.
+// The reply to a take: the shell (Shell::SendTo, as the zygote hands shells to us), or
+// "none". A shell the daemon no longer waits for ends with our copies of its sockets.
 void HandOverShell(int fd, std::unique_ptr<Shell> shell) {
-  std::string reply = "none";
-  std::vector<UniqueFd> fds;
-  if (shell) {
-    reply = "ok " + std::to_string(shell->monitor_pid()) + " " + std::to_string(shell->init_pid());
-    fds = shell->Release();
-  }
-  std::vector<int> raw;
-  for (const UniqueFd& f : fds) raw.push_back(f.get());
   try {
-    SendMessageWithFds(fd, reply, raw, "spawner shell hand-over");
+    if (shell) {
+      shell->SendTo(fd, "spawner shell hand-over");
+    } else {
+      SendMessageWithFds(fd, "none", {}, "spawner shell hand-over");
+    }
   } catch (const std::exception&) {
     // The daemon stopped waiting (it is stopping, or expects another shape now).
   }
@@ -582,10 +577,8 @@ void Spawner::FetchShells() {
     std::vector<UniqueFd> fds;
     std::unique_ptr<Shell> shell;
     try {
-      int m = 0, init = 0;
-      if (ReceiveMessageWithFds(request.get(), &reply, &fds, "spawner shell hand-over", 4096) &&
-          std::sscanf(reply.c_str(), "ok %d %d", &m, &init) == 2) {
-        shell = Shell::Adopt(shape, m, init, std::move(fds));
+      if (ReceiveMessageWithFds(request.get(), &reply, &fds, "spawner shell hand-over", 4096)) {
+        shell = Shell::FromMessage(shape, reply, std::move(fds));
       }
     } catch (const std::exception&) {
       // Stopped, or a reply out of step: no shell this time; creates go through the spawner.

@@ -4,6 +4,7 @@
 #include <sys/mount.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <fstream>
 #include <map>
@@ -141,6 +142,16 @@ std::vector<std::string> MountPoints() {
     if (pos == std::string::npos) continue;
     out.push_back(line.substr(pos, line.find(' ', pos) - pos));
   }
+  return out;
+}
+
+std::vector<std::string> MountPointsBelow(const std::string& dir) {
+  std::vector<std::string> out;
+  for (auto& point : MountPoints()) {
+    if (point.rfind(dir + "/", 0) == 0) out.push_back(std::move(point));
+  }
+  std::sort(out.begin(), out.end(),
+            [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
   return out;
 }
 

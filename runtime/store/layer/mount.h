@@ -25,5 +25,7 @@ void UnmountAll(const std::string& target, bool lazy = false);
 
 // The mount points of this process's mount namespace (/proc/self/mountinfo), in its order.
 std::vector<std::string> MountPoints();
+// Those strictly below `dir`, deepest first: the order to unmount them in.
+std::vector<std::string> MountPointsBelow(const std::string& dir);
 
 }  // namespace berth::store

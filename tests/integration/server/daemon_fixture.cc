@@ -11,7 +11,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -206,13 +205,7 @@ void Daemon::Finish(int timeout_s) {
   Kill9();
   // A killed berthd's next start would unmount these (the rootfs pool's staging mounts, an
   // instance's root mid-spawn); there is no next start.
-  std::vector<std::string> below;
-  for (auto& point : store::MountPoints()) {
-    if (point.rfind(dir_ + "/", 0) == 0) below.push_back(std::move(point));
-  }
-  std::sort(below.begin(), below.end(),
-            [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
-  for (const auto& point : below) ::umount2(point.c_str(), MNT_DETACH);
+  for (const auto& point : store::MountPointsBelow(dir_)) ::umount2(point.c_str(), MNT_DETACH);
 }
 
 void Daemon::Terminate() {

@@ -18,6 +18,7 @@
 #include <gtest/gtest.h>
 
 #include "runtime/common/file_util.h"
+#include "runtime/store/layer/mount.h"
 #include "tests/integration/server/daemon_fixture.h"
 #include "tests/support/test_env.h"
 
@@ -70,11 +71,7 @@ class RootfsPoolFixture : public ServerTest {
     ServerTest::TearDown();
     // A berthd that failed to clean its staging mounts must not keep the test's temp dir.
     if (daemon_) {
-      std::istringstream lines(MountsBelow(PoolDir()));
-      for (std::string line; std::getline(lines, line);) {
-        std::istringstream fields(line);
-        std::string point;
-        for (int i = 0; i < 5; ++i) fields >> point;
+      for (const auto& point : store::MountPointsBelow(PoolDir())) {
         ::umount2(point.c_str(), MNT_DETACH);
       }
     }
