@@ -486,6 +486,8 @@ container::StateRecord InstanceManager::MakeContainer(container::CreateOptions& 
     }
   }
   if (spawner_ && spawner_->alive()) {
+    // The spawner's create makes what is missing of the cgroup: none of it, once this is done.
+    if (options.cgroup_made_ahead.valid()) options.cgroup_made_ahead.get();
     try {
       return spawner_->Create(options, spec_json, used_shell);
     } catch (const Error& e) {
@@ -538,6 +540,7 @@ InstanceManager::Launched InstanceManager::Launch(const InstanceRecord& record,
   const std::string spec_json = spec::SerializeSpec(o.spec);
   WriteFileAtomic(JoinPath(o.bundle, "config.json"), spec_json, 0600, Durability::kAtomicOnly);
   o.cgroup_path = CgroupPath(record.uuid);
+  if (spawn) o.cgroup_made_ahead = spawn->cgroup_made;
   o.console_max = config_.console_max_bytes;
   timer.Mark("spec");
   container::StateRecord state = MakeContainer(o, spec_json, &launched.from_shell);
@@ -625,6 +628,23 @@ InstanceView InstanceManager::Create(const rapidjson::Value& body) {
   const std::string dir = InstanceDir(uuid);
   if (::mkdir(dir.c_str(), 0700) != 0) ThrowErrno("mkdir", dir);
   rollback.Add([dir] { RemoveTree(dir); });
+  // The cgroup's directories (a mkdir in each hierarchy, ~0.7 ms with v1's eight) are made
+  // while the rest is: the create waits for them. After the instance's directory, so that
+  // a berthd killed from here on leaves a directory the next start tears down, cgroup too.
+  std::shared_future<void> cgroup_made =
+      std::async(std::launch::async, [host = cgroup_host_, path = CgroupPath(uuid)] {
+        cgroup::OpenCgroup(host, path)->Create();
+      }).share();
+  rollback.Add([this, uuid, cgroup_made] {
+    cgroup_made.wait();
+    try {
+      auto cg = cgroup::OpenCgroup(cgroup_host_, CgroupPath(uuid));
+      cg->KillAll();
+      cg->Destroy();
+    } catch (const Error& e) {
+      spdlog::error("instance {}: remove the cgroup of a spawn undone: {}", uuid, e.message());
+    }
+  });
   network_->Save(dir, net_request);
   std::optional<IdRange> id_range, next_range;
   if (ranges_ && !security.privileged) {
@@ -747,7 +767,7 @@ InstanceView InstanceManager::Create(const rapidjson::Value& body) {
   };
   Launched launched;
   try {
-    const SpawnInputs inputs{id_range, net_request};
+    const SpawnInputs inputs{id_range, net_request, cgroup_made};
     launched = Launch(rec, image.config, start_now, next_range, publish_record, &inputs);
   } catch (...) {
     unpublish_record();

@@ -17,6 +17,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <functional>
+#include <future>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -209,6 +210,7 @@ class InstanceManager {
   struct SpawnInputs {
     std::optional<IdRange> id_range;
     NetworkRequest network;
+    std::shared_future<void> cgroup_made;  // the instance's cgroup, being made ahead
   };
   // `next_range`: the user namespace slot the next spawn likely gets. `before_start` runs
   // once the container exists and its network is attached, just before it is started.

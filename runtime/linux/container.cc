@@ -177,6 +177,20 @@ JoinedCgroups OpenCgroupsToJoin(const cgroup::CgroupHost& host, const std::strin
   return j;
 }
 
+// A shell's init joins its cgroups by writing "0" to each.
+void SendCgroupsToShell(Shell& shell, const cgroup::CgroupHost& host, const std::string& path,
+                        const JoinedCgroups& joined) {
+  std::vector<int> cgroup_fds;
+  for (const auto& fd : joined.v1_tasks) cgroup_fds.push_back(fd.get());
+  UniqueFd v2_procs;
+  if (joined.v2_dir) {
+    v2_procs.reset(::openat(joined.v2_dir.get(), "cgroup.procs", O_WRONLY | O_CLOEXEC));
+    if (!v2_procs) ThrowErrno("open", JoinPath(host.unified_mount, path) + "/cgroup.procs");
+    cgroup_fds.push_back(v2_procs.get());
+  }
+  shell.SendCgroupsToInit(cgroup_fds);
+}
+
 // Everything the container's init needs, prepared before clone.
 struct InitPlan {
   const spec::Spec* spec;
@@ -691,7 +705,11 @@ StateRecord CreateContainer(const CreateOptions& options, std::unique_ptr<Shell>
 
   std::shared_ptr<cgroup::Cgroup> cg = cgroup::OpenCgroup(host, cgroup_path);
   try {
-    cg->Create();
+    if (options.cgroup_made_ahead.valid()) {
+      options.cgroup_made_ahead.get();
+    } else {
+      cg->Create();
+    }
   } catch (const Error&) {
     cgroup::ForgetCachedCgroupHost();  // in case the layout changed in a way not fingerprinted
     throw;
@@ -703,11 +721,21 @@ StateRecord CreateContainer(const CreateOptions& options, std::unique_ptr<Shell>
   });
   spec::Resources resources = spec.linux.resources.value_or(spec::Resources{});
   resources.devices = EffectiveDeviceRules(spec);
-  cg->Apply(resources);
-  timer.Mark("cgroup apply");
-
-  InitPlan init = PlanInit(spec, namespaces, host, cgroup_path);
+  // A cold init joins a group with its limits; a shell's init, waiting for its groups, gets
+  // them first (it builds its root meanwhile) and they get their limits right after, still
+  // long before the process it will run starts.
+  if (!shell) {
+    cg->Apply(resources);
+    timer.Mark("cgroup apply");
+  }
   JoinedCgroups joined = OpenCgroupsToJoin(host, cgroup_path);
+  if (shell) {
+    SendCgroupsToShell(*shell, host, cgroup_path, joined);
+    timer.Mark("cgroups sent");
+    cg->Apply(resources);
+    timer.Mark("cgroup apply");
+  }
+  InitPlan init = shell ? InitPlan{} : PlanInit(spec, namespaces, host, cgroup_path);
   timer.Mark("plan");
 
   if (terminal) init.rootfs.console = pty_slave_path;
@@ -757,17 +785,6 @@ StateRecord CreateContainer(const CreateOptions& options, std::unique_ptr<Shell>
 
   timer.Mark("pipes+command");
   if (shell) {
-    // The init's cgroups: it joins them by writing "0" to each.
-    std::vector<int> cgroup_fds;
-    for (const auto& fd : joined.v1_tasks) cgroup_fds.push_back(fd.get());
-    UniqueFd v2_procs;
-    if (joined.v2_dir) {
-      v2_procs.reset(::openat(joined.v2_dir.get(), "cgroup.procs", O_WRONLY | O_CLOEXEC));
-      if (!v2_procs)
-        ThrowErrno("open", JoinPath(host.unified_mount, cgroup_path) + "/cgroup.procs");
-      cgroup_fds.push_back(v2_procs.get());
-    }
-    shell->SendCgroupsToInit(cgroup_fds);
     // The monitor's part: its arguments, as a cold create's M would exec it with.
     std::vector<int> monitor_fds = {start.write.get(), exec_err.read.get(), ready.write.get()};
     if (console.read) monitor_fds.push_back(console.read.get());

@@ -12,6 +12,7 @@
 
 #include <sys/types.h>
 
+#include <future>
 #include <memory>
 #include <optional>
 #include <string>
@@ -47,6 +48,10 @@ struct CreateOptions {
   // monitor is the child of whoever made the shell (the spawner, for a shell it handed
   // over), which must reap it: a shell is claimed only with this set.
   bool caller_reaps_monitor = false;
+  // The caller made the cgroup's directories itself, ahead (berthd does, beside the rest of a
+  // spawn): the create waits for this instead of making them, and owns them from then on (a
+  // failed create removes them). Its limits are still the create's to write.
+  std::shared_future<void> cgroup_made_ahead;
 };
 
 StateRecord CreateContainer(const CreateOptions& options);

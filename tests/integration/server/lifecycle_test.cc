@@ -60,6 +60,28 @@ TEST_F(LifecycleTest, SpawnRunsTheContainerAndDeleteRemovesEverything) {
   EXPECT_NE(::kill(pid, 0), 0);
 }
 
+// A spawn's cgroup is made while the rest of it is (its image looked up, its root mounted):
+// one that fails after that leaves no group behind, in any hierarchy.
+TEST_F(LifecycleTest, ASpawnThatFailsLeavesNoCgroup) {
+  const std::string uuid = "0a9b8c7d-6e5f-4a3b-9c2d-1e0f9a8b7c6d";
+  HttpResult r =
+      daemon().Post("/v1/instances", R"({"uuid": ")" + uuid + R"(", "image": "no-such-image"})");
+  EXPECT_EQ(r.status, 404) << r.body;
+  EXPECT_FALSE(PathExists(InstanceDir(uuid)));
+  std::vector<std::string> hierarchy_roots = {"/sys/fs/cgroup"};  // v2; v1's are below
+  std::error_code ec;
+  for (const auto& c : std::filesystem::directory_iterator("/sys/fs/cgroup", ec)) {
+    hierarchy_roots.push_back(c.path().string());
+  }
+  int hierarchies = 0;
+  for (const auto& root : hierarchy_roots) {
+    if (!PathExists(root + "/" + daemon().cgroup_parent())) continue;
+    ++hierarchies;
+    EXPECT_FALSE(PathExists(root + "/" + daemon().cgroup_parent() + "/" + uuid)) << root;
+  }
+  EXPECT_GT(hierarchies, 0) << "no hierarchy has the daemon's cgroup parent: nothing was checked";
+}
+
 TEST_F(LifecycleTest, HostnameIsSeparateFromTheName) {
   std::string a = CreateInstance(R"("name": "Nova's Web Server #2", "hostname": "web-2")");
   EXPECT_EQ(Str(Show(a), "name"), "Nova's Web Server #2");
