@@ -631,10 +631,10 @@ InstanceView InstanceManager::Create(const rapidjson::Value& body) {
   // The cgroup's directories (a mkdir in each hierarchy, ~0.7 ms with v1's eight) are made
   // while the rest is: the create waits for them. After the instance's directory, so that
   // a berthd killed from here on leaves a directory the next start tears down, cgroup too.
-  std::shared_future<void> cgroup_made =
-      std::async(std::launch::async, [host = cgroup_host_, path = CgroupPath(uuid)] {
-        cgroup::OpenCgroup(host, path)->Create();
-      }).share();
+  auto make_cgroup = [host = cgroup_host_, path = CgroupPath(uuid)] {
+    cgroup::OpenCgroup(host, path)->Create();
+  };
+  std::shared_future<void> cgroup_made = background_.Run(make_cgroup).share();
   rollback.Add([this, uuid, cgroup_made] {
     cgroup_made.wait();
     try {
@@ -695,13 +695,13 @@ InstanceView InstanceManager::Create(const rapidjson::Value& body) {
   // Each fsync is a disk write (~1.5 ms here): the files the record names and the record
   // itself are synced side by side, and the record is staged once both are done, so what
   // it names is on disk before it.
-  std::future<void> named_synced = std::async(std::launch::async, [files = deferred.Release()] {
+  Pending<void> named_synced = background_.Start([files = deferred.Release()] {
     PhaseTimer timer("record");
     FsyncFilesAndDirs(files);
     timer.Mark("named synced");
   });
-  std::future<StagedFile> staged =
-      std::async(std::launch::async, [&record_path, &named_synced, json = InstanceToJson(rec)] {
+  Pending<StagedFile> staged =
+      background_.Start([&record_path, &named_synced, json = InstanceToJson(rec)] {
         PhaseTimer timer("record");
         StagedFile file = StageFile(record_path, json, 0600);
         timer.Mark("staged");
@@ -737,10 +737,10 @@ InstanceView InstanceManager::Create(const rapidjson::Value& body) {
 
   auto mounted = Clock::now();
   rollback.Add([this, uuid] { network_->Detach(uuid); });
-  std::future<void> recorded;
+  Pending<void> recorded;
   auto publish_record = [&] {
     TestPausePoint("spawn-after-launch");
-    recorded = std::async(std::launch::async, [&staged] {
+    recorded = background_.Start([&staged] {
       PhaseTimer timer("record");
       StagedFile file = staged.get();
       timer.Mark("stage waited");

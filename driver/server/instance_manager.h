@@ -37,6 +37,7 @@
 #include "driver/server/rootfs_pool.h"
 #include "driver/server/userns_ranges.h"
 #include "runtime/cgroup/cgroup.h"
+#include "runtime/common/thread_cache.h"
 #include "runtime/linux/spawner.h"
 #include "runtime/store/image/image_store.h"
 
@@ -265,6 +266,9 @@ class InstanceManager {
   std::condition_variable refresher_cv_;
   bool refresher_stop_ = false;
   std::thread refresher_;
+  // A spawn's background work (its cgroup, its record's fsyncs). Last: it ends first,
+  // waiting for its tasks while what they use is still there.
+  ThreadCache background_;
 };
 
 // Snapshot key of an instance's disk.

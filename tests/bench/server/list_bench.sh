@@ -4,8 +4,12 @@
 # `wrk -t2 -c50 -d10s` with the token header, prints req/s, deletes everything.
 #   tests/bench/server/list_bench.sh [BUILD_DIR] [N=100] [DURATION=10s]
 set -euo pipefail
-BUILD=${1:-/work/main/build-berthd}; N=${2:-100}; DUR=${3:-10s}
-command -v wrk >/dev/null || { echo "wrk is needed (apt-get install -y wrk)" >&2; exit 1; }
+BUILD=${1:-${BERTH_BUILD_DIR:-$(cd "$(dirname "$0")/../../.." && pwd)/build}}; N=${2:-100}; DUR=${3:-10s}
+if ! command -v wrk >/dev/null; then  # the peer tool, from Debian, as the other benches do
+  echo "installing wrk from Debian" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y wrk >/dev/null ||
+    { echo "apt-get install wrk failed" >&2; exit 1; }
+fi
 D=$(mktemp -d /tmp/berth-test-bench-list.XXXXXX)
 chmod 711 "$D"  # instances in user namespaces reach their root through it
 CG=berth-test-bench-list-$$

@@ -11,7 +11,12 @@
 # POOL: berthd's [instances] rootfs_pool (false: every spawn makes its snapshot and mounts).
 # BERTH_TIMING=1: also the p50 of some of the paced spawns' steps (berthd's PhaseTimer marks).
 set -euo pipefail
-BUILD=${1:-/work/main/build-berthd}; N=${2:-50}; C=${3:-4}
+BUILD=${1:-${BERTH_BUILD_DIR:-$(cd "$(dirname "$0")/../../.." && pwd)/build}}; N=${2:-50}; C=${3:-4}
+if ! command -v wrk >/dev/null; then  # the list's req/s; as the other benches do, from Debian
+  echo "installing wrk from Debian" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y wrk >/dev/null ||
+    echo "apt-get install wrk failed: the list is timed with curl" >&2
+fi
 D=$(mktemp -d /tmp/berth-test-bench-server.XXXXXX)
 chmod 711 "$D"  # instances in user namespaces reach their root through it
 CG=berth-test-bench-$$
@@ -51,16 +56,16 @@ echo "  berthd spawn (its log):  $(grep -ho 'spawned from [^ ]* in [0-9.]* ms' "
 echo "  POST (client):           $(awk '{print 1000*$1}' "$D/post.times" | quantiles)"
 echo "  DELETE (client):         $(awk '{print 1000*$1}' "$D/delete.times" | quantiles)"
 curl -sf -H "$H" "$U/metrics" | grep 'berth_spawn_seconds_bucket' | tr '\n' ' '; echo
-for i in $(seq 10); do curl -sf -H "$H" -X POST "$U/v1/instances" \
+for _ in $(seq 10); do curl -sf -H "$H" -X POST "$U/v1/instances" \
   -d '{"image":"bb","flavor":{"vcpus":1,"memory_mb":32},"command":["sleep","1000"]}' >/dev/null; done
 if command -v wrk >/dev/null; then
   wrk -t2 -c16 -d5s -H "$H" "$U/v1/instances" | grep -E 'Requests/sec|Latency'
 else
-  s=$(date +%s.%N); for i in $(seq 200); do curl -sf -H "$H" "$U/v1/instances" >/dev/null; done
+  s=$(date +%s.%N); for _ in $(seq 200); do curl -sf -H "$H" "$U/v1/instances" >/dev/null; done
   e=$(date +%s.%N); echo "GET /v1/instances (10 instances, curl loop, no wrk): $(echo "200 / ($e - $s)" | bc -l | cut -c1-6) req/s"
 fi
 PACED=${PACED:-20}
-for i in $(seq "$PACED"); do curl -sf -H "$H" -X POST "$U/v1/instances" \
+for _ in $(seq "$PACED"); do curl -sf -H "$H" -X POST "$U/v1/instances" \
   -d '{"image":"bb","flavor":{"vcpus":1,"memory_mb":32},"command":["sleep","1000"]}' >/dev/null
   sleep 0.2; done
 paced=$(grep -h 'spawned from' "$D/out" "$D/err" | tail -n "$PACED")
@@ -77,7 +82,7 @@ if [ -n "${BERTH_TIMING:-}" ]; then  # berthd's marks are on its stderr
 fi
 for id in $(curl -sf -H "$H" "$U/v1/instances" | grep -o '"uuid":"[^"]*"' | cut -d'"' -f4); do
   curl -sf -H "$H" -X DELETE "$U/v1/instances/$id"; done
-left=$(ls "$D/state/instances" | wc -l); mounts=$(grep -c "$D" /proc/self/mountinfo || true)
+left=$(find "$D/state/instances" -mindepth 1 -maxdepth 1 | wc -l); mounts=$(grep -c "$D" /proc/self/mountinfo || true)
 containers=$(find "$D/run" -name state.json 2>/dev/null | wc -l)
 cgs=$(find /sys/fs/cgroup -maxdepth 3 -path "*$CG/*" -type d | wc -l)
 monitors=$(pgrep -f "berth-monitor --state-dir $D/" | wc -l || true)
