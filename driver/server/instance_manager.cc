@@ -510,7 +510,7 @@ container::StateRecord InstanceManager::MakeContainer(container::CreateOptions& 
 InstanceManager::Launched InstanceManager::Launch(const InstanceRecord& record,
                                                   const store::ImageConfig& image, bool start,
                                                   const std::optional<IdRange>& next_range,
-                                                  const std::function<void()>& before_start,
+                                                  const std::function<void()>& once_created,
                                                   const SpawnInputs* spawn) {
   Launched launched;
   PhaseTimer timer("launch");
@@ -542,17 +542,37 @@ InstanceManager::Launched InstanceManager::Launch(const InstanceRecord& record,
   o.cgroup_path = CgroupPath(record.uuid);
   if (spawn) o.cgroup_made_ahead = spawn->cgroup_made;
   o.console_max = config_.console_max_bytes;
+  // The namespace exists, the process has not run: the network is there before it starts.
+  // A shell's init exists before its claim: its network is attached while it builds its
+  // root, its record published once the container exists, and its monitor starts it once it
+  // is ready. A cold create's caller learns the init's pid from the create: it does all
+  // three after it.
+  bool attached = false;
+  bool published = false;
+  auto attach = [&](pid_t init_pid) {
+    network_->Attach(record.uuid, init_pid, rootfs, record.hostname,
+                     spawn ? spawn->network : network_->Load(InstanceDir(record.uuid)));
+    attached = true;
+  };
+  bool claimed_here = false;  // from a shell, by this process: its monitor starts it
+  o.before_monitor_claim = [&](pid_t init_pid) {
+    claimed_here = true;
+    attach(init_pid);
+  };
+  o.once_created = [&] {
+    if (once_created) once_created();
+    published = true;
+  };
+  o.start_when_ready = start;
   timer.Mark("spec");
   container::StateRecord state = MakeContainer(o, spec_json, &launched.from_shell);
   timer.Mark("create");
   Rollback rollback;
   rollback.Add([&] { container::DeleteContainer(config_.containers_dir(), record.uuid, true); });
-  // The namespace exists, the process has not run: the network is there before it starts.
-  network_->Attach(record.uuid, state.init_pid, rootfs, record.hostname,
-                   spawn ? spawn->network : network_->Load(InstanceDir(record.uuid)));
+  if (!attached) attach(state.init_pid);
   timer.Mark("network");
-  if (before_start) before_start();
-  if (start) container::StartContainer(config_.containers_dir(), record.uuid);
+  if (!published && once_created) once_created();
+  if (start && !claimed_here) container::StartContainer(config_.containers_dir(), record.uuid);
   timer.Mark("start");
   rollback.Commit();
   return launched;
@@ -686,10 +706,13 @@ InstanceView InstanceManager::Create(const rapidjson::Value& body) {
 
   // The record, the commit point, is complete now: it is written and synced while the root
   // is mounted and the container made, under a temp name, after the files it names (a file
-  // written from here on is synced at once); it is renamed into place while the container
-  // starts, and the directory's fsync overlaps the start. A berthd killed between the two
-  // finds a record whose container was created and not started, with launched_at set:
-  // Recover starts it (a "start": false spawn records no launched_at until its start).
+  // written from here on is synced at once); it is renamed into place once the container
+  // exists (from a shell: while its init finishes its root; cold: while it starts), and the
+  // directory's fsync overlaps that. A berthd killed after it finds a record whose container
+  // is running, or created and not started with launched_at set: Recover starts it (a
+  // "start": false spawn records no launched_at until its start). Should a shell's init
+  // also fail its set-up in that window, the instance is listed SHUTDOWN, as one whose
+  // process exited: Nova, which got no answer, deletes it.
   const std::string record_path = RecordPath(uuid);
   if (start_now) rec.launched_at = container::NowRfc3339();
   // Each fsync is a disk write (~1.5 ms here): the files the record names and the record

@@ -213,11 +213,13 @@ class InstanceManager {
     NetworkRequest network;
     std::shared_future<void> cgroup_made;  // the instance's cgroup, being made ahead
   };
-  // `next_range`: the user namespace slot the next spawn likely gets. `before_start` runs
-  // once the container exists and its network is attached, just before it is started.
+  // `next_range`: the user namespace slot the next spawn likely gets. `once_created` runs
+  // once the container exists and its network is attached, before it runs: from a shell
+  // claimed here, while its init finishes its root (its monitor starts it once it is
+  // ready); else just before the start.
   Launched Launch(const InstanceRecord& record, const store::ImageConfig& image, bool start = true,
                   const std::optional<IdRange>& next_range = std::nullopt,
-                  const std::function<void()>& before_start = {},
+                  const std::function<void()>& once_created = {},
                   const SpawnInputs* spawn = nullptr);
   // container::CreateContainer: here with the shell the spawner handed over for this slot
   // (Spawner::Expect), else through the spawner while it lives.

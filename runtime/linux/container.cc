@@ -785,6 +785,8 @@ StateRecord CreateContainer(const CreateOptions& options, std::unique_ptr<Shell>
 
   timer.Mark("pipes+command");
   if (shell) {
+    if (options.before_monitor_claim) options.before_monitor_claim(shell->init_pid());
+    margs.start_when_ready = options.start_when_ready;
     // The monitor's part: its arguments, as a cold create's M would exec it with.
     std::vector<int> monitor_fds = {start.write.get(), exec_err.read.get(), ready.write.get()};
     if (console.read) monitor_fds.push_back(console.read.get());
@@ -796,6 +798,7 @@ StateRecord CreateContainer(const CreateOptions& options, std::unique_ptr<Shell>
     record.monitor_pid = shell->monitor_pid();
     WriteStateRecord(state_dir, record);
     timer.Mark("claim");
+    if (options.once_created) options.once_created();
   }
   // Double fork: M ends up in its own session, re-parented away from us, so a long-lived
   // caller (berthd) never collects its zombie and the monitor outlives the caller.

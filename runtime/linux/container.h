@@ -12,6 +12,7 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <future>
 #include <memory>
 #include <optional>
@@ -52,12 +53,25 @@ struct CreateOptions {
   // spawn): the create waits for this instead of making them, and owns them from then on (a
   // failed create removes them). Its limits are still the create's to write.
   std::shared_future<void> cgroup_made_ahead;
+
+  // A create from a shell only (a cold create's init pid is known to its caller only once
+  // it is ready, so its caller does these after the create):
+  // What must be in place before the process may start, with the init's pid: called once
+  // the init has its claim and before the monitor has its own (berthd attaches the network).
+  std::function<void(pid_t init_pid)> before_monitor_claim;
+  // Called once the container exists (its state record written) while the init finishes
+  // its root (berthd publishes the instance's record).
+  std::function<void()> once_created;
+  // The monitor releases the init as soon as it is ready: the create returns a running
+  // container, without a start's round trip.
+  bool start_when_ready = false;
 };
 
 StateRecord CreateContainer(const CreateOptions& options);
 
 // The same with the processes of a shell made ahead (shell.h), which must have the spec's
-// shape; for a caller that reaps monitors, without inherit_stdio or a terminal.
+// shape; for a caller that reaps monitors, without inherit_stdio or a terminal. The
+// options' before_monitor_claim, once_created and start_when_ready apply here only.
 // `spec_json`: options.spec serialized, when the caller has it already.
 StateRecord CreateContainer(const CreateOptions& options, std::unique_ptr<Shell> shell,
                             std::string_view spec_json = {});

@@ -74,6 +74,7 @@ MonitorCommand::MonitorCommand(const MonitorArgs& args, std::string binary)
   if (!args.freezer.empty()) named.emplace_back("--freezer", args.freezer);
   if (!args.cgroup_procs.empty()) named.emplace_back("--cgroup-procs", args.cgroup_procs);
   if (!args.oom_file.empty()) named.emplace_back("--oom-file", args.oom_file);
+  if (args.start_when_ready) named.emplace_back("--start-when-ready", "1");
   words_.push_back(binary_);
   for (auto& [flag, value] : named) {
     words_.push_back(flag);
@@ -128,6 +129,7 @@ std::string MonitorClaimWords(const MonitorArgs& args) {
   add("--freezer", args.freezer);
   add("--cgroup-procs", args.cgroup_procs);
   add("--oom-file", args.oom_file);
+  if (args.start_when_ready) add("--start-when-ready", "1");
   return out;
 }
 

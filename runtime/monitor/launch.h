@@ -19,9 +19,10 @@ namespace berth::monitor {
 struct MonitorArgs {
   std::string state_dir;
   unsigned long long console_max = kDefaultConsoleMax;
-  std::string freezer;       // freezer.state (v1) or cgroup.freeze (v2); empty: none
-  std::string cgroup_procs;  // for "kill <sig> all"; empty: none
-  std::string oom_file;      // memory.oom_control (v1) or memory.events (v2); empty: none
+  std::string freezer;            // freezer.state (v1) or cgroup.freeze (v2); empty: none
+  std::string cgroup_procs;       // for "kill <sig> all"; empty: none
+  std::string oom_file;           // memory.oom_control (v1) or memory.events (v2); empty: none
+  bool start_when_ready = false;  // the init is released once ready: create and start in one
 };
 
 // Known only in M, after the fork.

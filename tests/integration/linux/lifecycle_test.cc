@@ -103,6 +103,14 @@ TEST_F(ContainerTest, MonitorOutlivesItsCreator) {
 TEST_F(ContainerTest, AKilledMonitorLeavesTheInitRunningAndDeletable) {
   auto record = Create("nomonitor", BaseSpec({"sleep", "60"}));
   container::StartContainer(state_root_, "nomonitor");
+  // The monitor answers a start before it writes status.json, which is all that speaks for
+  // the container once the monitor is gone: killed in between, it would still say created.
+  const std::string status = StateDir("nomonitor") + "/status.json";
+  for (int i = 0; i < 200; ++i) {
+    if (auto text = ReadFileIfExists(status); text && text->find("running") != std::string::npos)
+      break;
+    ::usleep(5000);
+  }
   ASSERT_EQ(::kill(record.monitor_pid, SIGKILL), 0);
   for (int i = 0; i < 200 && ProcessExists(record.monitor_pid); ++i) ::usleep(5000);
   // The init lives on without its monitor: still running, so delete needs --force.

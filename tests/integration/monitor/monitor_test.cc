@@ -107,6 +107,26 @@ TEST_F(MonitorTest, StartAnswersAtOnceAndAFailedExecIsTheContainersExit) {
   EXPECT_EQ(ReadFileOr(state() + "/console.log"), "exec failed\n");
 }
 
+// --start-when-ready (a shell's create in berthd): the init is released before the "ok",
+// so the container runs without a start request, and one is refused as for any running one.
+TEST_F(MonitorTest, StartWhenReadyReleasesTheInitBeforeItsOk) {
+  ContainerOptions o = Shell("echo started; sleep 100");
+  o.monitor.start_when_ready = true;
+  TestContainer c(state(), o);
+  MonitorStatus st = MonitorClient::State(state());
+  EXPECT_EQ(st.state, MonitorState::kRunning);
+  EXPECT_TRUE(st.started_at);
+  EXPECT_EQ(KindOf([&] { MonitorClient::Start(state()); }), ErrorKind::kConflict);
+  EXPECT_TRUE(Eventually([&] { return ReadFileOr(state() + "/console.log") == "started\n"; }, 5000))
+      << ReadFileOr(state() + "/console.log");
+  auto file = ReadStatusFile(state());
+  ASSERT_TRUE(file);
+  EXPECT_EQ(file->state, MonitorState::kRunning);
+  MonitorClient::Kill(state(), SIGKILL);
+  EXPECT_EQ(MonitorClient::Wait(state(), 5000).exit_signal, SIGKILL);
+  ExpectMonitorFinished(c);
+}
+
 TEST_F(MonitorTest, AFileThatCannotBeRunExits126) {
   berth::testing::TempDir bin;
   WriteFileAtomic(bin.path() + "/not-executable", "#!/bin/sh\n", 0644);

@@ -84,9 +84,11 @@ TEST_F(CrashTest, InstancesSurviveSigkillOfBerthd) {
   EXPECT_EQ(Action(uuids[0], R"({"action": "unpause"})").status, 200);
 }
 
-// The record is written while the container starts. Killed once the record is on disk and
-// before the start: the next berthd completes the spawn (and one killed before the record
-// leaves nothing: NetworkTest.SigkillDuringSpawnLeavesNothing).
+// The record is published once the container exists: from a shell, while its init finishes
+// its root (its monitor starts it once it is ready, berthd or not); cold, just before the
+// start. Killed once the record is on disk: the next berthd finds the spawn complete, or
+// completes it (and one killed before the record leaves nothing:
+// NetworkTest.SigkillDuringSpawnLeavesNothing).
 TEST_F(CrashTest, ASpawnKilledBetweenItsRecordAndItsStartIsCompleted) {
   daemon().Kill9();
   daemon().SetPauseAt("spawn-after-record");
