@@ -43,6 +43,10 @@
 //   --cgroup-procs PATH   (optional) cgroup.procs, for "kill <sig> all"
 //   --oom-file PATH       (optional) memory.oom_control (v1) or memory.events (v2);
 //                         its "oom_kill N" line says whether the OOM killer struck
+//   --start-when-ready 1  (optional, default 0) release C as soon as it reports ready, as a
+//                         "start" would, before writing "ok": the creator gets a running
+//                         container (berthd's spawns from a shell, whose network is
+//                         attached before the monitor is claimed)
 // The monitor chdir()s into --state-dir (so the socket path is short whatever the dir), so
 // the three cgroup paths must be absolute. The fds are made close-on-exec by the monitor;
 // its own stdin/stdout/stderr are replaced by /dev/null. It ignores SIGTERM, SIGINT, SIGHUP
