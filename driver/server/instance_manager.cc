@@ -547,32 +547,29 @@ InstanceManager::Launched InstanceManager::Launch(const InstanceRecord& record,
   // root, its record published once the container exists, and its monitor starts it once it
   // is ready. A cold create's caller learns the init's pid from the create: it does all
   // three after it.
-  bool attached = false;
-  bool published = false;
   auto attach = [&](pid_t init_pid) {
     network_->Attach(record.uuid, init_pid, rootfs, record.hostname,
                      spawn ? spawn->network : network_->Load(InstanceDir(record.uuid)));
-    attached = true;
   };
-  bool claimed_here = false;  // from a shell, by this process: its monitor starts it
+  // From a shell claimed by this process: both hooks ran, and its monitor starts it.
+  bool claimed_here = false;
   o.before_monitor_claim = [&](pid_t init_pid) {
     claimed_here = true;
     attach(init_pid);
   };
-  o.once_created = [&] {
-    if (once_created) once_created();
-    published = true;
-  };
+  o.once_created = once_created;
   o.start_when_ready = start;
   timer.Mark("spec");
   container::StateRecord state = MakeContainer(o, spec_json, &launched.from_shell);
   timer.Mark("create");
   Rollback rollback;
   rollback.Add([&] { container::DeleteContainer(config_.containers_dir(), record.uuid, true); });
-  if (!attached) attach(state.init_pid);
-  timer.Mark("network");
-  if (!published && once_created) once_created();
-  if (start && !claimed_here) container::StartContainer(config_.containers_dir(), record.uuid);
+  if (!claimed_here) {
+    attach(state.init_pid);
+    timer.Mark("network");
+    if (once_created) once_created();
+    if (start) container::StartContainer(config_.containers_dir(), record.uuid);
+  }
   timer.Mark("start");
   rollback.Commit();
   return launched;
@@ -658,9 +655,7 @@ InstanceView InstanceManager::Create(const rapidjson::Value& body) {
   rollback.Add([this, uuid, cgroup_made] {
     cgroup_made.wait();
     try {
-      auto cg = cgroup::OpenCgroup(cgroup_host_, CgroupPath(uuid));
-      cg->KillAll();
-      cg->Destroy();
+      RemoveCgroup(uuid);
     } catch (const Error& e) {
       spdlog::error("instance {}: remove the cgroup of a spawn undone: {}", uuid, e.message());
     }
@@ -861,15 +856,19 @@ std::shared_ptr<const std::string> InstanceManager::ListJson() {
 
 InstanceView InstanceManager::Get(const std::string& uuid) { return ViewOf(*Find(uuid)); }
 
+void InstanceManager::RemoveCgroup(const std::string& uuid) {
+  auto cg = cgroup::OpenCgroup(cgroup_host_, CgroupPath(uuid));
+  cg->KillAll();
+  cg->Destroy();
+}
+
 void InstanceManager::TearDown(const std::string& uuid, const InstanceRecord* record) {
   if (ContainerExists(uuid)) {
     container::DeleteContainer(config_.containers_dir(), uuid, true);
   } else {
     // A container whose state vanished may still have a cgroup.
     try {
-      auto cg = cgroup::OpenCgroup(cgroup_host_, CgroupPath(uuid));
-      cg->KillAll();
-      cg->Destroy();
+      RemoveCgroup(uuid);
     } catch (const Error&) {
     }
   }

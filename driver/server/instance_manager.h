@@ -234,6 +234,8 @@ class InstanceManager {
   void PowerOff(const InstanceRecord& record, int timeout_s);
   // Removes everything of an instance; missing pieces are fine. record: as for DiskKey.
   void TearDown(const std::string& uuid, const InstanceRecord* record);
+  // Kills what is left in the instance's cgroup and removes it from every hierarchy.
+  void RemoveCgroup(const std::string& uuid);
 
   Config config_;
   ImageResolver image_resolver_;

@@ -721,20 +721,16 @@ StateRecord CreateContainer(const CreateOptions& options, std::unique_ptr<Shell>
   });
   spec::Resources resources = spec.linux.resources.value_or(spec::Resources{});
   resources.devices = EffectiveDeviceRules(spec);
-  // A cold init joins a group with its limits; a shell's init, waiting for its groups, gets
-  // them first (it builds its root meanwhile) and they get their limits right after, still
-  // long before the process it will run starts.
-  if (!shell) {
-    cg->Apply(resources);
-    timer.Mark("cgroup apply");
-  }
+  // A shell's init, waiting for its groups, gets them before their limits (it builds its
+  // root meanwhile): they are written right after, long before the process it will run
+  // starts. A cold init is cloned into them after both.
   JoinedCgroups joined = OpenCgroupsToJoin(host, cgroup_path);
   if (shell) {
     SendCgroupsToShell(*shell, host, cgroup_path, joined);
     timer.Mark("cgroups sent");
-    cg->Apply(resources);
-    timer.Mark("cgroup apply");
   }
+  cg->Apply(resources);
+  timer.Mark("cgroup apply");
   InitPlan init = shell ? InitPlan{} : PlanInit(spec, namespaces, host, cgroup_path);
   timer.Mark("plan");
 
